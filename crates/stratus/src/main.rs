@@ -1,1 +1,312 @@
-fn main() {}
+//! `stratus`: an OpenStack-compatible cloud in one binary.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use stratus_core::Config;
+use stratus_db::Db;
+use stratus_identity::{Identity, Migrator};
+
+mod bench;
+mod files;
+
+#[derive(Parser)]
+#[command(
+    name = "stratus",
+    version,
+    about = "An OpenStack-compatible cloud in one binary",
+    long_about = "Stratus serves the OpenStack APIs (identity today; compute, image, network, \
+block storage to come) so the `openstack` CLI and every OpenStack client work unmodified.\n\n\
+Start a whole cloud on this machine:   stratus up\n\
+Then:   export OS_CLIENT_CONFIG_FILE=./stratus-data/clouds.yaml; openstack --os-cloud stratus token issue\n\n\
+Configuration: a TOML file (--config, see etc/stratus.toml); every option can also be set by an \
+environment variable STRATUS_<SECTION>__<KEY>, e.g. STRATUS_IDENTITY__LISTEN=127.0.0.1:5000."
+)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short, global = true, env = "STRATUS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where a local cloud keeps its database, keys and clouds.yaml (default ./stratus-data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole cloud in one process: migrate, bootstrap, serve every API.
+    Up {
+        /// The admin's password (default: generated on first start and printed once).
+        #[arg(long, env = "STRATUS_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Serve the REST APIs only (stateless; scale out behind a load balancer).
+    Api,
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Create the default domain, admin project/user, roles, region and catalog (idempotent).
+    Bootstrap {
+        #[arg(long, env = "STRATUS_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Manage the Fernet key repository that signs tokens.
+    Fernet {
+        #[command(subcommand)]
+        command: FernetCommand,
+    },
+    /// Measure a running cloud (see `stratus bench identity --help`).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply every pending migration.
+    Sync,
+}
+
+#[derive(Subcommand)]
+enum FernetCommand {
+    /// Create the key repository (a staged and a primary key) unless it exists.
+    Setup,
+    /// Promote the staged key to primary, stage a new one, drop the oldest.
+    Rotate,
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    Ok(cfg)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    let db = Db::connect(&cfg.database_url())
+        .await
+        .context("cannot open the database")?;
+    db.migrate::<Migrator>()
+        .await
+        .context("migrations failed")?;
+    Ok(db)
+}
+
+fn service_entries(cfg: &Config) -> Vec<stratus_identity::bootstrap::ServiceEntry> {
+    vec![stratus_identity::bootstrap::ServiceEntry {
+        kind: "identity".into(),
+        name: "keystone".into(),
+        url: format!("{}/v3", cfg.identity_public_url()),
+    }]
+}
+
+fn generate_password() -> String {
+    use base64::Engine;
+    let bytes: [u8; 18] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+async fn serve_identity(identity: stratus_identity::State, cfg: &Config) -> anyhow::Result<()> {
+    let addr: SocketAddr = cfg
+        .identity
+        .listen
+        .parse()
+        .with_context(|| format!("identity.listen {:?}", cfg.identity.listen))?;
+    // prune revocation events no token can outlive
+    let pruner = identity.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let horizon = (pruner.cfg.identity.token_expiration
+                + pruner.cfg.identity.allow_expired_window)
+                * 1_000_000;
+            let cutoff = chrono::Utc::now().timestamp_micros() - horizon;
+            if let Err(e) = pruner.revocations.prune(&pruner.db, cutoff).await {
+                tracing::warn!(error = %e, "pruning revocation events failed");
+            }
+        }
+    });
+    tracing::info!(%addr, "identity (keystone v3) listening");
+    stratus_core::http::serve(addr, stratus_identity::router(identity), shutdown_signal()).await
+}
+
+async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
+    let db = open_db(&cfg).await?;
+    stratus_identity::fernet::setup(
+        &cfg.fernet_key_repository(),
+        cfg.identity.fernet_max_active_keys,
+    )?;
+    let identity = Identity::open(cfg.clone(), db).await?;
+    let given = admin_password.or_else(|| {
+        (!cfg.bootstrap.admin_password.is_empty()).then(|| cfg.bootstrap.admin_password.clone())
+    });
+    let password = given.clone().unwrap_or_else(generate_password);
+    let outcome = stratus_identity::bootstrap::run(
+        &identity,
+        &password,
+        &cfg.bootstrap.region,
+        &service_entries(&cfg),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+    let known_password = if outcome.created_admin || given.is_some() {
+        Some(password.as_str())
+    } else {
+        None
+    };
+    let written = files::write_client_files(&cfg, known_password)?;
+    if outcome.created_admin && given.is_none() {
+        println!("Generated admin password (shown once): {password}");
+    }
+    println!("Stratus is up. Identity: {}/v3", cfg.identity_public_url());
+    if let Some(path) = written {
+        println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());
+        println!("  openstack --os-cloud stratus token issue");
+    }
+    serve_identity(identity, &cfg).await
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = load_config(&cli)?;
+    match cli.command {
+        Command::Up { admin_password } => up(cfg, admin_password).await,
+        Command::Api => {
+            let db = open_db(&cfg).await?;
+            let identity = Identity::open(cfg.clone(), db).await?;
+            serve_identity(identity, &cfg).await
+        }
+        Command::Db {
+            command: DbCommand::Sync,
+        } => {
+            open_db(&cfg).await?;
+            println!("database is up to date ({})", redact(&cfg.database_url()));
+            Ok(())
+        }
+        Command::Bootstrap { admin_password } => {
+            let db = open_db(&cfg).await?;
+            stratus_identity::fernet::setup(
+                &cfg.fernet_key_repository(),
+                cfg.identity.fernet_max_active_keys,
+            )?;
+            let identity = Identity::open(cfg.clone(), db).await?;
+            let given = admin_password.or_else(|| {
+                (!cfg.bootstrap.admin_password.is_empty())
+                    .then(|| cfg.bootstrap.admin_password.clone())
+            });
+            let password = given.clone().unwrap_or_else(generate_password);
+            let o = stratus_identity::bootstrap::run(
+                &identity,
+                &password,
+                &cfg.bootstrap.region,
+                &service_entries(&cfg),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+            if o.created_admin && given.is_none() {
+                println!("Generated admin password (shown once): {password}");
+            }
+            println!(
+                "bootstrap done: admin user {} on project {}",
+                o.admin_user_id, o.admin_project_id
+            );
+            Ok(())
+        }
+        Command::Fernet { command } => {
+            let dir = abs(&cfg.fernet_key_repository());
+            match command {
+                FernetCommand::Setup => {
+                    if stratus_identity::fernet::setup(&dir, cfg.identity.fernet_max_active_keys)? {
+                        println!("created key repository {}", dir.display());
+                    } else {
+                        println!("key repository {} already has keys", dir.display());
+                    }
+                }
+                FernetCommand::Rotate => {
+                    let primary = stratus_identity::fernet::rotate(
+                        &dir,
+                        cfg.identity.fernet_max_active_keys,
+                    )?;
+                    println!("rotated: key {primary} is now primary in {}", dir.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Bench { command } => bench::run(command, &cfg).await,
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stratus: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stratus: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Configuration: one TOML file, every option overridable by an environment
+//! variable `STRATUS_<SECTION>__<KEY>` (e.g. `STRATUS_IDENTITY__LISTEN`,
+//! `STRATUS_DATABASE__URL`); top-level keys as `STRATUS_<KEY>`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where a local cloud keeps everything: database, keys, clouds.yaml.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub identity: IdentityConfig,
+    pub policy: PolicyConfig,
+    pub bootstrap: BootstrapConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./stratus-data"),
+            database: DatabaseConfig::default(),
+            api: ApiConfig::default(),
+            identity: IdentityConfig::default(),
+            policy: PolicyConfig::default(),
+            bootstrap: BootstrapConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH`, `postgres://...` or `mysql://...`. Empty: SQLite in the data dir.
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; empty disables CORS.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub listen: String,
+    /// URL clients reach identity at; empty: `http://<listen>`.
+    pub public_url: String,
+    /// Token lifetime in seconds.
+    pub token_expiration: i64,
+    /// How long after expiry `allow_expired=1` may still validate a token, in seconds.
+    pub allow_expired_window: i64,
+    /// bcrypt cost for password hashes (4..=31).
+    pub password_hash_rounds: u32,
+    /// Fernet key repository; empty: `<data_dir>/fernet-keys`.
+    pub fernet_key_repository: String,
+    /// Keys kept by `fernet rotate` (primary + staged + secondaries), at least 3.
+    pub fernet_max_active_keys: usize,
+    /// Seconds a validated token is served from the in-process cache.
+    pub token_cache_seconds: u64,
+    /// Lock a user after this many failed password attempts (0: never).
+    pub lockout_failure_attempts: u32,
+    /// Seconds a locked user stays locked.
+    pub lockout_duration: i64,
+    /// Days a password stays valid (0: forever).
+    pub password_expires_days: i64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            listen: "127.0.0.1:5000".into(),
+            public_url: String::new(),
+            token_expiration: 3600,
+            allow_expired_window: 172_800,
+            password_hash_rounds: 12,
+            fernet_key_repository: String::new(),
+            fernet_max_active_keys: 3,
+            token_cache_seconds: 5,
+            lockout_failure_attempts: 0,
+            lockout_duration: 1800,
+            password_expires_days: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// YAML file of rule overrides (`"identity:get_user": "role:admin"`).
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    /// The admin's password; empty: generated on first bootstrap and printed once.
+    pub admin_password: String,
+    pub region: String,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        BootstrapConfig {
+            admin_password: String::new(),
+            region: "RegionOne".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Read `path` (if given), then apply `STRATUS_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+            None => String::new(),
+        };
+        Self::from_parts(&text, std::env::vars())
+    }
+
+    /// Build from TOML text and (name, value) environment pairs.
+    pub fn from_parts(
+        text: &str,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut root: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("STRATUS_") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.iter().any(String::is_empty) {
+                continue;
+            }
+            // only keys the configuration knows; other STRATUS_* variables are not ours to judge
+            if !Self::known_path(&path) {
+                continue;
+            }
+            let parsed = parse_env_value(&value);
+            set_path(&mut root, &path, parsed);
+        }
+        let cfg: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(cfg)
+    }
+
+    fn known_path(path: &[String]) -> bool {
+        let defaults = toml::Value::try_from(Config::default())
+            .unwrap_or(toml::Value::Table(Default::default()));
+        let mut cur = &defaults;
+        for key in path {
+            match cur.get(key.as_str()) {
+                Some(v) => cur = v,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}/stratus.db", self.data_dir.display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn identity_public_url(&self) -> String {
+        if self.identity.public_url.is_empty() {
+            format!("http://{}", self.identity.listen)
+        } else {
+            self.identity.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    pub fn fernet_key_repository(&self) -> PathBuf {
+        if self.identity.fernet_key_repository.is_empty() {
+            self.data_dir.join("fernet-keys")
+        } else {
+            PathBuf::from(&self.identity.fernet_key_repository)
+        }
+    }
+
+    pub fn http_options(&self) -> crate::http::HttpOptions {
+        crate::http::HttpOptions {
+            max_body_bytes: self.api.max_body_bytes,
+            cors_allowed_origins: self.api.cors_allowed_origins.clone(),
+        }
+    }
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    // numbers, booleans and arrays as TOML would read them; anything else is a string
+    if let Ok(t) = toml::from_str::<toml::Table>(&format!("v = {v}"))
+        && let Some(x) = t.get("v")
+    {
+        return x.clone();
+    }
+    toml::Value::String(v.to_string())
+}
+
+fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = root;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(Default::default());
+        }
+        let toml::Value::Table(t) = entry else { return };
+        cur = t;
+    }
+    cur.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file() {
+        let text = "[identity]\nlisten = \"127.0.0.1:1\"\ntoken_expiration = 10\n";
+        let env = vec![
+            (
+                "STRATUS_IDENTITY__LISTEN".to_string(),
+                "127.0.0.1:5555".to_string(),
+            ),
+            (
+                "STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS".to_string(),
+                "4".to_string(),
+            ),
+            ("STRATUS_DATA_DIR".to_string(), "/tmp/x".to_string()),
+            ("STRATUS_UNRELATED".to_string(), "zzz".to_string()),
+        ];
+        let cfg = Config::from_parts(text, env.into_iter()).unwrap();
+        assert_eq!(cfg.identity.listen, "127.0.0.1:5555");
+        assert_eq!(cfg.identity.token_expiration, 10);
+        assert_eq!(cfg.identity.password_hash_rounds, 4);
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.identity_public_url(), "http://127.0.0.1:5555");
+    }
+
+    #[test]
+    fn bad_file_is_an_error() {
+        assert!(Config::from_parts("[identity]\nlisten = 5\n", std::iter::empty()).is_err());
+        assert!(Config::from_parts("[nonsense]\n", std::iter::empty()).is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! A whole Stratus cloud in process on an ephemeral port, on the database
+//! URL a test asks for, with a small HTTP client that speaks its APIs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed setup should stop the test
+
+use std::net::SocketAddr;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub use stratus_db::testing::fresh_urls;
+
+pub const ADMIN_PASSWORD: &str = "testkit-admin-secret";
+
+/// A running cloud.
+pub struct Cloud {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub identity: stratus_identity::State,
+    pub backend: &'static str,
+    pub data_dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A response: status, headers and the JSON body (Null when empty or not JSON).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Cloud {
+    /// Start identity on `db_url` with a fresh data dir.
+    pub async fn start(backend: &'static str, db_url: &str) -> Cloud {
+        Self::start_with(backend, db_url, |_| {}).await
+    }
+
+    pub async fn start_with(
+        backend: &'static str,
+        db_url: &str,
+        tweak: impl FnOnce(&mut stratus_core::Config),
+    ) -> Cloud {
+        let data_dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut cfg = stratus_core::Config::default();
+        cfg.data_dir = data_dir.path().to_path_buf();
+        cfg.database.url = db_url.to_string();
+        cfg.identity.listen = addr.to_string();
+        cfg.identity.password_hash_rounds = 4;
+        tweak(&mut cfg);
+        Self::serve(backend, cfg, listener, data_dir).await
+    }
+
+    async fn serve(
+        backend: &'static str,
+        cfg: stratus_core::Config,
+        listener: tokio::net::TcpListener,
+        data_dir: tempfile::TempDir,
+    ) -> Cloud {
+        let addr = listener.local_addr().unwrap();
+        let db = stratus_db::Db::connect(&cfg.database_url()).await.unwrap();
+        db.migrate::<stratus_identity::Migrator>().await.unwrap();
+        stratus_identity::fernet::setup(&cfg.fernet_key_repository(), 3).unwrap();
+        let identity = stratus_identity::Identity::open(cfg.clone(), db)
+            .await
+            .unwrap();
+        let entries = vec![stratus_identity::bootstrap::ServiceEntry {
+            kind: "identity".into(),
+            name: "keystone".into(),
+            url: format!("http://{addr}/v3"),
+        }];
+        stratus_identity::bootstrap::run(&identity, ADMIN_PASSWORD, "RegionOne", &entries)
+            .await
+            .unwrap();
+        let router = stratus_identity::router(identity.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Cloud {
+            url: format!("http://{addr}"),
+            addr,
+            http: reqwest::Client::new(),
+            identity,
+            backend,
+            data_dir,
+            task,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        self.call_h(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_h(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut rb = self.http.request(method, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            rb = rb.header("x-auth-token", t);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> Resp {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{}", self.url, path))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            rb = rb.header("x-auth-token", t);
+        }
+        let r = rb.body(body.to_string()).send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+    pub async fn put(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::PUT, path, Some(token), None).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Issue a token; returns (token, body) or panics with the response.
+    pub async fn token(&self, auth: Value) -> (String, Value) {
+        let r = self
+            .call(
+                Method::POST,
+                "/v3/auth/tokens",
+                None,
+                Some(json!({ "auth": auth })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "token request failed: {}", r.text);
+        (r.header("x-subject-token").unwrap().to_string(), r.body)
+    }
+
+    pub async fn try_token(&self, auth: Value) -> Resp {
+        self.call(
+            Method::POST,
+            "/v3/auth/tokens",
+            None,
+            Some(json!({ "auth": auth })),
+        )
+        .await
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.password_token("admin", ADMIN_PASSWORD, Some("admin"))
+            .await
+    }
+
+    pub async fn password_token(
+        &self,
+        user: &str,
+        password: &str,
+        project: Option<&str>,
+    ) -> String {
+        let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": password}}}});
+        if let Some(p) = project {
+            auth["scope"] = json!({"project": {"name": p, "domain": {"id": "default"}}});
+        }
+        self.token(auth).await.0
+    }
+
+    /// Create a project and a user with `role` on it; returns (project_id, user_id, token).
+    pub async fn user_with_role(&self, admin: &str, role: &str) -> (String, String, String) {
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let p = self
+            .post(
+                "/v3/projects",
+                admin,
+                json!({"project": {"name": format!("p-{n}"), "domain_id": "default"}}),
+            )
+            .await;
+        assert_eq!(p.status, 201, "{}", p.text);
+        let pid = p.body["project"]["id"].as_str().unwrap().to_string();
+        let u = self
+            .post("/v3/users", admin, json!({"user": {"name": format!("u-{n}"), "domain_id": "default", "password": "pw-secret"}}))
+            .await;
+        assert_eq!(u.status, 201, "{}", u.text);
+        let uid = u.body["user"]["id"].as_str().unwrap().to_string();
+        let rid = self.role_id(admin, role).await;
+        let g = self
+            .put(
+                &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"),
+                admin,
+            )
+            .await;
+        assert_eq!(g.status, 204, "{}", g.text);
+        let tok = self
+            .token(json!({"identity": {"methods": ["password"], "password": {"user": {"id": uid, "password": "pw-secret"}}},
+                "scope": {"project": {"id": pid}}}))
+            .await
+            .0;
+        (pid, uid, tok)
+    }
+
+    pub async fn role_id(&self, admin: &str, name: &str) -> String {
+        let r = self.get(&format!("/v3/roles?name={name}"), admin).await;
+        r.body["roles"][0]["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// Start one cloud per reachable backend (SQLite always; PostgreSQL and MariaDB when up).
+pub async fn clouds() -> Vec<Cloud> {
+    let mut out = Vec::new();
+    for (backend, url) in fresh_urls().await {
+        out.push(Cloud::start(backend, &url).await);
+    }
+    out
+}
