@@ -146,12 +146,17 @@ def main():
         t = by_id.get(tid)
         if t is None:
             cls = base_id(tid).rsplit(".", 1)[0]
-            if cls in class_errors:
+            if cls in class_errors and class_errors[cls][1] in SKIP:
+                # skip_checks / skipException raised in setUpClass
+                status, why = "skip", class_errors[cls][2]
+                skipped.append(tid)
+            elif cls in class_errors:
                 fixture, _, why = class_errors[cls]
                 status, why = "fail", "%s failed: %s" % (fixture, why)
+                failed.append(tid)
             else:
                 status, why = "notrun", "listed but not run"
-            failed.append(tid)
+                failed.append(tid)
         elif t["status"] in PASS:
             status, why = "pass", ""
             passed.append(tid)
@@ -167,7 +172,7 @@ def main():
     # class fixtures whose class had no listed test are reported.
     listed_classes = {base_id(t).rsplit(".", 1)[0] for t in listed}
     for cls, (fixture, status, why) in sorted(class_errors.items()):
-        if cls not in listed_classes:
+        if cls not in listed_classes and status not in SKIP:
             problems.append("%s (%s) %s: %s" % (fixture, cls, status, why))
 
     bad = [r for r in rows if r[0] != "pass"]

@@ -334,8 +334,9 @@ impl Identity {
         if let Some(par) = parent {
             // a token from a token: same expiry, audit chain kept
             expires = par.expires_at;
-            if let Some(first) = par.audit_ids.first() {
-                audit_ids.push(first.clone());
+            // the chain id: the root token's audit id (the parent's own when it is the root)
+            if let Some(root) = par.audit_ids.last() {
+                audit_ids.push(root.clone());
             }
         }
         if let Some(c) = app_cred
