@@ -1,0 +1,176 @@
+//! `stratus up` as a user runs it: data and tokens survive a restart, keys
+//! rotate without invalidating tokens, and two API processes share one cloud.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stratus");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(args: &[&str], data: &std::path::Path, port: u16) -> Proc {
+    let child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("STRATUS_IDENTITY__LISTEN", format!("127.0.0.1:{port}"))
+        .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+async fn wait_ready(client: &reqwest::Client, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/v3"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("stratus did not come up on port {port}");
+}
+
+async fn token(client: &reqwest::Client, port: u16, password: &str) -> String {
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/v3/auth/tokens"))
+        .json(&json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.headers()["x-subject-token"].to_str().unwrap().to_string()
+}
+
+async fn validate(client: &reqwest::Client, port: u16, token: &str) -> u16 {
+    client
+        .get(format!("http://127.0.0.1:{port}/v3/auth/tokens"))
+        .header("x-auth-token", token)
+        .header("x-subject-token", token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn data_and_tokens_survive_restart_and_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let up = start(
+        &["up", "--admin-password", "first-secret"],
+        dir.path(),
+        port,
+    );
+    wait_ready(&client, port).await;
+    assert!(dir.path().join("clouds.yaml").exists());
+    assert!(
+        std::fs::read_to_string(dir.path().join("openrc"))
+            .unwrap()
+            .contains("OS_AUTH_URL=")
+    );
+    let tok = token(&client, port, "first-secret").await;
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/v3/projects"))
+        .header("x-auth-token", &tok)
+        .json(&json!({"project": {"name": "survivor"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    drop(up);
+
+    // rotate the keys while it is down; the old token's key is now a secondary
+    let out = Command::new(BIN)
+        .args(["fernet", "rotate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // restart without a password: bootstrap is idempotent and keeps the admin
+    let _up = start(&["up"], dir.path(), port);
+    wait_ready(&client, port).await;
+    assert_eq!(
+        validate(&client, port, &tok).await,
+        200,
+        "a token survives restart and rotation"
+    );
+    let r: Value = client
+        .get(format!("http://127.0.0.1:{port}/v3/projects?name=survivor"))
+        .header("x-auth-token", &tok)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["projects"].as_array().unwrap().len(),
+        1,
+        "data survives restart: {r}"
+    );
+    // the password given the first time still works (bootstrap did not reset it)
+    token(&client, port, "first-secret").await;
+
+    // a second API process on the same database and keys accepts the same tokens
+    let port2 = free_port();
+    let _api = start(&["api"], dir.path(), port2);
+    wait_ready(&client, port2).await;
+    assert_eq!(validate(&client, port2, &tok).await, 200);
+    let tok2 = token(&client, port2, "first-secret").await;
+    assert_eq!(validate(&client, port, &tok2).await, 200);
+    // revoked on one, refused by the other (within its revocation refresh)
+    let r = client
+        .delete(format!("http://127.0.0.1:{port2}/v3/auth/tokens"))
+        .header("x-auth-token", &tok2)
+        .header("x-subject-token", &tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = validate(&client, port, &tok).await;
+        if s == 401 || s == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "revocation never reached the other process"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
