@@ -77,7 +77,7 @@ pub fn scope_parts(scope: &Scope) -> (u8, Option<String>) {
 }
 
 /// A validated token, with everything needed to render it or authorize with it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TokenData {
     pub payload: Payload,
     pub user: user::User,
@@ -94,19 +94,37 @@ pub struct TokenData {
 /// Validated tokens, kept a few seconds; cleared on any change that could affect them.
 pub struct TokenCache {
     cache: moka::sync::Cache<String, Arc<TokenData>>,
+    /// What a (user, scope, application credential) resolves to: user, project,
+    /// domains, roles. Issuing many tokens for one user reuses it.
+    resolved: moka::sync::Cache<ResolveKey, Arc<TokenData>>,
+    catalog: moka::sync::Cache<(), Arc<Value>>,
 }
+
+type ResolveKey = (String, u8, Option<String>, Option<String>);
 
 impl TokenCache {
     pub fn new(seconds: u64) -> Self {
+        let ttl = Duration::from_secs(seconds.max(1));
         TokenCache {
             cache: moka::sync::Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(seconds.max(1)))
+                .time_to_live(ttl)
+                .build(),
+            resolved: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+            catalog: moka::sync::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(ttl)
                 .build(),
         }
     }
+    /// Forget everything cached (called after any write that tokens depend on).
     pub fn clear(&self) {
         self.cache.invalidate_all();
+        self.resolved.invalidate_all();
+        self.catalog.invalidate_all();
     }
 }
 
@@ -169,8 +187,26 @@ impl Identity {
         })
     }
 
-    /// Resolve what a payload names, refusing when any of it is gone or disabled.
+    /// Resolve what a payload names (cached for a few seconds), refusing when
+    /// any of it is gone or disabled.
     pub async fn load_token_data(&self, p: Payload) -> Result<TokenData> {
+        let key: ResolveKey = (
+            p.user_id.clone(),
+            p.scope_kind,
+            p.scope_id.clone(),
+            p.app_cred_id.clone(),
+        );
+        if let Some(hit) = self.tokens.resolved.get(&key) {
+            let mut d = (*hit).clone();
+            d.payload = p;
+            return Ok(d);
+        }
+        let d = self.resolve(p).await?;
+        self.tokens.resolved.insert(key, Arc::new(d.clone()));
+        Ok(d)
+    }
+
+    async fn resolve(&self, p: Payload) -> Result<TokenData> {
         let db = &self.db;
         let u = user::find(db, &p.user_id)
             .await?
@@ -314,9 +350,19 @@ impl Identity {
             );
         }
         if with_catalog && p.scope_kind != 0 {
-            o.insert("catalog".into(), catalog::catalog(&self.db).await?);
+            o.insert("catalog".into(), (*self.catalog().await?).clone());
         }
         Ok(json!({ "token": t }))
+    }
+
+    /// The service catalog (cached a few seconds; cleared on local changes).
+    pub async fn catalog(&self) -> Result<Arc<Value>> {
+        if let Some(c) = self.tokens.catalog.get(&()) {
+            return Ok(c);
+        }
+        let c = Arc::new(catalog::catalog(&self.db).await?);
+        self.tokens.catalog.insert((), c.clone());
+        Ok(c)
     }
 
     /// Issue a token for a user on a scope.
