@@ -175,7 +175,9 @@ def main():
         if cls not in listed_classes and status not in SKIP:
             problems.append("%s (%s) %s: %s" % (fixture, cls, status, why))
 
-    bad = [r for r in rows if r[0] != "pass"]
+    order = {"fail": 0, "notrun": 1, "skip": 2}
+    bad = sorted((r for r in rows if r[0] != "pass"),
+                 key=lambda r: (order.get(r[0], 0), r[1]))
     if bad:
         print("%s: tests that did not pass:" % args.name)
         for status, tid, why in bad:

@@ -119,6 +119,7 @@ enum Role {
     Extra,
 }
 #[derive(DeriveIden)]
+#[allow(clippy::enum_variant_names)] // the columns' names
 enum ImpliedRole {
     Table,
     PriorRoleId,

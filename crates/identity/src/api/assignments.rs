@@ -328,8 +328,9 @@ async fn system_target(s: &Identity, user: bool, actor: &str, role: Option<&str>
 }
 
 fn system_rule(user: bool, op: &str) -> String {
+    let grant = if op == "list" { "grants" } else { "grant" };
     format!(
-        "identity:{op}_system_grant_for_{}",
+        "identity:{op}_system_{grant}_for_{}",
         if user { "user" } else { "group" }
     )
 }
@@ -557,6 +558,13 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
                 });
             }
         }
+        // domain-specific roles never reach a token: leave them out of the effective list
+        let all_roles = assignment::all_roles(&s.db).await?;
+        with_implied.retain(|r| {
+            all_roles
+                .get(&r.role)
+                .is_some_and(|x| role_domain(x).is_none())
+        });
         rows = with_implied;
     }
 
@@ -658,12 +666,10 @@ async fn render_row(
     if r.scope_kind == "system" {
         v["scope"] = json!({"system": {"all": true}});
     } else {
-        if names {
-            if let Some(p) = resource::get(&s.db, &r.scope_id).await? {
-                scope["name"] = json!(p.name);
-                if r.scope_kind == "project" {
-                    scope["domain"] = domain_brief(s, &p.domain_id).await?;
-                }
+        if names && let Some(p) = resource::get(&s.db, &r.scope_id).await? {
+            scope["name"] = json!(p.name);
+            if r.scope_kind == "project" {
+                scope["domain"] = domain_brief(s, &p.domain_id).await?;
             }
         }
         v["scope"] = json!({ r.scope_kind: scope });

@@ -179,16 +179,11 @@ pub async fn implications(db: &Db) -> Result<Vec<(String, String)>> {
 pub async fn create_implied(db: &Db, prior: &str, implied: &str) -> Result<()> {
     let p = get_role(db, prior).await?;
     let i = get_role(db, implied).await?;
-    if role_domain(&i).is_some() {
+    // a global role may not imply a domain-specific one (domain roles may imply anything)
+    if role_domain(&p).is_none() && role_domain(&i).is_some() {
         return Err(IdentityError::Forbidden(format!(
-            "{implied} is a domain-specific role and may not be implied."
+            "{implied} is a domain-specific role: a global role may not imply it."
         )));
-    }
-    if role_domain(&p).is_some() && role_domain(&p) != role_domain(&i) && role_domain(&i).is_some()
-    {
-        return Err(bad(
-            "A role may only imply roles of its own domain or global roles.",
-        ));
     }
     // refuse a cycle: implied must not (transitively) imply prior
     let edges = implications(db).await?;

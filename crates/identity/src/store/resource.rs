@@ -60,11 +60,15 @@ pub struct ProjectFilter {
 }
 
 pub async fn list_projects(db: &Db, f: &ProjectFilter) -> Result<Vec<Project>> {
-    let mut q = project::Entity::find().filter(project::Column::DomainId.ne(DOMAIN_ROOT));
-    if let Some(is_domain) = f.is_domain {
-        q = q.filter(project::Column::IsDomain.eq(is_domain));
-    } else {
-        q = q.filter(project::Column::IsDomain.eq(false));
+    let mut q = project::Entity::find();
+    match f.is_domain {
+        // domains are projects acting as domains: listed only when asked for
+        Some(true) => q = q.filter(project::Column::IsDomain.eq(true)),
+        _ => {
+            q = q
+                .filter(project::Column::IsDomain.eq(false))
+                .filter(project::Column::DomainId.ne(DOMAIN_ROOT))
+        }
     }
     if let Some(d) = &f.domain_id {
         q = q.filter(project::Column::DomainId.eq(d.as_str()));

@@ -11,7 +11,7 @@ use super::revoke;
 use crate::entity::{
     application_credential, assignment, credential, group, user, user_group_membership as ugm,
 };
-use crate::error::{IdentityError, Result, bad, conflict, not_found};
+use crate::error::{IdentityError, Result, conflict, not_found};
 use crate::util::{extra_string, new_id, now_us};
 
 pub type User = user::Model;
@@ -93,9 +93,7 @@ pub struct NewUser {
 }
 
 pub async fn create(db: &Db, cfg: &stratus_core::Config, u: NewUser) -> Result<User> {
-    super::resource::get_domain(db, &u.domain_id)
-        .await
-        .map_err(|_| bad(format!("Could not find domain: {}.", u.domain_id)))?;
+    super::resource::get_domain(db, &u.domain_id).await?;
     let now = now_us();
     let (hash, expires) = match &u.password {
         Some(p) => (
@@ -309,9 +307,7 @@ pub async fn create_group(
     description: Option<String>,
     extra: &Map<String, Value>,
 ) -> Result<Group> {
-    super::resource::get_domain(db, domain_id)
-        .await
-        .map_err(|_| bad(format!("Could not find domain: {domain_id}.")))?;
+    super::resource::get_domain(db, domain_id).await?;
     let am = group::ActiveModel {
         id: Set(new_id()),
         domain_id: Set(domain_id.to_string()),
