@@ -96,10 +96,7 @@ pub enum TokenError {
 
 /// Something that turns a token string into an `AuthContext`.
 pub trait TokenValidator: Send + Sync + 'static {
-    fn validate<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Arc<AuthContext>, TokenError>>;
+    fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<AuthContext>, TokenError>>;
 }
 
 /// What the middleware found in `X-Auth-Token`.
@@ -111,26 +108,14 @@ pub enum AuthState {
 }
 
 /// Middleware: validate `X-Auth-Token` (and `X-Service-Token`) and record the result.
-pub async fn middleware(
-    validator: Arc<dyn TokenValidator>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let token = req
-        .headers()
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+pub async fn middleware(validator: Arc<dyn TokenValidator>, mut req: Request, next: Next) -> Response {
+    let token = req.headers().get("x-auth-token").and_then(|v| v.to_str().ok()).map(str::to_string);
     let state = match token {
         None => AuthState::Missing,
         Some(t) if t.is_empty() => AuthState::Missing,
         Some(t) => match validator.validate(&t).await {
             Ok(ctx) => {
-                let service = req
-                    .headers()
-                    .get("x-service-token")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                let service = req.headers().get("x-service-token").and_then(|v| v.to_str().ok()).map(str::to_string);
                 match service {
                     Some(s) if !s.is_empty() => match validator.validate(&s).await {
                         Ok(sctx) => {
@@ -168,14 +153,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<AuthState>() {
             Some(AuthState::Valid(ctx)) => Ok(Auth(ctx.clone())),
-            Some(AuthState::Invalid(_)) => Err(unauthorized(
-                &parts.extensions,
-                "The request you have made requires authentication.",
-            )),
-            _ => Err(unauthorized(
-                &parts.extensions,
-                "The request you have made requires authentication.",
-            )),
+            Some(AuthState::Invalid(_)) => {
+                Err(unauthorized(&parts.extensions, "The request you have made requires authentication."))
+            }
+            _ => Err(unauthorized(&parts.extensions, "The request you have made requires authentication.")),
         }
     }
 }
@@ -189,10 +170,7 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(enforcer: stratus_policy::Enforcer, style: crate::fault::FaultStyle) -> Self {
-        Policy {
-            enforcer: Arc::new(enforcer),
-            style,
-        }
+        Policy { enforcer: Arc::new(enforcer), style }
     }
 
     pub fn allowed(&self, ctx: &AuthContext, rule: &str, target: &Value) -> bool {

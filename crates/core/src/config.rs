@@ -49,10 +49,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig {
-            max_body_bytes: 1024 * 1024,
-            cors_allowed_origins: Vec::new(),
-        }
+        ApiConfig { max_body_bytes: 1024 * 1024, cors_allowed_origins: Vec::new() }
     }
 }
 
@@ -117,10 +114,7 @@ pub struct BootstrapConfig {
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        BootstrapConfig {
-            admin_password: String::new(),
-            region: "RegionOne".into(),
-        }
+        BootstrapConfig { admin_password: String::new(), region: "RegionOne".into() }
     }
 }
 
@@ -128,20 +122,15 @@ impl Config {
     /// Read `path` (if given), then apply `STRATUS_*` environment overrides.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let text = match path {
-            Some(p) => std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+            Some(p) => std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
             None => String::new(),
         };
         Self::from_parts(&text, std::env::vars())
     }
 
     /// Build from TOML text and (name, value) environment pairs.
-    pub fn from_parts(
-        text: &str,
-        env: impl Iterator<Item = (String, String)>,
-    ) -> anyhow::Result<Config> {
-        let mut root: toml::Table =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    pub fn from_parts(text: &str, env: impl Iterator<Item = (String, String)>) -> anyhow::Result<Config> {
+        let mut root: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("STRATUS_") else {
                 continue;
@@ -164,8 +153,7 @@ impl Config {
     }
 
     fn known_path(path: &[String]) -> bool {
-        let defaults = toml::Value::try_from(Config::default())
-            .unwrap_or(toml::Value::Table(Default::default()));
+        let defaults = toml::Value::try_from(Config::default()).unwrap_or(toml::Value::Table(Default::default()));
         let mut cur = &defaults;
         for key in path {
             match cur.get(key.as_str()) {
@@ -224,9 +212,7 @@ fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) {
     };
     let mut cur = root;
     for p in parents {
-        let entry = cur
-            .entry(p.clone())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
+        let entry = cur.entry(p.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
         if !entry.is_table() {
             *entry = toml::Value::Table(Default::default());
         }
@@ -244,14 +230,8 @@ mod tests {
     fn env_overrides_file() {
         let text = "[identity]\nlisten = \"127.0.0.1:1\"\ntoken_expiration = 10\n";
         let env = vec![
-            (
-                "STRATUS_IDENTITY__LISTEN".to_string(),
-                "127.0.0.1:5555".to_string(),
-            ),
-            (
-                "STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS".to_string(),
-                "4".to_string(),
-            ),
+            ("STRATUS_IDENTITY__LISTEN".to_string(), "127.0.0.1:5555".to_string()),
+            ("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS".to_string(), "4".to_string()),
             ("STRATUS_DATA_DIR".to_string(), "/tmp/x".to_string()),
             ("STRATUS_UNRELATED".to_string(), "zzz".to_string()),
         ];

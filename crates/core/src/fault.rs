@@ -33,13 +33,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(style: FaultStyle, status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            style,
-            kind: None,
-            headers: Vec::new(),
-        }
+        ApiError { status, message: message.into(), style, kind: None, headers: Vec::new() }
     }
     pub fn bad_request(style: FaultStyle, message: impl Into<String>) -> Self {
         Self::new(style, StatusCode::BAD_REQUEST, message)

@@ -23,9 +23,7 @@ tokio::task_local! {
 
 /// The request id of the request this task serves (empty outside a request).
 pub fn current_request_id() -> String {
-    CURRENT_REQUEST_ID
-        .try_with(|s| s.clone())
-        .unwrap_or_default()
+    CURRENT_REQUEST_ID.try_with(|s| s.clone()).unwrap_or_default()
 }
 
 /// The id of the request being served: `req-<uuid>`.
@@ -41,30 +39,16 @@ pub struct HttpOptions {
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions {
-            max_body_bytes: 1024 * 1024,
-            cors_allowed_origins: Vec::new(),
-        }
+        HttpOptions { max_body_bytes: 1024 * 1024, cors_allowed_origins: Vec::new() }
     }
 }
 
 /// Wrap a service's routes with the shared layers.
-pub fn service(
-    name: &'static str,
-    style: FaultStyle,
-    routes: Router,
-    opts: &HttpOptions,
-) -> Router {
+pub fn service(name: &'static str, style: FaultStyle, routes: Router, opts: &HttpOptions) -> Router {
     let mut router = routes
-        .fallback(
-            move || async move { ApiError::not_found(style, "The resource could not be found.") },
-        )
+        .fallback(move || async move { ApiError::not_found(style, "The resource could not be found.") })
         .method_not_allowed_fallback(move || async move {
-            ApiError::new(
-                style,
-                StatusCode::METHOD_NOT_ALLOWED,
-                "The method is not allowed for the requested URL.",
-            )
+            ApiError::new(style, StatusCode::METHOD_NOT_ALLOWED, "The method is not allowed for the requested URL.")
         })
         .layer(CatchPanicLayer::custom(move |_| {
             ApiError::new(
@@ -76,11 +60,8 @@ pub fn service(
         }))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes));
     if !opts.cors_allowed_origins.is_empty() {
-        let origins: Vec<HeaderValue> = opts
-            .cors_allowed_origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
+        let origins: Vec<HeaderValue> =
+            opts.cors_allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
         router = router.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
@@ -89,17 +70,10 @@ pub fn service(
                 .expose_headers([REQUEST_ID, HeaderName::from_static("x-subject-token")]),
         );
     }
-    router.layer(middleware::from_fn(move |req: Request, next: Next| {
-        access(name, style, req, next)
-    }))
+    router.layer(middleware::from_fn(move |req: Request, next: Next| access(name, style, req, next)))
 }
 
-async fn access(
-    service: &'static str,
-    style: FaultStyle,
-    mut req: Request,
-    next: Next,
-) -> Response {
+async fn access(service: &'static str, style: FaultStyle, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
@@ -131,9 +105,7 @@ pub fn internal(style: FaultStyle, cause: &dyn std::fmt::Display) -> ApiError {
     ApiError::new(
         style,
         StatusCode::INTERNAL_SERVER_ERROR,
-        format!(
-            "An unexpected error prevented the server from fulfilling your request. (request id {request_id})"
-        ),
+        format!("An unexpected error prevented the server from fulfilling your request. (request id {request_id})"),
     )
 }
 
@@ -143,11 +115,8 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -42,20 +42,10 @@ impl Db {
                 // one connection: each in-memory connection would be a database of its own
                 let conn = Database::connect(options(url, 1)).await?;
                 Self::tune_sqlite(&conn).await?;
-                return Ok(Db {
-                    read: conn.clone(),
-                    write: conn,
-                    backend: DbBackend::Sqlite,
-                });
+                return Ok(Db { read: conn.clone(), write: conn, backend: DbBackend::Sqlite });
             }
-            let url = if url.contains('?') {
-                url.to_string()
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            if let Some(path) = url
-                .strip_prefix("sqlite://")
-                .and_then(|p| p.split('?').next())
+            let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+            if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
                 && let Some(dir) = std::path::Path::new(path).parent()
                 && !dir.as_os_str().is_empty()
             {
@@ -65,30 +55,18 @@ impl Db {
             Self::tune_sqlite(&write).await?;
             let read = Database::connect(options(&url, 4)).await?;
             Self::tune_sqlite(&read).await?;
-            return Ok(Db {
-                read,
-                write,
-                backend: DbBackend::Sqlite,
-            });
+            return Ok(Db { read, write, backend: DbBackend::Sqlite });
         }
         let conn = Database::connect(options(url, 16)).await?;
         let backend = conn.get_database_backend();
-        Ok(Db {
-            read: conn.clone(),
-            write: conn,
-            backend,
-        })
+        Ok(Db { read: conn.clone(), write: conn, backend })
     }
 
     async fn tune_sqlite(conn: &DatabaseConnection) -> anyhow::Result<()> {
         // per connection: a pool may open more later, sqlx applies these only here,
         // so the pool's other connections rely on sqlx's own defaults (WAL is per file,
         // busy_timeout defaults to 5 s in sqlx)
-        for pragma in [
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA busy_timeout=10000",
-            "PRAGMA foreign_keys=ON",
-        ] {
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON"] {
             conn.execute_unprepared(pragma).await?;
         }
         Ok(())
@@ -103,16 +81,10 @@ impl Db {
 
 /// Is this database error a uniqueness violation (on any of the three backends)?
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Is this database error a foreign-key violation?
 pub fn is_foreign_key_violation(err: &sea_orm::DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
-    )
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
 }

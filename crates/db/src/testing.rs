@@ -15,15 +15,11 @@ pub const MYSQL_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306";
 pub async fn fresh_urls() -> Vec<(&'static str, String)> {
     let mut out = vec![("sqlite", "sqlite::memory:".to_string())];
     let name = format!("stratus_test_{}", uuid::Uuid::new_v4().simple());
-    let pg =
-        std::env::var("STRATUS_TEST_POSTGRES").unwrap_or_else(|_| POSTGRES_ADMIN_URL.to_string());
+    let pg = std::env::var("STRATUS_TEST_POSTGRES").unwrap_or_else(|_| POSTGRES_ADMIN_URL.to_string());
     if pg != "off" {
         match create_database(&pg, &name).await {
             Ok(()) => {
-                let base = pg
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_string())
-                    .unwrap_or(pg.clone());
+                let base = pg.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(pg.clone());
                 out.push(("postgres", format!("{base}/{name}")));
             }
             Err(e) => eprintln!("!!! SKIPPING PostgreSQL for this test: {pg} unreachable: {e}"),
@@ -40,13 +36,8 @@ pub async fn fresh_urls() -> Vec<(&'static str, String)> {
 }
 
 async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let conn = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        Database::connect(admin_url),
-    )
-    .await??;
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
+    let conn = tokio::time::timeout(std::time::Duration::from_secs(5), Database::connect(admin_url)).await??;
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
     conn.close().await?;
     Ok(())
 }

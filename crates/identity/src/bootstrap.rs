@@ -27,11 +27,7 @@ async fn ensure_role(id: &Identity, name: &str) -> Result<String> {
     if let Some(r) = assignment::role_by_name(&id.db, name, None).await? {
         return Ok(r.id);
     }
-    Ok(
-        assignment::create_role(&id.db, None, name, None, None, &Map::new(), &Map::new())
-            .await?
-            .id,
-    )
+    Ok(assignment::create_role(&id.db, None, name, None, None, &Map::new(), &Map::new()).await?.id)
 }
 
 async fn ensure_project(id: &Identity, name: &str, description: &str) -> Result<String> {
@@ -56,12 +52,7 @@ async fn ensure_project(id: &Identity, name: &str, description: &str) -> Result<
     Ok(p.id)
 }
 
-pub async fn run(
-    id: &Identity,
-    admin_password: &str,
-    region: &str,
-    services: &[ServiceEntry],
-) -> Result<Outcome> {
+pub async fn run(id: &Identity, admin_password: &str, region: &str, services: &[ServiceEntry]) -> Result<Outcome> {
     let db = &id.db;
     if resource::get(db, "default").await?.is_none() {
         resource::create(
@@ -88,12 +79,7 @@ pub async fn run(
     assignment::create_implied(db, &admin_role, &manager).await?;
     assignment::create_implied(db, &manager, &member).await?;
     assignment::create_implied(db, &member, &reader).await?;
-    let admin_project = ensure_project(
-        id,
-        "admin",
-        "Bootstrap project for the cloud's administrator",
-    )
-    .await?;
+    let admin_project = ensure_project(id, "admin", "Bootstrap project for the cloud's administrator").await?;
     ensure_project(id, "service", "Project of the services' own users").await?;
     let (admin_user, created_admin) = match user::by_name(db, "default", "admin").await? {
         Some(u) => (u.id, false),
@@ -135,14 +121,7 @@ pub async fn run(
         assignment::grant(db, &a).await?;
     }
     if catalog::get_region(db, region).await.is_err() {
-        catalog::create_region(
-            db,
-            Some(region.to_string()),
-            Some(String::new()),
-            None,
-            &Map::new(),
-        )
-        .await?;
+        catalog::create_region(db, Some(region.to_string()), Some(String::new()), None, &Map::new()).await?;
     }
     for s in services {
         let existing = catalog::list_services(db, Some(&s.kind)).await?;
@@ -162,10 +141,7 @@ pub async fn run(
                     catalog::update_endpoint(
                         db,
                         &e.id,
-                        catalog::EndpointUpdate {
-                            url: Some(s.url.clone()),
-                            ..Default::default()
-                        },
+                        catalog::EndpointUpdate { url: Some(s.url.clone()), ..Default::default() },
                     )
                     .await?;
                 }
@@ -187,9 +163,5 @@ pub async fn run(
         }
     }
     id.invalidate_tokens();
-    Ok(Outcome {
-        admin_user_id: admin_user,
-        admin_project_id: admin_project,
-        created_admin,
-    })
+    Ok(Outcome { admin_user_id: admin_user, admin_project_id: admin_project, created_admin })
 }

@@ -43,10 +43,7 @@ impl From<ApiError> for IdentityError {
 }
 
 pub fn not_found(kind: &'static str, id: impl Into<String>) -> IdentityError {
-    IdentityError::NotFound {
-        kind,
-        id: id.into(),
-    }
+    IdentityError::NotFound { kind, id: id.into() }
 }
 
 pub fn bad(msg: impl Into<String>) -> IdentityError {
@@ -54,22 +51,15 @@ pub fn bad(msg: impl Into<String>) -> IdentityError {
 }
 
 pub fn conflict(kind: &'static str, detail: impl Into<String>) -> IdentityError {
-    IdentityError::Conflict {
-        kind,
-        detail: detail.into(),
-    }
+    IdentityError::Conflict { kind, detail: detail.into() }
 }
 
 impl IdentityError {
     pub fn to_api(&self) -> ApiError {
         match self {
-            IdentityError::Validation(m) => {
-                ApiError::new(STYLE, StatusCode::BAD_REQUEST, m.clone())
-            }
-            IdentityError::Unauthorized(_) => {
-                ApiError::new(STYLE, StatusCode::UNAUTHORIZED, self.to_string())
-                    .with_header("www-authenticate", "Keystone uri=\"/v3\"")
-            }
+            IdentityError::Validation(m) => ApiError::new(STYLE, StatusCode::BAD_REQUEST, m.clone()),
+            IdentityError::Unauthorized(_) => ApiError::new(STYLE, StatusCode::UNAUTHORIZED, self.to_string())
+                .with_header("www-authenticate", "Keystone uri=\"/v3\""),
             IdentityError::Forbidden(m) => ApiError::new(STYLE, StatusCode::FORBIDDEN, m.clone()),
             IdentityError::NotFound { .. } | IdentityError::NotFoundMsg(_) => {
                 ApiError::new(STYLE, StatusCode::NOT_FOUND, self.to_string())

@@ -24,15 +24,9 @@ struct Loaded {
 
 fn key_indexes(dir: &Path) -> anyhow::Result<Vec<u64>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read key repository {}", dir.display()))?
-    {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read key repository {}", dir.display()))? {
         let entry = entry?;
-        if let Some(i) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        if let Some(i) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
             out.push(i);
         }
     }
@@ -83,10 +77,7 @@ pub fn rotate(dir: &Path, max_active: usize) -> anyhow::Result<u64> {
     let max_active = max_active.max(3);
     let indexes = key_indexes(dir)?;
     if !indexes.contains(&0) {
-        return Err(anyhow!(
-            "key repository {} has no staged key 0; run `stratus fernet setup`",
-            dir.display()
-        ));
+        return Err(anyhow!("key repository {} has no staged key 0; run `stratus fernet setup`", dir.display()));
     }
     let next = indexes.last().copied().unwrap_or(0) + 1;
     std::fs::rename(dir.join("0"), dir.join(next.to_string()))?;
@@ -118,10 +109,7 @@ fn newest_stamp(dir: &Path) -> Option<SystemTime> {
 fn load(dir: &Path) -> anyhow::Result<fernet::MultiFernet> {
     let mut indexes = key_indexes(dir)?;
     if indexes.is_empty() {
-        return Err(anyhow!(
-            "key repository {} is empty; run `stratus fernet setup`",
-            dir.display()
-        ));
+        return Err(anyhow!("key repository {} is empty; run `stratus fernet setup`", dir.display()));
     }
     // primary (highest index) first: MultiFernet encrypts with the first key
     indexes.reverse();
@@ -140,21 +128,13 @@ impl KeyRing {
         let fernet = load(dir)?;
         Ok(KeyRing {
             dir: dir.to_path_buf(),
-            inner: RwLock::new(Loaded {
-                fernet: Some(fernet),
-                stamp: newest_stamp(dir),
-                checked: Instant::now(),
-            }),
+            inner: RwLock::new(Loaded { fernet: Some(fernet), stamp: newest_stamp(dir), checked: Instant::now() }),
         })
     }
 
     /// Reload when the repository changed (checked at most once a second).
     fn refresh(&self) {
-        let due = self
-            .inner
-            .read()
-            .map(|l| l.checked.elapsed() > Duration::from_secs(1))
-            .unwrap_or(true);
+        let due = self.inner.read().map(|l| l.checked.elapsed() > Duration::from_secs(1)).unwrap_or(true);
         if !due {
             return;
         }
@@ -179,10 +159,7 @@ impl KeyRing {
 
     pub fn encrypt(&self, data: &[u8]) -> anyhow::Result<String> {
         self.refresh();
-        let l = self
-            .inner
-            .read()
-            .map_err(|_| anyhow!("key ring lock poisoned"))?;
+        let l = self.inner.read().map_err(|_| anyhow!("key ring lock poisoned"))?;
         let f = l.fernet.as_ref().ok_or_else(|| anyhow!("no fernet keys"))?;
         Ok(f.encrypt(data))
     }
@@ -212,20 +189,13 @@ mod tests {
         rotate(&dir, 3).unwrap();
         assert_eq!(key_indexes(&dir).unwrap(), vec![0, 1, 2]);
         let ring2 = KeyRing::open(&dir).unwrap();
-        assert_eq!(
-            ring2.decrypt(&token).unwrap(),
-            b"hello",
-            "secondary still decrypts"
-        );
+        assert_eq!(ring2.decrypt(&token).unwrap(), b"hello", "secondary still decrypts");
         rotate(&dir, 3).unwrap();
         assert_eq!(key_indexes(&dir).unwrap(), vec![0, 2, 3]);
         rotate(&dir, 3).unwrap();
         assert_eq!(key_indexes(&dir).unwrap(), vec![0, 3, 4]);
         let ring3 = KeyRing::open(&dir).unwrap();
-        assert!(
-            ring3.decrypt(&token).is_none(),
-            "a pruned key no longer decrypts"
-        );
+        assert!(ring3.decrypt(&token).is_none(), "a pruned key no longer decrypts");
         assert!(ring3.decrypt("garbage").is_none());
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -49,15 +49,7 @@ impl Identity {
         let base_url = cfg.identity_public_url();
         let tokens = token::TokenCache::new(cfg.identity.token_cache_seconds);
         let revocations = store::revoke::RevocationList::default();
-        let id = Arc::new(Identity {
-            cfg,
-            db,
-            keys,
-            policy,
-            tokens,
-            revocations,
-            base_url,
-        });
+        let id = Arc::new(Identity { cfg, db, keys, policy, tokens, revocations, base_url });
         id.revocations.reload(&id.db).await?;
         Ok(id)
     }
@@ -70,13 +62,7 @@ impl Identity {
 
 /// The identity API with the shared HTTP layers, ready to serve.
 pub fn router(state: State) -> axum::Router {
-    let validator: Arc<dyn stratus_core::TokenValidator> =
-        Arc::new(token::Validator(state.clone()));
+    let validator: Arc<dyn stratus_core::TokenValidator> = Arc::new(token::Validator(state.clone()));
     let routes = api::routes(state.clone()).layer(stratus_core::auth::layer(validator));
-    stratus_core::http::service(
-        "identity",
-        FaultStyle::Identity,
-        routes,
-        &state.cfg.http_options(),
-    )
+    stratus_core::http::service("identity", FaultStyle::Identity, routes, &state.cfg.http_options())
 }

@@ -10,7 +10,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002DomainConfigEndpointGroups)]
     }
     fn migration_table_name() -> DynIden {
         Alias::new("identity_migrations").into_iden()
@@ -26,11 +26,7 @@ impl MigrationName for M0001Initial {
 }
 
 fn id(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name)
-        .string_len(64)
-        .not_null()
-        .primary_key()
-        .to_owned()
+    ColumnDef::new(name).string_len(64).not_null().primary_key().to_owned()
 }
 fn s64(name: impl IntoIden) -> ColumnDef {
     ColumnDef::new(name).string_len(64).not_null().to_owned()
@@ -261,11 +257,7 @@ impl MigrationTrait for M0001Initial {
                 .table(ProjectTag::Table)
                 .col(s64(ProjectTag::ProjectId))
                 .col(s255(ProjectTag::Name))
-                .primary_key(
-                    Index::create()
-                        .col(ProjectTag::ProjectId)
-                        .col(ProjectTag::Name),
-                )
+                .primary_key(Index::create().col(ProjectTag::ProjectId).col(ProjectTag::Name))
                 .to_owned(),
         )
         .await?;
@@ -284,12 +276,7 @@ impl MigrationTrait for M0001Initial {
                 .col(textn(User::PasswordHash))
                 .col(bign(User::PasswordCreatedAt))
                 .col(bign(User::PasswordExpiresAt))
-                .col(
-                    ColumnDef::new(User::FailedAuthCount)
-                        .integer()
-                        .not_null()
-                        .default(0),
-                )
+                .col(ColumnDef::new(User::FailedAuthCount).integer().not_null().default(0))
                 .col(bign(User::FailedAuthAt))
                 .to_owned(),
         )
@@ -330,11 +317,7 @@ impl MigrationTrait for M0001Initial {
                 .table(UserGroupMembership::Table)
                 .col(s64(UserGroupMembership::UserId))
                 .col(s64(UserGroupMembership::GroupId))
-                .primary_key(
-                    Index::create()
-                        .col(UserGroupMembership::UserId)
-                        .col(UserGroupMembership::GroupId),
-                )
+                .primary_key(Index::create().col(UserGroupMembership::UserId).col(UserGroupMembership::GroupId))
                 .to_owned(),
         )
         .await?;
@@ -365,11 +348,7 @@ impl MigrationTrait for M0001Initial {
                 .table(ImpliedRole::Table)
                 .col(s64(ImpliedRole::PriorRoleId))
                 .col(s64(ImpliedRole::ImpliedRoleId))
-                .primary_key(
-                    Index::create()
-                        .col(ImpliedRole::PriorRoleId)
-                        .col(ImpliedRole::ImpliedRoleId),
-                )
+                .primary_key(Index::create().col(ImpliedRole::PriorRoleId).col(ImpliedRole::ImpliedRoleId))
                 .to_owned(),
         )
         .await?;
@@ -393,36 +372,19 @@ impl MigrationTrait for M0001Initial {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_assignment_actor")
-                .table(Assignment::Table)
-                .col(Assignment::ActorId)
-                .to_owned(),
+            Index::create().name("ix_assignment_actor").table(Assignment::Table).col(Assignment::ActorId).to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("ix_assignment_target")
-                .table(Assignment::Table)
-                .col(Assignment::TargetId)
-                .to_owned(),
+            Index::create().name("ix_assignment_target").table(Assignment::Table).col(Assignment::TargetId).to_owned(),
         )
         .await?;
         m.create_table(
             Table::create()
                 .table(Region::Table)
-                .col(
-                    ColumnDef::new(Region::Id)
-                        .string_len(255)
-                        .not_null()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(Region::Id).string_len(255).not_null().primary_key())
                 .col(textn(Region::Description))
-                .col(
-                    ColumnDef::new(Region::ParentRegionId)
-                        .string_len(255)
-                        .null(),
-                )
+                .col(ColumnDef::new(Region::ParentRegionId).string_len(255).null())
                 .col(text(Region::Extra))
                 .to_owned(),
         )
@@ -504,11 +466,7 @@ impl MigrationTrait for M0001Initial {
                 .table(RegisteredLimit::Table)
                 .col(id(RegisteredLimit::Id))
                 .col(s64(RegisteredLimit::ServiceId))
-                .col(
-                    ColumnDef::new(RegisteredLimit::RegionId)
-                        .string_len(255)
-                        .null(),
-                )
+                .col(ColumnDef::new(RegisteredLimit::RegionId).string_len(255).null())
                 .col(s255(RegisteredLimit::ResourceName))
                 .col(big(RegisteredLimit::DefaultLimit))
                 .col(textn(RegisteredLimit::Description))
@@ -522,11 +480,7 @@ impl MigrationTrait for M0001Initial {
                 .col(s64n(ProjectLimit::ProjectId))
                 .col(s64n(ProjectLimit::DomainId))
                 .col(s64(ProjectLimit::ServiceId))
-                .col(
-                    ColumnDef::new(ProjectLimit::RegionId)
-                        .string_len(255)
-                        .null(),
-                )
+                .col(ColumnDef::new(ProjectLimit::RegionId).string_len(255).null())
                 .col(s255(ProjectLimit::ResourceName))
                 .col(big(ProjectLimit::ResourceLimit))
                 .col(textn(ProjectLimit::Description))
@@ -551,8 +505,120 @@ impl MigrationTrait for M0001Initial {
     }
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
-        Err(DbErr::Migration(
-            "identity migrations are forward-only".into(),
-        ))
+        Err(DbErr::Migration("identity migrations are forward-only".into()))
+    }
+}
+
+/// Domain-specific configuration (whitelisted and sensitive options in one
+/// table) and OS-EP-FILTER: endpoint groups and project associations.
+struct M0002DomainConfigEndpointGroups;
+
+impl MigrationName for M0002DomainConfigEndpointGroups {
+    fn name(&self) -> &str {
+        "m0002_identity_domain_config_endpoint_groups"
+    }
+}
+
+#[derive(DeriveIden)]
+enum DomainConfig {
+    Table,
+    DomainId,
+    ConfigGroup,
+    ConfigOption,
+    Value,
+    Sensitive,
+}
+#[derive(DeriveIden)]
+enum EndpointGroup {
+    Table,
+    Id,
+    Name,
+    Description,
+    Filters,
+}
+#[derive(DeriveIden)]
+enum ProjectEndpointGroup {
+    Table,
+    EndpointGroupId,
+    ProjectId,
+}
+#[derive(DeriveIden)]
+enum ProjectEndpoint {
+    Table,
+    EndpointId,
+    ProjectId,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002DomainConfigEndpointGroups {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(DomainConfig::Table)
+                .col(s64(DomainConfig::DomainId))
+                .col(s64(DomainConfig::ConfigGroup))
+                .col(s64(DomainConfig::ConfigOption))
+                .col(text(DomainConfig::Value))
+                .col(boolean(DomainConfig::Sensitive))
+                .primary_key(
+                    Index::create()
+                        .col(DomainConfig::DomainId)
+                        .col(DomainConfig::ConfigGroup)
+                        .col(DomainConfig::ConfigOption),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(EndpointGroup::Table)
+                .col(id(EndpointGroup::Id))
+                .col(s255(EndpointGroup::Name))
+                .col(textn(EndpointGroup::Description))
+                .col(text(EndpointGroup::Filters))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ProjectEndpointGroup::Table)
+                .col(s64(ProjectEndpointGroup::EndpointGroupId))
+                .col(s64(ProjectEndpointGroup::ProjectId))
+                .primary_key(
+                    Index::create().col(ProjectEndpointGroup::EndpointGroupId).col(ProjectEndpointGroup::ProjectId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_project_endpoint_group_project")
+                .table(ProjectEndpointGroup::Table)
+                .col(ProjectEndpointGroup::ProjectId)
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ProjectEndpoint::Table)
+                .col(s64(ProjectEndpoint::EndpointId))
+                .col(s64(ProjectEndpoint::ProjectId))
+                .primary_key(Index::create().col(ProjectEndpoint::EndpointId).col(ProjectEndpoint::ProjectId))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_project_endpoint_project")
+                .table(ProjectEndpoint::Table)
+                .col(ProjectEndpoint::ProjectId)
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("identity migrations are forward-only".into()))
     }
 }

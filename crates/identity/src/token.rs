@@ -106,18 +106,9 @@ impl TokenCache {
     pub fn new(seconds: u64) -> Self {
         let ttl = Duration::from_secs(seconds.max(1));
         TokenCache {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
-            resolved: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
-            catalog: moka::sync::Cache::builder()
-                .max_capacity(1)
-                .time_to_live(ttl)
-                .build(),
+            cache: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            resolved: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            catalog: moka::sync::Cache::builder().max_capacity(1).time_to_live(ttl).build(),
         }
     }
     /// Forget everything cached (called after any write that tokens depend on).
@@ -153,9 +144,7 @@ impl Identity {
                 return Ok(hit);
             }
         }
-        let p = self
-            .open_token(token)
-            .ok_or_else(|| invalid("token does not decrypt"))?;
+        let p = self.open_token(token).ok_or_else(|| invalid("token does not decrypt"))?;
         let now = Utc::now().timestamp_micros();
         if p.expires_at <= now {
             let window = self.cfg.identity.allow_expired_window * 1_000_000;
@@ -190,12 +179,7 @@ impl Identity {
     /// Resolve what a payload names (cached for a few seconds), refusing when
     /// any of it is gone or disabled.
     pub async fn load_token_data(&self, p: Payload) -> Result<TokenData> {
-        let key: ResolveKey = (
-            p.user_id.clone(),
-            p.scope_kind,
-            p.scope_id.clone(),
-            p.app_cred_id.clone(),
-        );
+        let key: ResolveKey = (p.user_id.clone(), p.scope_kind, p.scope_id.clone(), p.app_cred_id.clone());
         if let Some(hit) = self.tokens.resolved.get(&key) {
             let mut d = (*hit).clone();
             d.payload = p;
@@ -208,15 +192,11 @@ impl Identity {
 
     async fn resolve(&self, p: Payload) -> Result<TokenData> {
         let db = &self.db;
-        let u = user::find(db, &p.user_id)
-            .await?
-            .ok_or_else(|| invalid("user gone"))?;
+        let u = user::find(db, &p.user_id).await?.ok_or_else(|| invalid("user gone"))?;
         if !u.enabled {
             return Err(invalid("user disabled"));
         }
-        let user_domain = resource::get(db, &u.domain_id)
-            .await?
-            .ok_or_else(|| invalid("user domain gone"))?;
+        let user_domain = resource::get(db, &u.domain_id).await?.ok_or_else(|| invalid("user domain gone"))?;
         if !user_domain.enabled {
             return Err(invalid("user domain disabled"));
         }
@@ -224,15 +204,11 @@ impl Identity {
         let (mut project, mut project_domain, mut domain) = (None, None, None);
         match &scope {
             Scope::Project(pid) => {
-                let pr = resource::get(db, pid)
-                    .await?
-                    .ok_or_else(|| invalid("project gone"))?;
+                let pr = resource::get(db, pid).await?.ok_or_else(|| invalid("project gone"))?;
                 if !pr.enabled {
                     return Err(invalid("project disabled"));
                 }
-                let pd = resource::get(db, &pr.domain_id)
-                    .await?
-                    .ok_or_else(|| invalid("project domain gone"))?;
+                let pd = resource::get(db, &pr.domain_id).await?.ok_or_else(|| invalid("project domain gone"))?;
                 if !pd.enabled {
                     return Err(invalid("project domain disabled"));
                 }
@@ -240,10 +216,7 @@ impl Identity {
                 project_domain = Some(pd);
             }
             Scope::Domain(did) => {
-                let d = resource::get(db, did)
-                    .await?
-                    .filter(|d| d.is_domain)
-                    .ok_or_else(|| invalid("domain gone"))?;
+                let d = resource::get(db, did).await?.filter(|d| d.is_domain).ok_or_else(|| invalid("domain gone"))?;
                 if !d.enabled {
                     return Err(invalid("domain disabled"));
                 }
@@ -254,12 +227,8 @@ impl Identity {
         let mut role_ids = assignment::effective_role_ids(db, &u.id, &scope).await?;
         let mut app_cred = None;
         if let Some(acid) = &p.app_cred_id {
-            let c = appcred::get(db, acid)
-                .await
-                .map_err(|_| invalid("application credential gone"))?;
-            if c.expires_at
-                .is_some_and(|e| e <= Utc::now().timestamp_micros())
-            {
+            let c = appcred::get(db, acid).await.map_err(|_| invalid("application credential gone"))?;
+            if c.expires_at.is_some_and(|e| e <= Utc::now().timestamp_micros()) {
                 return Err(invalid("application credential expired"));
             }
             let allowed = appcred::role_ids(&c);
@@ -268,10 +237,7 @@ impl Identity {
             let allowed: Vec<String> = assignment::expand_implied(&allowed, &edges)
                 .into_iter()
                 .map(|(r, _)| r)
-                .filter(|r| {
-                    all.get(r)
-                        .is_some_and(|x| assignment::role_domain(x).is_none())
-                })
+                .filter(|r| all.get(r).is_some_and(|x| assignment::role_domain(x).is_none()))
                 .collect();
             role_ids.retain(|r| allowed.contains(r));
             app_cred = Some(c);
@@ -280,10 +246,8 @@ impl Identity {
             return Err(invalid("no role on the scope"));
         }
         let all = assignment::all_roles(db).await?;
-        let mut roles: Vec<(String, String)> = role_ids
-            .iter()
-            .filter_map(|r| all.get(r).map(|x| (x.id.clone(), x.name.clone())))
-            .collect();
+        let mut roles: Vec<(String, String)> =
+            role_ids.iter().filter_map(|r| all.get(r).map(|x| (x.id.clone(), x.name.clone()))).collect();
         roles.sort_by(|a, b| a.1.cmp(&b.1));
         let is_admin_project = match &project {
             Some(pr) => pr.name == "admin" && pr.domain_id == "default",
@@ -321,10 +285,7 @@ impl Identity {
             return Ok(t);
         };
         if let (Some(pr), Some(pd)) = (&d.project, &d.project_domain) {
-            o.insert(
-                "project".into(),
-                json!({"id": pr.id, "name": pr.name, "domain": {"id": pd.id, "name": pd.name}}),
-            );
+            o.insert("project".into(), json!({"id": pr.id, "name": pr.name, "domain": {"id": pd.id, "name": pd.name}}));
             o.insert("is_domain".into(), json!(false));
             o.insert("is_admin_project".into(), json!(d.is_admin_project));
         }
@@ -335,13 +296,7 @@ impl Identity {
             o.insert("system".into(), json!({"all": true}));
         }
         if p.scope_kind != 0 {
-            o.insert(
-                "roles".into(),
-                d.roles
-                    .iter()
-                    .map(|(id, name)| json!({"id": id, "name": name}))
-                    .collect(),
-            );
+            o.insert("roles".into(), d.roles.iter().map(|(id, name)| json!({"id": id, "name": name})).collect());
         }
         if let Some(c) = &d.app_cred {
             o.insert(

@@ -13,9 +13,7 @@ pub fn now_us() -> i64 {
 }
 
 pub fn us_to_iso(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(stratus_core::time::iso_micro)
-        .unwrap_or_default()
+    chrono::DateTime::from_timestamp_micros(us).map(stratus_core::time::iso_micro).unwrap_or_default()
 }
 
 pub fn iso_to_us(s: &str) -> Option<i64> {
@@ -32,9 +30,7 @@ pub struct Obj<'a> {
 pub fn member<'a>(body: &'a Value, key: &'static str) -> Result<Obj<'a>> {
     match body.get(key) {
         Some(Value::Object(map)) => Ok(Obj { map, name: key }),
-        Some(_) => Err(bad(format!(
-            "Invalid input for field '{key}': expected an object."
-        ))),
+        Some(_) => Err(bad(format!("Invalid input for field '{key}': expected an object."))),
         None => Err(bad(format!("Expecting to find {key} in request body."))),
     }
 }
@@ -47,10 +43,7 @@ impl<'a> Obj<'a> {
         self.map.contains_key(k)
     }
     fn wrong(&self, k: &str, what: &str) -> IdentityError {
-        bad(format!(
-            "Invalid input for field '{}.{k}': expected {what}.",
-            self.name
-        ))
+        bad(format!("Invalid input for field '{}.{k}': expected {what}.", self.name))
     }
     /// Optional string (absent or null: None).
     pub fn str(&self, k: &str) -> Result<Option<String>> {
@@ -63,19 +56,14 @@ impl<'a> Obj<'a> {
     /// Required non-empty string of at most `max` characters.
     pub fn req_str(&self, k: &str, max: usize) -> Result<String> {
         match self.str(k)? {
-            Some(s) if s.trim().is_empty() => Err(bad(format!(
-                "Invalid input for field '{}.{k}': it must not be empty.",
-                self.name
-            ))),
-            Some(s) if s.chars().count() > max => Err(bad(format!(
-                "Invalid input for field '{}.{k}': longer than {max} characters.",
-                self.name
-            ))),
+            Some(s) if s.trim().is_empty() => {
+                Err(bad(format!("Invalid input for field '{}.{k}': it must not be empty.", self.name)))
+            }
+            Some(s) if s.chars().count() > max => {
+                Err(bad(format!("Invalid input for field '{}.{k}': longer than {max} characters.", self.name)))
+            }
             Some(s) => Ok(s),
-            None => Err(bad(format!(
-                "Invalid input for field '{}.{k}': '{k}' is a required property.",
-                self.name
-            ))),
+            None => Err(bad(format!("Invalid input for field '{}.{k}': '{k}' is a required property.", self.name))),
         }
     }
     /// Optional string, checked for emptiness and length when present.
@@ -97,11 +85,7 @@ impl<'a> Obj<'a> {
     }
     /// Attributes not in `known`, kept as Keystone keeps them (the `extra` column).
     pub fn extra(&self, known: &[&str]) -> Map<String, Value> {
-        self.map
-            .iter()
-            .filter(|(k, _)| !known.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.map.iter().filter(|(k, _)| !known.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 
@@ -125,8 +109,5 @@ pub fn with_extra(mut v: Value, extra: &str) -> Value {
 
 /// Validate a filter value the API treats as boolean.
 pub fn parse_bool_filter(v: &str) -> bool {
-    !matches!(
-        v.to_ascii_lowercase().as_str(),
-        "0" | "false" | "no" | "off" | "n" | "f"
-    )
+    !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off" | "n" | "f")
 }

@@ -12,9 +12,7 @@ pub const INLINE_RULE: &str = "<inline>";
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// A check string is not valid oslo.policy syntax.
-    #[error(
-        "invalid check string for policy rule `{rule}` at byte {position}: {reason} (in `{check}`)"
-    )]
+    #[error("invalid check string for policy rule `{rule}` at byte {position}: {reason} (in `{check}`)")]
     Parse {
         /// Name of the rule whose check string failed to parse
         /// ([`INLINE_RULE`] for [`crate::parse`]).
@@ -59,17 +57,7 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
-    pub(crate) fn parse(
-        rule: &str,
-        check: &str,
-        position: usize,
-        reason: impl Into<String>,
-    ) -> Self {
-        PolicyError::Parse {
-            rule: rule.to_owned(),
-            check: check.to_owned(),
-            position,
-            reason: reason.into(),
-        }
+    pub(crate) fn parse(rule: &str, check: &str, position: usize, reason: impl Into<String>) -> Self {
+        PolicyError::Parse { rule: rule.to_owned(), check: check.to_owned(), position, reason: reason.into() }
     }
 }

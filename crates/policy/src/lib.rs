@@ -114,32 +114,21 @@ impl Enforcer {
 
     /// Reads `path` and applies it like [`Enforcer::load_overrides_str`].
     pub fn load_overrides_file(&mut self, path: &Path) -> Result<(), PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io { path: path.to_owned(), source })?;
         self.load_overrides(&text, &path.display().to_string())
     }
 
     fn load_overrides(&mut self, text: &str, origin: &str) -> Result<(), PolicyError> {
         use serde_yaml_ng::Value as Yaml;
 
-        let document: Yaml =
-            serde_yaml_ng::from_str(text).map_err(|source| PolicyError::Syntax {
-                origin: origin.to_owned(),
-                source,
-            })?;
-        let document_error = |reason: String| PolicyError::Document {
-            origin: origin.to_owned(),
-            reason,
-        };
+        let document: Yaml = serde_yaml_ng::from_str(text)
+            .map_err(|source| PolicyError::Syntax { origin: origin.to_owned(), source })?;
+        let document_error = |reason: String| PolicyError::Document { origin: origin.to_owned(), reason };
         let mapping = match document {
             Yaml::Null => return Ok(()),
             Yaml::Mapping(mapping) => mapping,
             _ => {
-                return Err(document_error(
-                    "expected a mapping of rule names to check strings".to_owned(),
-                ));
+                return Err(document_error("expected a mapping of rule names to check strings".to_owned()));
             }
         };
         let mut parsed = Vec::with_capacity(mapping.len());
@@ -149,16 +138,11 @@ impl Enforcer {
             };
             let rule = match value {
                 Yaml::String(check) => parse_rule(&name, &check)?,
-                Yaml::Sequence(alternatives) => legacy_list_rule(&name, &alternatives)
-                    .ok_or_else(|| {
-                        document_error(format!(
-                            "rule `{name}`: a list value must be a list of lists of check strings"
-                        ))
-                    })??,
+                Yaml::Sequence(alternatives) => legacy_list_rule(&name, &alternatives).ok_or_else(|| {
+                    document_error(format!("rule `{name}`: a list value must be a list of lists of check strings"))
+                })??,
                 _ => {
-                    return Err(document_error(format!(
-                        "rule `{name}`: the value must be a check string"
-                    )));
+                    return Err(document_error(format!("rule `{name}`: the value must be a check string")));
                 }
             };
             parsed.push((name, rule));
@@ -171,11 +155,7 @@ impl Enforcer {
     /// `target`. Both are JSON objects. An unknown `name` is evaluated with
     /// the rule called [`DEFAULT_RULE`] if there is one, and denied otherwise.
     pub fn enforce(&self, name: &str, target: &Value, creds: &Value) -> bool {
-        match self
-            .rules
-            .get(name)
-            .or_else(|| self.rules.get(DEFAULT_RULE))
-        {
+        match self.rules.get(name).or_else(|| self.rules.get(DEFAULT_RULE)) {
             Some(rule) => rule.evaluate(target, creds, &self.rules),
             None => false,
         }
@@ -225,10 +205,7 @@ impl RuleLookup for Enforcer {
 
 /// The legacy list-of-lists syntax: the outer list is `or`, each inner list
 /// (or bare string) is `and`. `None` when the shape is wrong.
-fn legacy_list_rule(
-    name: &str,
-    alternatives: &[serde_yaml_ng::Value],
-) -> Option<Result<Rule, PolicyError>> {
+fn legacy_list_rule(name: &str, alternatives: &[serde_yaml_ng::Value]) -> Option<Result<Rule, PolicyError>> {
     use serde_yaml_ng::Value as Yaml;
 
     if alternatives.is_empty() {
@@ -315,22 +292,10 @@ mod tests {
     #[test]
     fn role_substitution() {
         let creds = project_member();
-        assert!(eval(
-            "role:%(target.role.name)s",
-            &json!({"target.role.name": "READER"}),
-            &creds
-        ));
-        assert!(!eval(
-            "role:%(target.role.name)s",
-            &json!({"target.role.name": "admin"}),
-            &creds
-        ));
+        assert!(eval("role:%(target.role.name)s", &json!({"target.role.name": "READER"}), &creds));
+        assert!(!eval("role:%(target.role.name)s", &json!({"target.role.name": "admin"}), &creds));
         assert!(!eval("role:%(target.role.name)s", &json!({}), &creds));
-        assert!(eval(
-            "role:%(target.role.name)s",
-            &json!({"target": {"role": {"name": "member"}}}),
-            &creds
-        ));
+        assert!(eval("role:%(target.role.name)s", &json!({"target": {"role": {"name": "member"}}}), &creds));
     }
 
     #[test]
@@ -344,44 +309,20 @@ mod tests {
         assert!(eval("not role:admin", &t, &creds));
         assert!(!eval("not role:member", &t, &creds));
         // not > and > or: `not a and b or c` is `((not a) and b) or c`.
-        assert!(eval(
-            "not role:admin and role:member or role:nope",
-            &t,
-            &creds
-        ));
-        assert!(!eval(
-            "not role:member and role:member or role:nope",
-            &t,
-            &creds
-        ));
+        assert!(eval("not role:admin and role:member or role:nope", &t, &creds));
+        assert!(!eval("not role:member and role:member or role:nope", &t, &creds));
         // `a or b and c` is `a or (b and c)`.
         assert!(eval("role:member or role:admin and role:nope", &t, &creds));
-        assert!(!eval(
-            "(role:member or role:admin) and role:nope",
-            &t,
-            &creds
-        ));
+        assert!(!eval("(role:member or role:admin) and role:nope", &t, &creds));
         assert!(eval("not (role:admin or role:service)", &t, &creds));
     }
 
     #[test]
     fn generic_flat_substitution() {
         let creds = project_member();
-        assert!(eval(
-            "project_id:%(project_id)s",
-            &json!({"project_id": "p1"}),
-            &creds
-        ));
-        assert!(!eval(
-            "project_id:%(project_id)s",
-            &json!({"project_id": "p2"}),
-            &creds
-        ));
-        assert!(eval(
-            "user_id:%(target.user.id)s",
-            &json!({"target.user.id": "u1"}),
-            &creds
-        ));
+        assert!(eval("project_id:%(project_id)s", &json!({"project_id": "p1"}), &creds));
+        assert!(!eval("project_id:%(project_id)s", &json!({"project_id": "p2"}), &creds));
+        assert!(eval("user_id:%(target.user.id)s", &json!({"target.user.id": "u1"}), &creds));
         assert!(eval("user_id:u1", &json!({}), &creds));
         assert!(eval("user_id:'u1'", &json!({}), &creds));
         assert!(eval("user_id:\"u1\"", &json!({}), &creds));
@@ -392,27 +333,14 @@ mod tests {
     fn generic_nested_substitution_and_paths() {
         let creds = project_member();
         let nested = json!({"target": {"project": {"domain_id": "d1", "id": "p1"}}});
-        assert!(eval(
-            "project_domain_id:%(target.project.domain_id)s",
-            &nested,
-            &creds
-        ));
-        assert!(eval(
-            "token.project.domain.id:%(target.project.domain_id)s",
-            &nested,
-            &creds
-        ));
-        assert!(!eval(
-            "token.domain.id:%(target.project.domain_id)s",
-            &nested,
-            &creds
-        ));
+        assert!(eval("project_domain_id:%(target.project.domain_id)s", &nested, &creds));
+        assert!(eval("token.project.domain.id:%(target.project.domain_id)s", &nested, &creds));
+        assert!(!eval("token.domain.id:%(target.project.domain_id)s", &nested, &creds));
         // Flat key wins over the nested path.
         let both = json!({"target.project.id": "p1", "target": {"project": {"id": "other"}}});
         assert!(eval("project_id:%(target.project.id)s", &both, &creds));
         // Flat credential key wins too.
-        let flat_creds =
-            json!({"token.project.id": "flat", "token": {"project": {"id": "nested"}}});
+        let flat_creds = json!({"token.project.id": "flat", "token": {"project": {"id": "nested"}}});
         assert!(eval("token.project.id:flat", &json!({}), &flat_creds));
         assert!(!eval("token.project.id:nested", &json!({}), &flat_creds));
         let only_nested = json!({"token": {"project": {"id": "nested"}}});
@@ -423,11 +351,7 @@ mod tests {
     fn missing_values_fail() {
         let creds = project_member();
         assert!(!eval("project_id:%(project_id)s", &json!({}), &creds));
-        assert!(!eval(
-            "project_id:%(target.project.id)s",
-            &json!({"target": {}}),
-            &creds
-        ));
+        assert!(!eval("project_id:%(target.project.id)s", &json!({"target": {}}), &creds));
         assert!(!eval("nonexistent:p1", &json!({}), &creds));
         assert!(!eval("token.project.nope:p1", &json!({}), &creds));
         assert!(!eval("user_id.deeper:u1", &json!({}), &creds));
@@ -436,11 +360,7 @@ mod tests {
         assert!(eval("not project_id:%(project_id)s", &json!({}), &creds));
         // Lists and objects are not rendered.
         assert!(!eval("project_id:%(x)s", &json!({"x": ["p1"]}), &creds));
-        assert!(!eval(
-            "project_id:%(x)s",
-            &json!({"x": {"id": "p1"}}),
-            &creds
-        ));
+        assert!(!eval("project_id:%(x)s", &json!({"x": {"id": "p1"}}), &creds));
         // A non-object target only serves literal checks.
         assert!(eval("project_id:p1", &Value::Null, &creds));
         assert!(!eval("project_id:%(x)s", &Value::Null, &creds));
@@ -452,16 +372,8 @@ mod tests {
         let t = json!({});
         assert!(eval("is_admin_project:False", &t, &creds));
         assert!(!eval("is_admin_project:True", &t, &creds));
-        assert!(eval(
-            "token.is_admin_project:True",
-            &t,
-            &json!({"token": {"is_admin_project": true}})
-        ));
-        assert!(!eval(
-            "is_admin_project:true",
-            &t,
-            &json!({"is_admin_project": true})
-        ));
+        assert!(eval("token.is_admin_project:True", &t, &json!({"token": {"is_admin_project": true}})));
+        assert!(!eval("is_admin_project:true", &t, &json!({"is_admin_project": true})));
         assert!(eval("count:3", &t, &json!({"count": 3})));
         assert!(eval("ratio:0.5", &t, &json!({"ratio": 0.5})));
         assert!(eval("x:%(n)s", &json!({"n": 7}), &json!({"x": "7"})));
@@ -469,11 +381,7 @@ mod tests {
         // null is `None` on both sides.
         assert!(eval("domain_id:None", &t, &creds));
         assert!(!eval("not domain_id:None", &t, &creds));
-        assert!(eval(
-            "domain_id:%(target.domain_id)s",
-            &json!({"target.domain_id": null}),
-            &creds
-        ));
+        assert!(eval("domain_id:%(target.domain_id)s", &json!({"target.domain_id": null}), &creds));
         // Object-valued credentials never match.
         assert!(!eval("token:x", &t, &creds));
     }
@@ -512,11 +420,7 @@ mod tests {
     fn remote_checks_fail() {
         let creds = project_member();
         assert!(!eval("http://policy.example.com/check", &json!({}), &creds));
-        assert!(!eval(
-            "https://policy.example.com/%(x)s",
-            &json!({"x": 1}),
-            &creds
-        ));
+        assert!(!eval("https://policy.example.com/%(x)s", &json!({"x": 1}), &creds));
         assert!(eval("not http://x", &json!({}), &creds));
     }
 
@@ -535,19 +439,12 @@ mod tests {
         let creds = project_member();
         assert!(enforcer.enforce("admin_or_owner", &json!({"user_id": "u1"}), &creds));
         assert!(!enforcer.enforce("admin_or_owner", &json!({"user_id": "u2"}), &creds));
-        assert!(enforcer.enforce(
-            "admin_or_owner",
-            &json!({"user_id": "u2"}),
-            &json!({"roles": ["admin"]})
-        ));
+        assert!(enforcer.enforce("admin_or_owner", &json!({"user_id": "u2"}), &json!({"roles": ["admin"]})));
         assert!(!enforcer.enforce("uses_missing", &json!({}), &creds));
         assert!(enforcer.enforce("not_missing", &json!({}), &creds));
         assert_eq!(
             enforcer.dangling_references(),
-            vec![
-                ("not_missing", "does_not_exist"),
-                ("uses_missing", "does_not_exist")
-            ]
+            vec![("not_missing", "does_not_exist"), ("uses_missing", "does_not_exist")]
         );
     }
 
@@ -581,19 +478,10 @@ mod tests {
     fn deep_but_finite_chains_work() {
         let names: Vec<String> = (0..=MAX_RULE_DEPTH).map(|i| format!("r{i}")).collect();
         let checks: Vec<String> = (0..=MAX_RULE_DEPTH)
-            .map(|i| {
-                if i == MAX_RULE_DEPTH {
-                    "@".to_owned()
-                } else {
-                    format!("rule:r{}", i + 1)
-                }
-            })
+            .map(|i| if i == MAX_RULE_DEPTH { "@".to_owned() } else { format!("rule:r{}", i + 1) })
             .collect();
-        let pairs: Vec<(&str, &str)> = names
-            .iter()
-            .map(String::as_str)
-            .zip(checks.iter().map(String::as_str))
-            .collect();
+        let pairs: Vec<(&str, &str)> =
+            names.iter().map(String::as_str).zip(checks.iter().map(String::as_str)).collect();
         let mut enforcer = Enforcer::new();
         enforcer.register_defaults(&pairs).unwrap();
         let t = json!({});
@@ -609,9 +497,7 @@ mod tests {
         let t = json!({});
         let creds = project_member();
         assert!(!enforcer.enforce("anything", &t, &creds));
-        enforcer
-            .register_defaults(&[("default", "role:member")])
-            .unwrap();
+        enforcer.register_defaults(&[("default", "role:member")]).unwrap();
         assert!(enforcer.enforce("anything", &t, &creds));
         assert!(!enforcer.enforce("anything", &t, &json!({"roles": []})));
         enforcer.set_rule("explicit", "!").unwrap();
@@ -621,14 +507,10 @@ mod tests {
     #[test]
     fn register_defaults_replaces_and_is_atomic() {
         let mut enforcer = Enforcer::new();
-        enforcer
-            .register_defaults(&[("a", "role:x"), ("b", "@")])
-            .unwrap();
+        enforcer.register_defaults(&[("a", "role:x"), ("b", "@")]).unwrap();
         enforcer.register_defaults(&[("a", "role:y")]).unwrap();
         assert_eq!(enforcer.rule("a").unwrap().to_string(), "role:y");
-        let err = enforcer
-            .register_defaults(&[("c", "@"), ("d", "role:")])
-            .unwrap_err();
+        let err = enforcer.register_defaults(&[("c", "@"), ("d", "role:")]).unwrap_err();
         assert!(err.to_string().contains("`d`"), "{err}");
         assert!(enforcer.rule("c").is_none());
         assert_eq!(enforcer.rule_names().collect::<Vec<_>>(), ["a", "b"]);
@@ -641,10 +523,7 @@ mod tests {
     fn overrides_replace_defaults() {
         let mut enforcer = Enforcer::new();
         enforcer
-            .register_defaults(&[
-                ("identity:get_user", "role:admin"),
-                ("identity:list_users", "role:admin"),
-            ])
+            .register_defaults(&[("identity:get_user", "role:admin"), ("identity:list_users", "role:admin")])
             .unwrap();
         let creds = project_member();
         let t = json!({});
@@ -660,11 +539,7 @@ mod tests {
         assert!(enforcer.enforce("identity:open", &t, &creds));
 
         // JSON is YAML.
-        enforcer
-            .load_overrides_str(
-                r#"{"identity:list_users": "role:member", "identity:get_user": "!"}"#,
-            )
-            .unwrap();
+        enforcer.load_overrides_str(r#"{"identity:list_users": "role:member", "identity:get_user": "!"}"#).unwrap();
         assert!(enforcer.enforce("identity:list_users", &t, &creds));
         assert!(!enforcer.enforce("identity:get_user", &t, &creds));
 
@@ -679,33 +554,13 @@ mod tests {
     fn overrides_are_atomic_and_validated() {
         let mut enforcer = Enforcer::new();
         enforcer.register_defaults(&[("a", "@")]).unwrap();
-        let err = enforcer
-            .load_overrides_str("a: '!'\nb: 'role:a or'\n")
-            .unwrap_err();
-        assert!(
-            matches!(&err, PolicyError::Parse { rule, .. } if rule == "b"),
-            "{err}"
-        );
-        assert!(
-            enforcer.enforce("a", &json!({}), &json!({})),
-            "nothing applied"
-        );
+        let err = enforcer.load_overrides_str("a: '!'\nb: 'role:a or'\n").unwrap_err();
+        assert!(matches!(&err, PolicyError::Parse { rule, .. } if rule == "b"), "{err}");
+        assert!(enforcer.enforce("a", &json!({}), &json!({})), "nothing applied");
 
-        for bad in [
-            "a:\n",
-            "a: 1\n",
-            "a: true\n",
-            "- a\n",
-            "just text",
-            "1: '@'\n",
-            "a: {b: c}\n",
-            "a: [[1]]\n",
-        ] {
+        for bad in ["a:\n", "a: 1\n", "a: true\n", "- a\n", "just text", "1: '@'\n", "a: {b: c}\n", "a: [[1]]\n"] {
             let err = enforcer.load_overrides_str(bad).unwrap_err();
-            assert!(
-                matches!(err, PolicyError::Document { .. }),
-                "{bad:?}: {err}"
-            );
+            assert!(matches!(err, PolicyError::Document { .. }), "{bad:?}: {err}");
         }
         let err = enforcer.load_overrides_str("a: [unclosed\n").unwrap_err();
         assert!(matches!(err, PolicyError::Syntax { .. }), "{err}");
@@ -740,18 +595,14 @@ mod tests {
         let path = dir.join("policy.yaml");
         std::fs::write(&path, "\"identity:get_user\": \"role:reader\"\n").unwrap();
         let mut enforcer = Enforcer::new();
-        enforcer
-            .register_defaults(&[("identity:get_user", "!")])
-            .unwrap();
+        enforcer.register_defaults(&[("identity:get_user", "!")]).unwrap();
         enforcer.load_overrides_file(&path).unwrap();
         assert!(enforcer.enforce("identity:get_user", &json!({}), &project_member()));
         std::fs::write(&path, "\"identity:get_user\": \"(\"\n").unwrap();
         assert!(enforcer.load_overrides_file(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let err = enforcer
-            .load_overrides_file(&dir.join("missing.yaml"))
-            .unwrap_err();
+        let err = enforcer.load_overrides_file(&dir.join("missing.yaml")).unwrap_err();
         assert!(matches!(err, PolicyError::Io { .. }));
         assert!(err.to_string().contains("missing.yaml"), "{err}");
     }

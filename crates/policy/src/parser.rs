@@ -54,19 +54,9 @@ pub fn parse_rule(name: &str, check: &str) -> Result<Rule, PolicyError> {
     }
     let tokens = tokenize(check);
     if tokens.is_empty() {
-        return Err(PolicyError::parse(
-            name,
-            check,
-            0,
-            "check string is only whitespace",
-        ));
+        return Err(PolicyError::parse(name, check, 0, "check string is only whitespace"));
     }
-    let mut parser = Parser {
-        name,
-        check,
-        tokens,
-        next: 0,
-    };
+    let mut parser = Parser { name, check, tokens, next: 0 };
     let rule = parser.expr(0)?;
     if let Some(token) = parser.peek() {
         let reason = match token.kind {
@@ -102,10 +92,7 @@ fn push_piece<'a>(tokens: &mut Vec<Token<'a>>, piece: &'a str, offset: usize) {
     let body = piece.trim_start_matches('(');
     let opens = piece.len() - body.len();
     for i in 0..opens {
-        tokens.push(Token {
-            kind: TokenKind::Open,
-            pos: offset + i,
-        });
+        tokens.push(Token { kind: TokenKind::Open, pos: offset + i });
     }
     let core = body.trim_end_matches(')');
     let core_pos = offset + opens;
@@ -119,16 +106,10 @@ fn push_piece<'a>(tokens: &mut Vec<Token<'a>>, piece: &'a str, offset: usize) {
         } else {
             TokenKind::Check(core)
         };
-        tokens.push(Token {
-            kind,
-            pos: core_pos,
-        });
+        tokens.push(Token { kind, pos: core_pos });
     }
     for i in 0..body.len() - core.len() {
-        tokens.push(Token {
-            kind: TokenKind::Close,
-            pos: core_pos + core.len() + i,
-        });
+        tokens.push(Token { kind: TokenKind::Close, pos: core_pos + core.len() + i });
     }
 }
 
@@ -162,11 +143,7 @@ impl<'a> Parser<'a> {
 
     fn expr(&mut self, depth: usize) -> Result<Rule, PolicyError> {
         let mut members = vec![self.and_expr(depth)?];
-        while let Some(Token {
-            kind: TokenKind::Or,
-            ..
-        }) = self.peek()
-        {
+        while let Some(Token { kind: TokenKind::Or, .. }) = self.peek() {
             self.bump();
             members.push(self.and_expr(depth)?);
         }
@@ -175,11 +152,7 @@ impl<'a> Parser<'a> {
 
     fn and_expr(&mut self, depth: usize) -> Result<Rule, PolicyError> {
         let mut members = vec![self.unary(depth)?];
-        while let Some(Token {
-            kind: TokenKind::And,
-            ..
-        }) = self.peek()
-        {
+        while let Some(Token { kind: TokenKind::And, .. }) = self.peek() {
             self.bump();
             members.push(self.unary(depth)?);
         }
@@ -188,37 +161,24 @@ impl<'a> Parser<'a> {
 
     fn unary(&mut self, depth: usize) -> Result<Rule, PolicyError> {
         let Some(token) = self.bump() else {
-            return Err(self.error_at(
-                self.end_pos(),
-                "check string ends where a check was expected",
-            ));
+            return Err(self.error_at(self.end_pos(), "check string ends where a check was expected"));
         };
         if depth >= MAX_NESTING {
-            return Err(self.error_at(
-                token.pos,
-                format!("nested more than {MAX_NESTING} levels deep"),
-            ));
+            return Err(self.error_at(token.pos, format!("nested more than {MAX_NESTING} levels deep")));
         }
         match token.kind {
             TokenKind::Not => Ok(Rule::Not(Box::new(self.unary(depth + 1)?))),
             TokenKind::Open => {
                 let inner = self.expr(depth + 1)?;
                 match self.bump() {
-                    Some(Token {
-                        kind: TokenKind::Close,
-                        ..
-                    }) => Ok(inner),
+                    Some(Token { kind: TokenKind::Close, .. }) => Ok(inner),
                     Some(other) => Err(self.error_at(other.pos, "expected `)`")),
                     None => Err(self.error_at(token.pos, "unbalanced `(`: no matching `)`")),
                 }
             }
             TokenKind::Check(text) => self.check(text, token.pos),
-            TokenKind::Close => {
-                Err(self.error_at(token.pos, "unexpected `)` where a check was expected"))
-            }
-            TokenKind::And | TokenKind::Or => {
-                Err(self.error_at(token.pos, "operator where a check was expected"))
-            }
+            TokenKind::Close => Err(self.error_at(token.pos, "unexpected `)` where a check was expected")),
+            TokenKind::And | TokenKind::Or => Err(self.error_at(token.pos, "operator where a check was expected")),
         }
     }
 
@@ -246,14 +206,8 @@ impl<'a> Parser<'a> {
         let check = match kind {
             "rule" => Check::Rule(value.to_owned()),
             "role" => Check::Role(self.template(value, value_pos)?),
-            "http" | "https" => Check::Remote {
-                scheme: kind.to_owned(),
-                url: value.to_owned(),
-            },
-            _ => Check::Generic {
-                left: operand(kind),
-                right: self.template(value, value_pos)?,
-            },
+            "http" | "https" => Check::Remote { scheme: kind.to_owned(), url: value.to_owned() },
+            _ => Check::Generic { left: operand(kind), right: self.template(value, value_pos)? },
         };
         Ok(Rule::Check(check))
     }
@@ -263,10 +217,7 @@ impl<'a> Parser<'a> {
     fn template(&self, text: &str, pos: usize) -> Result<Template, PolicyError> {
         if is_quoted(text) {
             let inner = &text[1..text.len() - 1];
-            return Ok(Template::new(
-                text.to_owned(),
-                vec![Part::Text(inner.to_owned())],
-            ));
+            return Ok(Template::new(text.to_owned(), vec![Part::Text(inner.to_owned())]));
         }
         let mut parts = Vec::new();
         let mut literal = String::new();
@@ -287,9 +238,7 @@ impl<'a> Parser<'a> {
                     return Err(self.error_at(here, "empty `%()s` substitution"));
                 }
                 let Some(tail) = tail[close + 1..].strip_prefix('s') else {
-                    return Err(
-                        self.error_at(here, format!("substitution `%({key})` must end in `s`"))
-                    );
+                    return Err(self.error_at(here, format!("substitution `%({key})` must end in `s`")));
                 };
                 if !literal.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut literal)));
@@ -319,18 +268,13 @@ fn collapse(mut members: Vec<Rule>, build: fn(Vec<Rule>) -> Rule) -> Rule {
 
 fn is_quoted(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes.len() >= 2
-        && (bytes[0] == b'\'' || bytes[0] == b'"')
-        && bytes[bytes.len() - 1] == bytes[0]
+    bytes.len() >= 2 && (bytes[0] == b'\'' || bytes[0] == b'"') && bytes[bytes.len() - 1] == bytes[0]
 }
 
 /// Classifies the left-hand side of a generic check: a Python literal (as
 /// oslo.policy's `ast.literal_eval` would accept) or a credentials key.
 fn operand(kind: &str) -> Operand {
-    let literal = |value: String| Operand::Literal {
-        source: kind.to_owned(),
-        value,
-    };
+    let literal = |value: String| Operand::Literal { source: kind.to_owned(), value };
     if is_quoted(kind) {
         return literal(kind[1..kind.len() - 1].to_owned());
     }
@@ -383,17 +327,11 @@ mod tests {
         } else {
             vec![Part::Text(right.to_owned())]
         };
-        Rule::Check(Check::Generic {
-            left,
-            right: Template::new(right.to_owned(), parts),
-        })
+        Rule::Check(Check::Generic { left, right: Template::new(right.to_owned(), parts) })
     }
 
     fn role(name: &str) -> Rule {
-        Rule::Check(Check::Role(Template::new(
-            name.to_owned(),
-            vec![Part::Text(name.to_owned())],
-        )))
+        Rule::Check(Check::Role(Template::new(name.to_owned(), vec![Part::Text(name.to_owned())])))
     }
 
     fn rule_ref(name: &str) -> Rule {
@@ -402,9 +340,7 @@ mod tests {
 
     fn parse_err(check: &str) -> (usize, String) {
         match parse(check) {
-            Err(PolicyError::Parse {
-                position, reason, ..
-            }) => (position, reason),
+            Err(PolicyError::Parse { position, reason, .. }) => (position, reason),
             other => panic!("expected a parse error for {check:?}, got {other:?}"),
         }
     }
@@ -421,37 +357,25 @@ mod tests {
     #[test]
     fn check_kinds() {
         assert_eq!(parse("role:admin").unwrap(), role("admin"));
-        assert_eq!(
-            parse("rule:admin_required").unwrap(),
-            rule_ref("admin_required")
-        );
+        assert_eq!(parse("rule:admin_required").unwrap(), rule_ref("admin_required"));
         assert_eq!(
             parse("project_id:%(project_id)s").unwrap(),
             generic(Operand::Creds("project_id".into()), "%(project_id)s")
         );
         assert_eq!(
             parse("http://example.com/check").unwrap(),
-            Rule::Check(Check::Remote {
-                scheme: "http".into(),
-                url: "//example.com/check".into()
-            })
+            Rule::Check(Check::Remote { scheme: "http".into(), url: "//example.com/check".into() })
         );
         // Only the first colon separates kind from value.
         assert_eq!(
             parse("role:compute:admin").unwrap(),
-            Rule::Check(Check::Role(Template::new(
-                "compute:admin".into(),
-                vec![Part::Text("compute:admin".into())]
-            )))
+            Rule::Check(Check::Role(Template::new("compute:admin".into(), vec![Part::Text("compute:admin".into())])))
         );
     }
 
     #[test]
     fn literal_operands() {
-        let lit = |source: &str, value: &str| Operand::Literal {
-            source: source.into(),
-            value: value.into(),
-        };
+        let lit = |source: &str, value: &str| Operand::Literal { source: source.into(), value: value.into() };
         assert_eq!(operand("'member'"), lit("'member'", "member"));
         assert_eq!(operand("\"member\""), lit("\"member\"", "member"));
         assert_eq!(operand("True"), lit("True", "True"));
@@ -464,10 +388,7 @@ mod tests {
         assert_eq!(operand("2."), lit("2.", "2.0"));
         assert_eq!(operand("true"), Operand::Creds("true".into()));
         assert_eq!(operand("is_admin"), Operand::Creds("is_admin".into()));
-        assert_eq!(
-            operand("token.project.id"),
-            Operand::Creds("token.project.id".into())
-        );
+        assert_eq!(operand("token.project.id"), Operand::Creds("token.project.id".into()));
         assert_eq!(operand("1.2.3"), Operand::Creds("1.2.3".into()));
         assert_eq!(operand("."), Operand::Creds(".".into()));
         assert_eq!(operand("-"), Operand::Creds("-".into()));
@@ -509,15 +430,9 @@ mod tests {
         );
         assert_eq!(
             parse("role:a and role:b or role:c and role:d").unwrap(),
-            Rule::Or(vec![
-                Rule::And(vec![a.clone(), b.clone()]),
-                Rule::And(vec![c.clone(), d.clone()])
-            ])
+            Rule::Or(vec![Rule::And(vec![a.clone(), b.clone()]), Rule::And(vec![c.clone(), d.clone()])])
         );
-        assert_eq!(
-            parse("not role:a and role:b").unwrap(),
-            Rule::And(vec![Rule::Not(Box::new(a.clone())), b.clone()])
-        );
+        assert_eq!(parse("not role:a and role:b").unwrap(), Rule::And(vec![Rule::Not(Box::new(a.clone())), b.clone()]));
         assert_eq!(
             parse("not (role:a and role:b)").unwrap(),
             Rule::Not(Box::new(Rule::And(vec![a.clone(), b.clone()])))
@@ -526,14 +441,8 @@ mod tests {
             parse("(role:a or role:b) and role:c").unwrap(),
             Rule::And(vec![Rule::Or(vec![a.clone(), b.clone()]), c.clone()])
         );
-        assert_eq!(
-            parse("role:a or role:b or role:c").unwrap(),
-            Rule::Or(vec![a.clone(), b.clone(), c.clone()])
-        );
-        assert_eq!(
-            parse("not not role:a").unwrap(),
-            Rule::Not(Box::new(Rule::Not(Box::new(a.clone()))))
-        );
+        assert_eq!(parse("role:a or role:b or role:c").unwrap(), Rule::Or(vec![a.clone(), b.clone(), c.clone()]));
+        assert_eq!(parse("not not role:a").unwrap(), Rule::Not(Box::new(Rule::Not(Box::new(a.clone())))));
     }
 
     #[test]
@@ -554,18 +463,12 @@ mod tests {
             Rule::And(vec![Rule::Or(vec![role("a"), role("b")]), role("c")])
         );
         // A substitution keeps its parentheses even at the end of a group.
-        assert_eq!(
-            parse("(user_id:%(user_id)s)").unwrap(),
-            generic(Operand::Creds("user_id".into()), "%(user_id)s")
-        );
+        assert_eq!(parse("(user_id:%(user_id)s)").unwrap(), generic(Operand::Creds("user_id".into()), "%(user_id)s"));
     }
 
     #[test]
     fn errors_name_rule_and_position() {
-        assert_eq!(
-            parse_err("role:"),
-            (5, "missing value after `role:`".to_owned())
-        );
+        assert_eq!(parse_err("role:"), (5, "missing value after `role:`".to_owned()));
         assert_eq!(parse_err(":admin").0, 0);
         assert_eq!(parse_err("role:a and").0, 10);
         assert_eq!(parse_err("(role:a").0, 0);
@@ -594,11 +497,7 @@ mod tests {
 
     #[test]
     fn nesting_limit() {
-        let deep = format!(
-            "{}role:a{}",
-            "(".repeat(MAX_NESTING + 5),
-            ")".repeat(MAX_NESTING + 5)
-        );
+        let deep = format!("{}role:a{}", "(".repeat(MAX_NESTING + 5), ")".repeat(MAX_NESTING + 5));
         assert!(parse_err(&deep).1.contains("nested"));
         let nots = format!("{}role:a", "not ".repeat(MAX_NESTING + 5));
         assert!(parse_err(&nots).1.contains("nested"));
@@ -621,9 +520,7 @@ mod tests {
             assert_eq!(parse(&shown).unwrap(), rule, "{check} -> {shown}");
         }
         assert_eq!(
-            parse("role:a or role:b and not role:c")
-                .unwrap()
-                .to_string(),
+            parse("role:a or role:b and not role:c").unwrap().to_string(),
             "(role:a or (role:b and not role:c))"
         );
     }

@@ -136,13 +136,7 @@ impl Rule {
         self.eval(target, creds, rules, 0).unwrap_or(false)
     }
 
-    fn eval<L>(
-        &self,
-        target: &Value,
-        creds: &Value,
-        rules: &L,
-        depth: usize,
-    ) -> Result<bool, TooDeep>
+    fn eval<L>(&self, target: &Value, creds: &Value, rules: &L, depth: usize) -> Result<bool, TooDeep>
     where
         L: RuleLookup + ?Sized,
     {
@@ -193,13 +187,7 @@ impl Rule {
 }
 
 impl Check {
-    fn eval<L>(
-        &self,
-        target: &Value,
-        creds: &Value,
-        rules: &L,
-        depth: usize,
-    ) -> Result<bool, TooDeep>
+    fn eval<L>(&self, target: &Value, creds: &Value, rules: &L, depth: usize) -> Result<bool, TooDeep>
     where
         L: RuleLookup + ?Sized,
     {
@@ -213,9 +201,7 @@ impl Check {
                     None => Ok(false),
                 }
             }
-            Check::Role(template) => Ok(template
-                .render(target)
-                .is_some_and(|wanted| has_role(creds, &wanted))),
+            Check::Role(template) => Ok(template.render(target).is_some_and(|wanted| has_role(creds, &wanted))),
             Check::Remote { .. } => Ok(false),
             Check::Generic { left, right } => {
                 let Some(wanted) = right.render(target) else {
@@ -233,10 +219,7 @@ impl Check {
 fn has_role(creds: &Value, wanted: &str) -> bool {
     let wanted = wanted.to_lowercase();
     match creds.get("roles") {
-        Some(Value::Array(roles)) => roles
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|role| role.to_lowercase() == wanted),
+        Some(Value::Array(roles)) => roles.iter().filter_map(Value::as_str).any(|role| role.to_lowercase() == wanted),
         _ => false,
     }
 }
@@ -255,12 +238,8 @@ fn path_matches(value: &Value, segments: &[&str], wanted: &str) -> bool {
     match segments.split_first() {
         None => leaf_matches(value, wanted),
         Some((first, rest)) => match value {
-            Value::Object(map) => map
-                .get(*first)
-                .is_some_and(|child| path_matches(child, rest, wanted)),
-            Value::Array(items) => items
-                .iter()
-                .any(|item| path_matches(item, segments, wanted)),
+            Value::Object(map) => map.get(*first).is_some_and(|child| path_matches(child, rest, wanted)),
+            Value::Array(items) => items.iter().any(|item| path_matches(item, segments, wanted)),
             _ => false,
         },
     }

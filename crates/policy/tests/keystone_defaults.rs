@@ -77,11 +77,7 @@ fn every_rule_parses_and_references_resolve() {
     }
     let enforcer = enforcer();
     assert_eq!(enforcer.len(), DEFAULT_RULES.len(), "names are unique");
-    assert!(
-        enforcer.dangling_references().is_empty(),
-        "{:?}",
-        enforcer.dangling_references()
-    );
+    assert!(enforcer.dangling_references().is_empty(), "{:?}", enforcer.dangling_references());
 }
 
 #[test]
@@ -128,12 +124,7 @@ fn covers_the_expected_apis() {
 #[test]
 fn project_admin_passes_everything_admin_only() {
     let enforcer = enforcer();
-    let admin = project_creds(
-        "admin",
-        "p-admin",
-        "default",
-        &["admin", "member", "reader"],
-    );
+    let admin = project_creds("admin", "p-admin", "default", &["admin", "member", "reader"]);
     let other = json!({
         "target.user.id": "someone",
         "target.user.domain_id": "d2",
@@ -164,18 +155,10 @@ fn system_reader_reads_but_does_not_write() {
     assert!(enforcer.enforce("identity:list_users", &json!({}), &reader));
     assert!(enforcer.enforce("identity:get_user", &target, &reader));
     assert!(enforcer.enforce("identity:list_endpoints", &json!({}), &reader));
-    assert!(enforcer.enforce(
-        "identity:check_token",
-        &json!({"target.token.user_id": "x"}),
-        &reader
-    ));
+    assert!(enforcer.enforce("identity:check_token", &json!({"target.token.user_id": "x"}), &reader));
     assert!(!enforcer.enforce("identity:create_user", &target, &reader));
     assert!(!enforcer.enforce("identity:create_endpoint", &json!({}), &reader));
-    assert!(!enforcer.enforce(
-        "identity:revoke_token",
-        &json!({"target.token.user_id": "x"}),
-        &reader
-    ));
+    assert!(!enforcer.enforce("identity:revoke_token", &json!({"target.token.user_id": "x"}), &reader));
 }
 
 #[test]
@@ -211,33 +194,13 @@ fn project_member_sees_only_own_things() {
     assert!(!enforcer.enforce("identity:create_project", &own, &member));
 
     // The domain of the project the token is scoped to.
-    assert!(enforcer.enforce(
-        "identity:get_domain",
-        &json!({"target.domain.id": "d1"}),
-        &member
-    ));
-    assert!(!enforcer.enforce(
-        "identity:get_domain",
-        &json!({"target.domain.id": "d2"}),
-        &member
-    ));
+    assert!(enforcer.enforce("identity:get_domain", &json!({"target.domain.id": "d1"}), &member));
+    assert!(!enforcer.enforce("identity:get_domain", &json!({"target.domain.id": "d2"}), &member));
 
     // Application credentials: keyed on the flat `user_id` from the URL.
-    assert!(enforcer.enforce(
-        "identity:create_application_credential",
-        &json!({"user_id": "u1"}),
-        &member
-    ));
-    assert!(!enforcer.enforce(
-        "identity:create_application_credential",
-        &json!({"user_id": "u2"}),
-        &member
-    ));
-    assert!(enforcer.enforce(
-        "identity:list_application_credentials",
-        &json!({"user_id": "u1"}),
-        &member
-    ));
+    assert!(enforcer.enforce("identity:create_application_credential", &json!({"user_id": "u1"}), &member));
+    assert!(!enforcer.enforce("identity:create_application_credential", &json!({"user_id": "u2"}), &member));
+    assert!(enforcer.enforce("identity:list_application_credentials", &json!({"user_id": "u1"}), &member));
 
     // Tokens: own tokens only; validation also for the service role.
     let my_token = json!({"target.token.user_id": "u1"});
@@ -254,11 +217,7 @@ fn project_member_sees_only_own_things() {
     // Credentials.
     let my_cred = json!({"target.credential.user_id": "u1"});
     assert!(enforcer.enforce("identity:create_credential", &my_cred, &member));
-    assert!(!enforcer.enforce(
-        "identity:get_credential",
-        &json!({"target.credential.user_id": "u2"}),
-        &member
-    ));
+    assert!(!enforcer.enforce("identity:get_credential", &json!({"target.credential.user_id": "u2"}), &member));
 
     // Roles, endpoints, role assignments: admin or system reader only.
     assert!(!enforcer.enforce("identity:list_roles", &none, &member));
@@ -270,10 +229,8 @@ fn project_member_sees_only_own_things() {
 fn limits_for_project_and_domain() {
     let enforcer = enforcer();
     let member = project_creds("u1", "p1", "d1", &["reader"]);
-    let own_project_limit =
-        json!({"target.limit.project_id": "p1", "target.limit.project.domain_id": "d1"});
-    let other_project_limit =
-        json!({"target.limit.project_id": "p2", "target.limit.project.domain_id": "d9"});
+    let own_project_limit = json!({"target.limit.project_id": "p1", "target.limit.project.domain_id": "d1"});
+    let other_project_limit = json!({"target.limit.project_id": "p2", "target.limit.project.domain_id": "d9"});
     let domain_limit = json!({"target.limit.project_id": null, "target.limit.domain.id": "d1"});
     assert!(enforcer.enforce("identity:get_limit", &own_project_limit, &member));
     assert!(!enforcer.enforce("identity:get_limit", &other_project_limit, &member));
@@ -294,11 +251,7 @@ fn domain_manager_and_reader() {
     // Listing users of the token's domain: the target carries `domain_id`.
     let list_d1 = json!({"target.domain_id": "d1"});
     assert!(enforcer.enforce("identity:list_users", &list_d1, &reader));
-    assert!(!enforcer.enforce(
-        "identity:list_users",
-        &json!({"target.domain_id": "d2"}),
-        &reader
-    ));
+    assert!(!enforcer.enforce("identity:list_users", &json!({"target.domain_id": "d2"}), &reader));
 
     // Users are managed through `token.domain.id`.
     let user_d1 = json!({"target.user.id": "x", "target.user.domain_id": "d1"});
@@ -311,11 +264,7 @@ fn domain_manager_and_reader() {
     // Projects in the domain; `not None:%(...)s` guards against null ids.
     let project_d1 = json!({"target.project.domain_id": "d1"});
     assert!(enforcer.enforce("identity:create_project", &project_d1, &manager));
-    assert!(!enforcer.enforce(
-        "identity:create_project",
-        &json!({"target.project.domain_id": "d2"}),
-        &manager
-    ));
+    assert!(!enforcer.enforce("identity:create_project", &json!({"target.project.domain_id": "d2"}), &manager));
     assert!(!enforcer.enforce("identity:create_project", &project_d1, &reader));
 
     // `list_roles` relies on a null `domain_id` reading as `None`.
@@ -352,9 +301,5 @@ fn null_target_values_compare_as_none() {
     let enforcer = enforcer();
     let member = project_creds("u1", "p1", "d1", &["reader"]);
     assert!(!enforcer.enforce("identity:list_users", &json!({}), &member));
-    assert!(enforcer.enforce(
-        "identity:list_users",
-        &json!({"target.domain_id": null}),
-        &member
-    ));
+    assert!(enforcer.enforce("identity:list_users", &json!({"target.domain_id": null}), &member));
 }

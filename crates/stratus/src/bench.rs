@@ -68,22 +68,13 @@ async fn start_local(cfg: &Config) -> anyhow::Result<Target> {
         name: "keystone".into(),
         url: format!("http://{addr}/v3"),
     }];
-    stratus_identity::bootstrap::run(&id, &password, "RegionOne", &entries)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+    stratus_identity::bootstrap::run(&id, &password, "RegionOne", &entries).await.map_err(|e| anyhow!("{e}"))?;
     let router = stratus_identity::router(id);
     let guard = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    println!(
-        "started a fresh cloud in process at http://{addr} (data in {})",
-        dir.display()
-    );
-    Ok(Target {
-        url: format!("http://{addr}"),
-        password,
-        _guard: Some(guard),
-    })
+    println!("started a fresh cloud in process at http://{addr} (data in {})", dir.display());
+    Ok(Target { url: format!("http://{addr}"), password, _guard: Some(guard) })
 }
 
 fn password_body(password: &str) -> Value {
@@ -92,22 +83,10 @@ fn password_body(password: &str) -> Value {
         "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
 }
 
-async fn issue(
-    client: &reqwest::Client,
-    url: &str,
-    body: &Value,
-) -> anyhow::Result<(String, Value)> {
-    let r = client
-        .post(format!("{url}/v3/auth/tokens?nocatalog"))
-        .json(body)
-        .send()
-        .await?;
+async fn issue(client: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<(String, Value)> {
+    let r = client.post(format!("{url}/v3/auth/tokens?nocatalog")).json(body).send().await?;
     let status = r.status();
-    let token = r
-        .headers()
-        .get("x-subject-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let token = r.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body: Value = r.json().await.unwrap_or(Value::Null);
     match token {
         Some(t) if status.as_u16() == 201 => Ok((t, body)),
@@ -158,12 +137,7 @@ where
     }
     let elapsed = start.elapsed();
     all.sort_unstable();
-    Stats {
-        ok: all.len(),
-        failed,
-        latencies_us: all,
-        elapsed,
-    }
+    Stats { ok: all.len(), failed, latencies_us: all, elapsed }
 }
 
 fn pct(v: &[u64], p: f64) -> f64 {
@@ -190,23 +164,15 @@ async fn identity(b: IdentityBench, cfg: &Config) -> anyhow::Result<()> {
     let target = match &b.url {
         Some(u) => Target {
             url: u.trim_end_matches('/').trim_end_matches("/v3").to_string(),
-            password: b
-                .password
-                .clone()
-                .context("--password (or STRATUS_ADMIN_PASSWORD) is needed with --url")?,
+            password: b.password.clone().context("--password (or STRATUS_ADMIN_PASSWORD) is needed with --url")?,
             _guard: None,
         },
         None => start_local(cfg).await?,
     };
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(b.concurrency * 2)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(b.concurrency * 2).build()?;
     let url = target.url.clone();
     let (admin_token, body) = issue(&client, &url, &password_body(&target.password)).await?;
-    let user_id = body["token"]["user"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let user_id = body["token"]["user"]["id"].as_str().unwrap_or_default().to_string();
     // an application credential to authenticate with
     let r = client
         .post(format!("{url}/v3/users/{user_id}/application_credentials"))
@@ -215,22 +181,13 @@ async fn identity(b: IdentityBench, cfg: &Config) -> anyhow::Result<()> {
         .send()
         .await?;
     let ac: Value = r.json().await?;
-    let ac_id = ac["application_credential"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let ac_secret = ac["application_credential"]["secret"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let ac_id = ac["application_credential"]["id"].as_str().unwrap_or_default().to_string();
+    let ac_secret = ac["application_credential"]["secret"].as_str().unwrap_or_default().to_string();
     if ac_id.is_empty() {
         bail!("could not create an application credential: {ac}");
     }
     let (subject, _) = issue(&client, &url, &password_body(&target.password)).await?;
-    println!(
-        "identity bench against {url}: concurrency {}, {} s per operation",
-        b.concurrency, b.seconds
-    );
+    println!("identity bench against {url}: concurrency {}, {} s per operation", b.concurrency, b.seconds);
     for op in b.ops.split(',').map(str::trim) {
         let client = client.clone();
         let url = url.clone();
@@ -238,8 +195,7 @@ async fn identity(b: IdentityBench, cfg: &Config) -> anyhow::Result<()> {
             "validate" => {
                 let (admin, subject) = (admin_token.clone(), subject.clone());
                 drive(b.concurrency, b.seconds, move || {
-                    let (c, u, a, s) =
-                        (client.clone(), url.clone(), admin.clone(), subject.clone());
+                    let (c, u, a, s) = (client.clone(), url.clone(), admin.clone(), subject.clone());
                     async move {
                         match c
                             .get(format!("{u}/v3/auth/tokens"))
@@ -257,25 +213,16 @@ async fn identity(b: IdentityBench, cfg: &Config) -> anyhow::Result<()> {
             }
             "token" => {
                 let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": subject.clone()}}}});
-                drive(b.concurrency, b.seconds, move || {
-                    post(client.clone(), url.clone(), body.clone())
-                })
-                .await
+                drive(b.concurrency, b.seconds, move || post(client.clone(), url.clone(), body.clone())).await
             }
             "appcred" => {
                 let body = json!({"auth": {"identity": {"methods": ["application_credential"],
                     "application_credential": {"id": ac_id.clone(), "secret": ac_secret.clone()}}}});
-                drive(b.concurrency, b.seconds, move || {
-                    post(client.clone(), url.clone(), body.clone())
-                })
-                .await
+                drive(b.concurrency, b.seconds, move || post(client.clone(), url.clone(), body.clone())).await
             }
             "password" => {
                 let body = password_body(&target.password);
-                drive(b.concurrency, b.seconds, move || {
-                    post(client.clone(), url.clone(), body.clone())
-                })
-                .await
+                drive(b.concurrency, b.seconds, move || post(client.clone(), url.clone(), body.clone())).await
             }
             other => bail!("unknown operation {other:?}"),
         };
@@ -285,12 +232,7 @@ async fn identity(b: IdentityBench, cfg: &Config) -> anyhow::Result<()> {
 }
 
 async fn post(c: reqwest::Client, url: String, body: Value) -> bool {
-    match c
-        .post(format!("{url}/v3/auth/tokens?nocatalog"))
-        .json(&body)
-        .send()
-        .await
-    {
+    match c.post(format!("{url}/v3/auth/tokens?nocatalog")).json(&body).send().await {
         Ok(r) => r.status().as_u16() == 201 && r.bytes().await.is_ok(),
         Err(_) => false,
     }

@@ -92,21 +92,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
 async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
-    let db = Db::connect(&cfg.database_url())
-        .await
-        .context("cannot open the database")?;
-    db.migrate::<Migrator>()
-        .await
-        .context("migrations failed")?;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    let db = Db::connect(&cfg.database_url()).await.context("cannot open the database")?;
+    db.migrate::<Migrator>().await.context("migrations failed")?;
     Ok(db)
 }
 
@@ -144,20 +136,15 @@ async fn shutdown_signal() {
 }
 
 async fn serve_identity(identity: stratus_identity::State, cfg: &Config) -> anyhow::Result<()> {
-    let addr: SocketAddr = cfg
-        .identity
-        .listen
-        .parse()
-        .with_context(|| format!("identity.listen {:?}", cfg.identity.listen))?;
+    let addr: SocketAddr =
+        cfg.identity.listen.parse().with_context(|| format!("identity.listen {:?}", cfg.identity.listen))?;
     // prune revocation events no token can outlive
     let pruner = identity.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             tick.tick().await;
-            let horizon = (pruner.cfg.identity.token_expiration
-                + pruner.cfg.identity.allow_expired_window)
-                * 1_000_000;
+            let horizon = (pruner.cfg.identity.token_expiration + pruner.cfg.identity.allow_expired_window) * 1_000_000;
             let cutoff = chrono::Utc::now().timestamp_micros() - horizon;
             if let Err(e) = pruner.revocations.prune(&pruner.db, cutoff).await {
                 tracing::warn!(error = %e, "pruning revocation events failed");
@@ -170,28 +157,15 @@ async fn serve_identity(identity: stratus_identity::State, cfg: &Config) -> anyh
 
 async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
     let db = open_db(&cfg).await?;
-    stratus_identity::fernet::setup(
-        &cfg.fernet_key_repository(),
-        cfg.identity.fernet_max_active_keys,
-    )?;
+    stratus_identity::fernet::setup(&cfg.fernet_key_repository(), cfg.identity.fernet_max_active_keys)?;
     let identity = Identity::open(cfg.clone(), db).await?;
-    let given = admin_password.or_else(|| {
-        (!cfg.bootstrap.admin_password.is_empty()).then(|| cfg.bootstrap.admin_password.clone())
-    });
+    let given = admin_password
+        .or_else(|| (!cfg.bootstrap.admin_password.is_empty()).then(|| cfg.bootstrap.admin_password.clone()));
     let password = given.clone().unwrap_or_else(generate_password);
-    let outcome = stratus_identity::bootstrap::run(
-        &identity,
-        &password,
-        &cfg.bootstrap.region,
-        &service_entries(&cfg),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
-    let known_password = if outcome.created_admin || given.is_some() {
-        Some(password.as_str())
-    } else {
-        None
-    };
+    let outcome = stratus_identity::bootstrap::run(&identity, &password, &cfg.bootstrap.region, &service_entries(&cfg))
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+    let known_password = if outcome.created_admin || given.is_some() { Some(password.as_str()) } else { None };
     let written = files::write_client_files(&cfg, known_password)?;
     if outcome.created_admin && given.is_none() {
         println!("Generated admin password (shown once): {password}");
@@ -217,40 +191,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let identity = Identity::open(cfg.clone(), db).await?;
             serve_identity(identity, &cfg).await
         }
-        Command::Db {
-            command: DbCommand::Sync,
-        } => {
+        Command::Db { command: DbCommand::Sync } => {
             open_db(&cfg).await?;
             println!("database is up to date ({})", redact(&cfg.database_url()));
             Ok(())
         }
         Command::Bootstrap { admin_password } => {
             let db = open_db(&cfg).await?;
-            stratus_identity::fernet::setup(
-                &cfg.fernet_key_repository(),
-                cfg.identity.fernet_max_active_keys,
-            )?;
+            stratus_identity::fernet::setup(&cfg.fernet_key_repository(), cfg.identity.fernet_max_active_keys)?;
             let identity = Identity::open(cfg.clone(), db).await?;
-            let given = admin_password.or_else(|| {
-                (!cfg.bootstrap.admin_password.is_empty())
-                    .then(|| cfg.bootstrap.admin_password.clone())
-            });
+            let given = admin_password
+                .or_else(|| (!cfg.bootstrap.admin_password.is_empty()).then(|| cfg.bootstrap.admin_password.clone()));
             let password = given.clone().unwrap_or_else(generate_password);
-            let o = stratus_identity::bootstrap::run(
-                &identity,
-                &password,
-                &cfg.bootstrap.region,
-                &service_entries(&cfg),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+            let o =
+                stratus_identity::bootstrap::run(&identity, &password, &cfg.bootstrap.region, &service_entries(&cfg))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
             if o.created_admin && given.is_none() {
                 println!("Generated admin password (shown once): {password}");
             }
-            println!(
-                "bootstrap done: admin user {} on project {}",
-                o.admin_user_id, o.admin_project_id
-            );
+            println!("bootstrap done: admin user {} on project {}", o.admin_user_id, o.admin_project_id);
             Ok(())
         }
         Command::Fernet { command } => {
@@ -264,10 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
                 FernetCommand::Rotate => {
-                    let primary = stratus_identity::fernet::rotate(
-                        &dir,
-                        cfg.identity.fernet_max_active_keys,
-                    )?;
+                    let primary = stratus_identity::fernet::rotate(&dir, cfg.identity.fernet_max_active_keys)?;
                     println!("rotated: key {primary} is now primary in {}", dir.display());
                 }
             }
@@ -292,10 +249,7 @@ fn redact(url: &str) -> String {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("stratus: cannot start the runtime: {e}");

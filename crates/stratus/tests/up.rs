@@ -11,11 +11,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_stratus");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Proc(Child);
@@ -43,10 +39,7 @@ fn start(args: &[&str], data: &std::path::Path, port: u16) -> Proc {
 async fn wait_ready(client: &reqwest::Client, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/v3"))
-            .send()
-            .await
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/v3")).send().await
             && r.status() == 200
         {
             return;
@@ -85,18 +78,10 @@ async fn data_and_tokens_survive_restart_and_key_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let client = reqwest::Client::new();
-    let up = start(
-        &["up", "--admin-password", "first-secret"],
-        dir.path(),
-        port,
-    );
+    let up = start(&["up", "--admin-password", "first-secret"], dir.path(), port);
     wait_ready(&client, port).await;
     assert!(dir.path().join("clouds.yaml").exists());
-    assert!(
-        std::fs::read_to_string(dir.path().join("openrc"))
-            .unwrap()
-            .contains("OS_AUTH_URL=")
-    );
+    assert!(std::fs::read_to_string(dir.path().join("openrc")).unwrap().contains("OS_AUTH_URL="));
     let tok = token(&client, port, "first-secret").await;
     let r = client
         .post(format!("http://127.0.0.1:{port}/v3/projects"))
@@ -109,25 +94,13 @@ async fn data_and_tokens_survive_restart_and_key_rotation() {
     drop(up);
 
     // rotate the keys while it is down; the old token's key is now a secondary
-    let out = Command::new(BIN)
-        .args(["fernet", "rotate", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(BIN).args(["fernet", "rotate", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // restart without a password: bootstrap is idempotent and keeps the admin
     let _up = start(&["up"], dir.path(), port);
     wait_ready(&client, port).await;
-    assert_eq!(
-        validate(&client, port, &tok).await,
-        200,
-        "a token survives restart and rotation"
-    );
+    assert_eq!(validate(&client, port, &tok).await, 200, "a token survives restart and rotation");
     let r: Value = client
         .get(format!("http://127.0.0.1:{port}/v3/projects?name=survivor"))
         .header("x-auth-token", &tok)
@@ -137,11 +110,7 @@ async fn data_and_tokens_survive_restart_and_key_rotation() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        r["projects"].as_array().unwrap().len(),
-        1,
-        "data survives restart: {r}"
-    );
+    assert_eq!(r["projects"].as_array().unwrap().len(), 1, "data survives restart: {r}");
     // the password given the first time still works (bootstrap did not reset it)
     token(&client, port, "first-secret").await;
 
@@ -167,10 +136,7 @@ async fn data_and_tokens_survive_restart_and_key_rotation() {
         if s == 401 || s == 404 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "revocation never reached the other process"
-        );
+        assert!(Instant::now() < deadline, "revocation never reached the other process");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -57,8 +57,7 @@ impl Cloud {
         let data_dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut cfg = stratus_core::Config::default();
-        cfg.data_dir = data_dir.path().to_path_buf();
+        let mut cfg = stratus_core::Config { data_dir: data_dir.path().to_path_buf(), ..Default::default() };
         cfg.database.url = db_url.to_string();
         cfg.identity.listen = addr.to_string();
         cfg.identity.password_hash_rounds = 4;
@@ -76,39 +75,21 @@ impl Cloud {
         let db = stratus_db::Db::connect(&cfg.database_url()).await.unwrap();
         db.migrate::<stratus_identity::Migrator>().await.unwrap();
         stratus_identity::fernet::setup(&cfg.fernet_key_repository(), 3).unwrap();
-        let identity = stratus_identity::Identity::open(cfg.clone(), db)
-            .await
-            .unwrap();
+        let identity = stratus_identity::Identity::open(cfg.clone(), db).await.unwrap();
         let entries = vec![stratus_identity::bootstrap::ServiceEntry {
             kind: "identity".into(),
             name: "keystone".into(),
             url: format!("http://{addr}/v3"),
         }];
-        stratus_identity::bootstrap::run(&identity, ADMIN_PASSWORD, "RegionOne", &entries)
-            .await
-            .unwrap();
+        stratus_identity::bootstrap::run(&identity, ADMIN_PASSWORD, "RegionOne", &entries).await.unwrap();
         let router = stratus_identity::router(identity.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Cloud {
-            url: format!("http://{addr}"),
-            addr,
-            http: reqwest::Client::new(),
-            identity,
-            backend,
-            data_dir,
-            task,
-        }
+        Cloud { url: format!("http://{addr}"), addr, http: reqwest::Client::new(), identity, backend, data_dir, task }
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         self.call_h(method, path, token, body, &[]).await
     }
 
@@ -135,19 +116,12 @@ impl Cloud {
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Resp { status, headers, body, text }
     }
 
     pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> Resp {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{}", self.url, path))
-            .header("content-type", "application/json");
+        let mut rb =
+            self.http.request(method, format!("{}{}", self.url, path)).header("content-type", "application/json");
         if let Some(t) = token {
             rb = rb.header("x-auth-token", t);
         }
@@ -156,12 +130,7 @@ impl Cloud {
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Resp { status, headers, body, text }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Resp {
@@ -171,8 +140,7 @@ impl Cloud {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(token), Some(body))
-            .await
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
     }
     pub async fn put(&self, path: &str, token: &str) -> Resp {
         self.call(Method::PUT, path, Some(token), None).await
@@ -183,39 +151,20 @@ impl Cloud {
 
     /// Issue a token; returns (token, body) or panics with the response.
     pub async fn token(&self, auth: Value) -> (String, Value) {
-        let r = self
-            .call(
-                Method::POST,
-                "/v3/auth/tokens",
-                None,
-                Some(json!({ "auth": auth })),
-            )
-            .await;
+        let r = self.call(Method::POST, "/v3/auth/tokens", None, Some(json!({ "auth": auth }))).await;
         assert_eq!(r.status, 201, "token request failed: {}", r.text);
         (r.header("x-subject-token").unwrap().to_string(), r.body)
     }
 
     pub async fn try_token(&self, auth: Value) -> Resp {
-        self.call(
-            Method::POST,
-            "/v3/auth/tokens",
-            None,
-            Some(json!({ "auth": auth })),
-        )
-        .await
+        self.call(Method::POST, "/v3/auth/tokens", None, Some(json!({ "auth": auth }))).await
     }
 
     pub async fn admin_token(&self) -> String {
-        self.password_token("admin", ADMIN_PASSWORD, Some("admin"))
-            .await
+        self.password_token("admin", ADMIN_PASSWORD, Some("admin")).await
     }
 
-    pub async fn password_token(
-        &self,
-        user: &str,
-        password: &str,
-        project: Option<&str>,
-    ) -> String {
+    pub async fn password_token(&self, user: &str, password: &str, project: Option<&str>) -> String {
         let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": {
             "name": user, "domain": {"id": "default"}, "password": password}}}});
         if let Some(p) = project {
@@ -228,26 +177,21 @@ impl Cloud {
     pub async fn user_with_role(&self, admin: &str, role: &str) -> (String, String, String) {
         let n = uuid::Uuid::new_v4().simple().to_string();
         let p = self
-            .post(
-                "/v3/projects",
-                admin,
-                json!({"project": {"name": format!("p-{n}"), "domain_id": "default"}}),
-            )
+            .post("/v3/projects", admin, json!({"project": {"name": format!("p-{n}"), "domain_id": "default"}}))
             .await;
         assert_eq!(p.status, 201, "{}", p.text);
         let pid = p.body["project"]["id"].as_str().unwrap().to_string();
         let u = self
-            .post("/v3/users", admin, json!({"user": {"name": format!("u-{n}"), "domain_id": "default", "password": "pw-secret"}}))
+            .post(
+                "/v3/users",
+                admin,
+                json!({"user": {"name": format!("u-{n}"), "domain_id": "default", "password": "pw-secret"}}),
+            )
             .await;
         assert_eq!(u.status, 201, "{}", u.text);
         let uid = u.body["user"]["id"].as_str().unwrap().to_string();
         let rid = self.role_id(admin, role).await;
-        let g = self
-            .put(
-                &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"),
-                admin,
-            )
-            .await;
+        let g = self.put(&format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), admin).await;
         assert_eq!(g.status, 204, "{}", g.text);
         let tok = self
             .token(json!({"identity": {"methods": ["password"], "password": {"user": {"id": uid, "password": "pw-secret"}}},

@@ -21,14 +21,8 @@ use crate::{Identity, State};
 
 pub fn routes() -> Router<State> {
     Router::new()
-        .route(
-            "/v3/users/{user_id}/application_credentials",
-            get(list).post(create),
-        )
-        .route(
-            "/v3/users/{user_id}/application_credentials/{application_credential_id}",
-            get(show).delete(remove),
-        )
+        .route("/v3/users/{user_id}/application_credentials", get(list).post(create))
+        .route("/v3/users/{user_id}/application_credentials/{application_credential_id}", get(show).delete(remove))
 }
 
 const ALLOWED: &[&str] = &[
@@ -46,8 +40,7 @@ const ALLOWED: &[&str] = &[
 
 /// Keystone renders `expires_at` without a zone: `2018-02-27T18:30:59.000000`.
 fn expires(us: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
 }
 
 fn render_role(r: &Role) -> Value {
@@ -60,18 +53,9 @@ fn render_role(r: &Role) -> Value {
     })
 }
 
-pub fn render(
-    s: &Identity,
-    c: &AppCred,
-    roles: &HashMap<String, Role>,
-    secret: Option<&str>,
-) -> Value {
+pub fn render(s: &Identity, c: &AppCred, roles: &HashMap<String, Role>, secret: Option<&str>) -> Value {
     // a role deleted since is left out
-    let role_list: Vec<Value> = appcred::role_ids(c)
-        .iter()
-        .filter_map(|id| roles.get(id))
-        .map(render_role)
-        .collect();
+    let role_list: Vec<Value> = appcred::role_ids(c).iter().filter_map(|id| roles.get(id)).map(render_role).collect();
     let mut v = json!({
         "id": c.id,
         "name": c.name,
@@ -123,28 +107,20 @@ fn parse_roles(v: Option<&Value>) -> Result<Vec<RoleRef>> {
         None => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
         Some(_) => {
-            return Err(bad(format!(
-                "Invalid input for field '{field}': expected an array."
-            )));
+            return Err(bad(format!("Invalid input for field '{field}': expected an array.")));
         }
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Object(m) = item else {
-            return Err(bad(format!(
-                "Invalid input for field '{field}[{i}]': expected an object."
-            )));
+            return Err(bad(format!("Invalid input for field '{field}[{i}]': expected an object.")));
         };
         if m.len() != 1 {
-            return Err(bad(format!(
-                "Invalid input for field '{field}[{i}]': give exactly one of 'id' and 'name'."
-            )));
+            return Err(bad(format!("Invalid input for field '{field}[{i}]': give exactly one of 'id' and 'name'.")));
         }
         match (m.get("id"), m.get("name")) {
             (Some(Value::String(id)), None)
-                if !id.is_empty()
-                    && id.len() <= 64
-                    && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                if !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
             {
                 out.push(RoleRef::Id(id.clone()))
             }
@@ -152,14 +128,10 @@ fn parse_roles(v: Option<&Value>) -> Result<Vec<RoleRef>> {
                 out.push(RoleRef::Name(n.clone()))
             }
             (Some(_), None) => {
-                return Err(bad(format!(
-                    "Invalid input for field '{field}[{i}].id': not a valid ID."
-                )));
+                return Err(bad(format!("Invalid input for field '{field}[{i}].id': not a valid ID.")));
             }
             (None, Some(_)) => {
-                return Err(bad(format!(
-                    "Invalid input for field '{field}[{i}].name': not a valid name."
-                )));
+                return Err(bad(format!("Invalid input for field '{field}[{i}].name': not a valid name.")));
             }
             _ => {
                 return Err(bad(format!(
@@ -174,12 +146,7 @@ fn parse_roles(v: Option<&Value>) -> Result<Vec<RoleRef>> {
 /// The role ids the new credential gets: the requested ones with the roles
 /// they imply, or (none requested) the token's roles; each must be in the
 /// token and assigned to the user on the project.
-async fn choose_roles(
-    s: &Identity,
-    ctx: &AuthContext,
-    wanted: Vec<RoleRef>,
-    project_id: &str,
-) -> Result<Vec<String>> {
+async fn choose_roles(s: &Identity, ctx: &AuthContext, wanted: Vec<RoleRef>, project_id: &str) -> Result<Vec<String>> {
     let token_roles: Vec<String> = ctx.roles.iter().map(|(id, _)| id.clone()).collect();
     let ids = if wanted.is_empty() {
         token_roles.clone()
@@ -191,9 +158,7 @@ async fn choose_roles(
                 RoleRef::Name(n) => match assignment::role_by_name(&s.db, &n, None).await? {
                     Some(r) => ids.push(r.id),
                     None => {
-                        return Err(IdentityError::NotFoundMsg(format!(
-                            "Role {n} is not defined"
-                        )));
+                        return Err(IdentityError::NotFoundMsg(format!("Role {n} is not defined")));
                     }
                 },
             }
@@ -214,12 +179,7 @@ async fn choose_roles(
         }
         all
     };
-    let assigned = assignment::effective_role_ids(
-        &s.db,
-        &ctx.user_id,
-        &Scope::Project(project_id.to_string()),
-    )
-    .await?;
+    let assigned = assignment::effective_role_ids(&s.db, &ctx.user_id, &Scope::Project(project_id.to_string())).await?;
     if let Some(r) = ids.iter().find(|r| !assigned.contains(r)) {
         return Err(bad(format!(
             "Invalid application credential: Could not find role assignment with role: {r}, user or group: {}, \
@@ -249,9 +209,7 @@ async fn create(
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            return Err(bad(
-                "Invalid input for field 'application_credential.unrestricted': expected a boolean.",
-            ));
+            return Err(bad("Invalid input for field 'application_credential.unrestricted': expected a boolean."));
         }
     };
     // set by Keystone from the token; only checked for type here
@@ -280,18 +238,12 @@ async fn create(
             ));
         }
         Some(_) => {
-            return Err(bad(
-                "Invalid input for field 'application_credential.access_rules': expected an array.",
-            ));
+            return Err(bad("Invalid input for field 'application_credential.access_rules': expected an array."));
         }
     }
     let wanted = parse_roles(a.get("roles"))?;
 
-    s.enforce(
-        &ctx,
-        "identity:create_application_credential",
-        json!({"user_id": user_id}),
-    )?;
+    s.enforce(&ctx, "identity:create_application_credential", json!({"user_id": user_id}))?;
     if restricted_app_cred(&s, &ctx).await? {
         return Err(forbid_restricted());
     }
@@ -303,9 +255,7 @@ async fn create(
         ));
     }
     let Some(project_id) = ctx.project_id.clone() else {
-        return Err(bad(
-            "Invalid application credential: a project-scoped token is required to create one.",
-        ));
+        return Err(bad("Invalid application credential: a project-scoped token is required to create one."));
     };
     let role_ids = choose_roles(&s, &ctx, wanted, &project_id).await?;
     let new = NewAppCred {
@@ -321,30 +271,15 @@ async fn create(
     };
     let (cred, secret) = appcred::create(&s.db, s.cfg.identity.password_hash_rounds, new).await?;
     let roles = assignment::all_roles(&s.db).await?;
-    Ok(created(
-        json!({"application_credential": render(&s, &cred, &roles, Some(&secret))}),
-    ))
+    Ok(created(json!({"application_credential": render(&s, &cred, &roles, Some(&secret))})))
 }
 
-async fn list(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(user_id): Path<String>,
-    q: RawQuery,
-) -> Result<Response> {
-    s.enforce(
-        &ctx,
-        "identity:list_application_credentials",
-        json!({"user_id": user_id}),
-    )?;
+async fn list(S(s): S<State>, Auth(ctx): Auth, Path(user_id): Path<String>, q: RawQuery) -> Result<Response> {
+    s.enforce(&ctx, "identity:list_application_credentials", json!({"user_id": user_id}))?;
     let creds = appcred::list(&s.db, &user_id, q.get("name")).await?;
     let roles = assignment::all_roles(&s.db).await?;
     let items = creds.iter().map(|c| render(&s, c, &roles, None)).collect();
-    Ok(ok(s.collection(
-        &format!("users/{user_id}/application_credentials"),
-        "application_credentials",
-        items,
-    )))
+    Ok(ok(s.collection(&format!("users/{user_id}/application_credentials"), "application_credentials", items)))
 }
 
 /// The credential named in the path, which must belong to the user in the path.
@@ -356,34 +291,16 @@ async fn owned(s: &Identity, user_id: &str, id: &str) -> Result<AppCred> {
     Ok(c)
 }
 
-async fn show(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((user_id, id)): Path<(String, String)>,
-) -> Result<Response> {
+async fn show(S(s): S<State>, Auth(ctx): Auth, Path((user_id, id)): Path<(String, String)>) -> Result<Response> {
     let c = owned(&s, &user_id, &id).await?;
-    s.enforce(
-        &ctx,
-        "identity:get_application_credential",
-        json!({"user_id": c.user_id}),
-    )?;
+    s.enforce(&ctx, "identity:get_application_credential", json!({"user_id": c.user_id}))?;
     let roles = assignment::all_roles(&s.db).await?;
-    Ok(ok(
-        json!({"application_credential": render(&s, &c, &roles, None)}),
-    ))
+    Ok(ok(json!({"application_credential": render(&s, &c, &roles, None)})))
 }
 
-async fn remove(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((user_id, id)): Path<(String, String)>,
-) -> Result<Response> {
+async fn remove(S(s): S<State>, Auth(ctx): Auth, Path((user_id, id)): Path<(String, String)>) -> Result<Response> {
     let c = owned(&s, &user_id, &id).await?;
-    s.enforce(
-        &ctx,
-        "identity:delete_application_credential",
-        json!({"user_id": c.user_id}),
-    )?;
+    s.enforce(&ctx, "identity:delete_application_credential", json!({"user_id": c.user_id}))?;
     if restricted_app_cred(&s, &ctx).await? {
         return Err(forbid_restricted());
     }

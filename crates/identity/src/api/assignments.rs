@@ -20,55 +20,28 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     let one = || get(check).head(check).put(grant).delete(revoke);
     Router::new()
-        .route(
-            "/v3/projects/{target}/users/{actor}/roles",
-            get(list_grants),
-        )
+        .route("/v3/projects/{target}/users/{actor}/roles", get(list_grants))
         .route("/v3/projects/{target}/users/{actor}/roles/{role}", one())
-        .route(
-            "/v3/projects/{target}/groups/{actor}/roles",
-            get(list_grants),
-        )
+        .route("/v3/projects/{target}/groups/{actor}/roles", get(list_grants))
         .route("/v3/projects/{target}/groups/{actor}/roles/{role}", one())
         .route("/v3/domains/{target}/users/{actor}/roles", get(list_grants))
         .route("/v3/domains/{target}/users/{actor}/roles/{role}", one())
-        .route(
-            "/v3/domains/{target}/groups/{actor}/roles",
-            get(list_grants),
-        )
+        .route("/v3/domains/{target}/groups/{actor}/roles", get(list_grants))
         .route("/v3/domains/{target}/groups/{actor}/roles/{role}", one())
         .route("/v3/system/users/{actor}/roles", get(list_system))
         .route(
             "/v3/system/users/{actor}/roles/{role}",
-            get(check_system)
-                .head(check_system)
-                .put(grant_system)
-                .delete(revoke_system),
+            get(check_system).head(check_system).put(grant_system).delete(revoke_system),
         )
         .route("/v3/system/groups/{actor}/roles", get(list_system))
         .route(
             "/v3/system/groups/{actor}/roles/{role}",
-            get(check_system)
-                .head(check_system)
-                .put(grant_system)
-                .delete(revoke_system),
+            get(check_system).head(check_system).put(grant_system).delete(revoke_system),
         )
-        .route(
-            "/v3/OS-INHERIT/domains/{target}/users/{actor}/roles/inherited_to_projects",
-            get(list_inherited),
-        )
-        .route(
-            "/v3/OS-INHERIT/domains/{target}/groups/{actor}/roles/inherited_to_projects",
-            get(list_inherited),
-        )
-        .route(
-            "/v3/OS-INHERIT/projects/{target}/users/{actor}/roles/inherited_to_projects",
-            get(list_inherited),
-        )
-        .route(
-            "/v3/OS-INHERIT/projects/{target}/groups/{actor}/roles/inherited_to_projects",
-            get(list_inherited),
-        )
+        .route("/v3/OS-INHERIT/domains/{target}/users/{actor}/roles/inherited_to_projects", get(list_inherited))
+        .route("/v3/OS-INHERIT/domains/{target}/groups/{actor}/roles/inherited_to_projects", get(list_inherited))
+        .route("/v3/OS-INHERIT/projects/{target}/users/{actor}/roles/inherited_to_projects", get(list_inherited))
+        .route("/v3/OS-INHERIT/projects/{target}/groups/{actor}/roles/inherited_to_projects", get(list_inherited))
         .route(
             "/v3/OS-INHERIT/domains/{target}/users/{actor}/roles/{role}/inherited_to_projects",
             get(check).head(check).put(grant).delete(revoke),
@@ -97,11 +70,7 @@ struct GrantPath {
 
 fn parse_path(uri: &axum::http::Uri) -> GrantPath {
     let p = uri.path();
-    GrantPath {
-        user: p.contains("/users/"),
-        project: p.contains("/projects/"),
-        inherited: p.contains("/OS-INHERIT/"),
-    }
+    GrantPath { user: p.contains("/users/"), project: p.contains("/projects/"), inherited: p.contains("/OS-INHERIT/") }
 }
 
 /// Resolve actor, target and role, and build the policy target Keystone builds.
@@ -145,25 +114,13 @@ async fn resolve(
 }
 
 fn kind(gp: &GrantPath) -> String {
-    format!(
-        "{}{}",
-        if gp.user { "User" } else { "Group" },
-        if gp.project { "Project" } else { "Domain" }
-    )
+    format!("{}{}", if gp.user { "User" } else { "Group" }, if gp.project { "Project" } else { "Domain" })
 }
 
-async fn check_role_domain(
-    s: &Identity,
-    gp: &GrantPath,
-    target: &str,
-    role: &assignment::Role,
-) -> Result<()> {
+async fn check_role_domain(s: &Identity, gp: &GrantPath, target: &str, role: &assignment::Role) -> Result<()> {
     if let Some(rd) = role_domain(role) {
         let td = if gp.project {
-            resource::get(&s.db, target)
-                .await?
-                .map(|p| p.domain_id)
-                .unwrap_or_default()
+            resource::get(&s.db, target).await?.map(|p| p.domain_id).unwrap_or_default()
         } else {
             target.to_string()
         };
@@ -189,13 +146,7 @@ async fn grant(
     if let Some(r) = &r {
         check_role_domain(&s, &gp, &target, r).await?;
     }
-    let a = Assignment {
-        kind: kind(&gp),
-        actor_id: actor,
-        target_id: target,
-        role_id: role,
-        inherited: gp.inherited,
-    };
+    let a = Assignment { kind: kind(&gp), actor_id: actor, target_id: target, role_id: role, inherited: gp.inherited };
     assignment::grant(&s.db, &a).await?;
     s.invalidate_tokens();
     Ok(no_content())
@@ -210,20 +161,11 @@ async fn check(
     let gp = parse_path(&uri);
     let (t, _) = resolve(&s, &gp, &target, &actor, Some(&role)).await?;
     s.enforce(&ctx, "identity:check_grant", t)?;
-    let a = Assignment {
-        kind: kind(&gp),
-        actor_id: actor,
-        target_id: target,
-        role_id: role,
-        inherited: gp.inherited,
-    };
+    let a = Assignment { kind: kind(&gp), actor_id: actor, target_id: target, role_id: role, inherited: gp.inherited };
     if assignment::exists(&s.db, &a).await? {
         Ok(no_content())
     } else {
-        Err(IdentityError::NotFoundMsg(format!(
-            "Could not find role assignment with role: {}.",
-            a.role_id
-        )))
+        Err(IdentityError::NotFoundMsg(format!("Could not find role assignment with role: {}.", a.role_id)))
     }
 }
 
@@ -236,24 +178,13 @@ async fn revoke(
     let gp = parse_path(&uri);
     let (t, _) = resolve(&s, &gp, &target, &actor, Some(&role)).await?;
     s.enforce(&ctx, "identity:revoke_grant", t)?;
-    let a = Assignment {
-        kind: kind(&gp),
-        actor_id: actor,
-        target_id: target,
-        role_id: role,
-        inherited: gp.inherited,
-    };
+    let a = Assignment { kind: kind(&gp), actor_id: actor, target_id: target, role_id: role, inherited: gp.inherited };
     assignment::revoke(&s.db, &s.revocations, &a).await?;
     s.invalidate_tokens();
     Ok(no_content())
 }
 
-async fn grants_list(
-    s: &Identity,
-    gp: &GrantPath,
-    target: &str,
-    actor: &str,
-) -> Result<Vec<Value>> {
+async fn grants_list(s: &Identity, gp: &GrantPath, target: &str, actor: &str) -> Result<Vec<Value>> {
     let rows = assignment::list(
         &s.db,
         &AssignmentFilter {
@@ -285,11 +216,7 @@ async fn list_grants(
     let (t, _) = resolve(&s, &gp, &target, &actor, None).await?;
     s.enforce(&ctx, "identity:list_grants", t)?;
     let items = grants_list(&s, &gp, &target, &actor).await?;
-    Ok(ok(s.collection(
-        uri.path().trim_start_matches("/v3/"),
-        "roles",
-        items,
-    )))
+    Ok(ok(s.collection(uri.path().trim_start_matches("/v3/"), "roles", items)))
 }
 
 async fn list_inherited(
@@ -302,11 +229,7 @@ async fn list_inherited(
     let (t, _) = resolve(&s, &gp, &target, &actor, None).await?;
     s.enforce(&ctx, "identity:list_grants", t)?;
     let items = grants_list(&s, &gp, &target, &actor).await?;
-    Ok(ok(s.collection(
-        uri.path().trim_start_matches("/v3/"),
-        "roles",
-        items,
-    )))
+    Ok(ok(s.collection(uri.path().trim_start_matches("/v3/"), "roles", items)))
 }
 
 // ---- system
@@ -329,10 +252,7 @@ async fn system_target(s: &Identity, user: bool, actor: &str, role: Option<&str>
 
 fn system_rule(user: bool, op: &str) -> String {
     let grant = if op == "list" { "grants" } else { "grant" };
-    format!(
-        "identity:{op}_system_{grant}_for_{}",
-        if user { "user" } else { "group" }
-    )
+    format!("identity:{op}_system_{grant}_for_{}", if user { "user" } else { "group" })
 }
 
 async fn list_system(
@@ -346,24 +266,12 @@ async fn list_system(
     s.enforce(&ctx, &system_rule(user, "list"), t)?;
     let rows = assignment::list(
         &s.db,
-        &AssignmentFilter {
-            actor_ids: Some(vec![actor]),
-            target_id: Some(SYSTEM.into()),
-            ..Default::default()
-        },
+        &AssignmentFilter { actor_ids: Some(vec![actor]), target_id: Some(SYSTEM.into()), ..Default::default() },
     )
     .await?;
     let roles = assignment::all_roles(&s.db).await?;
-    let items = rows
-        .iter()
-        .filter_map(|a| roles.get(&a.role_id))
-        .map(|r| super::roles::render(&s, r))
-        .collect();
-    Ok(ok(s.collection(
-        uri.path().trim_start_matches("/v3/"),
-        "roles",
-        items,
-    )))
+    let items = rows.iter().filter_map(|a| roles.get(&a.role_id)).map(|r| super::roles::render(&s, r)).collect();
+    Ok(ok(s.collection(uri.path().trim_start_matches("/v3/"), "roles", items)))
 }
 
 fn system_assignment(user: bool, actor: String, role: String) -> Assignment {
@@ -388,9 +296,7 @@ async fn check_system(
     if assignment::exists(&s.db, &system_assignment(user, actor, role.clone())).await? {
         Ok(no_content())
     } else {
-        Err(IdentityError::NotFoundMsg(format!(
-            "Could not find role assignment with role: {role}."
-        )))
+        Err(IdentityError::NotFoundMsg(format!("Could not find role assignment with role: {role}.")))
     }
 }
 
@@ -447,9 +353,7 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
     }
     let subtree = flag(&q, "include_subtree");
     if subtree {
-        let pid = q
-            .get("scope.project.id")
-            .ok_or_else(|| bad("include_subtree requires scope.project.id."))?;
+        let pid = q.get("scope.project.id").ok_or_else(|| bad("include_subtree requires scope.project.id."))?;
         let p = resource::get_project(&s.db, pid).await?;
         s.enforce(
             &ctx,
@@ -459,23 +363,15 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
     } else {
         s.enforce(&ctx, "identity:list_role_assignments", t)?;
     }
-    if q.has("scope.project.id") as u8
-        + q.has("scope.domain.id") as u8
-        + q.has("scope.system") as u8
-        > 1
-    {
-        return Err(bad(
-            "Specify at most one of scope.project.id, scope.domain.id and scope.system.",
-        ));
+    if q.has("scope.project.id") as u8 + q.has("scope.domain.id") as u8 + q.has("scope.system") as u8 > 1 {
+        return Err(bad("Specify at most one of scope.project.id, scope.domain.id and scope.system."));
     }
     if q.has("user.id") && q.has("group.id") {
         return Err(bad("Specify at most one of user.id and group.id."));
     }
     let effective = flag(&q, "effective");
     if effective && q.has("group.id") {
-        return Err(bad(
-            "Combining effective and group filter will always result in an empty list.",
-        ));
+        return Err(bad("Combining effective and group filter will always result in an empty list."));
     }
     let include_names = flag(&q, "include_names");
     let inherited_filter = q.get("scope.OS-INHERIT:inherited_to").map(|_| true);
@@ -507,12 +403,7 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
         for r in rows {
             if let Some(g) = &r.group {
                 for u in user::group_members(&s.db, g).await? {
-                    expanded.push(Row {
-                        user: Some(u),
-                        group: None,
-                        via_group: Some(g.clone()),
-                        ..r.clone()
-                    });
+                    expanded.push(Row { user: Some(u), group: None, via_group: Some(g.clone()), ..r.clone() });
                 }
             } else {
                 expanded.push(r);
@@ -525,22 +416,14 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
                 let projects = if r.scope_kind == "domain" {
                     resource::list_projects(
                         &s.db,
-                        &resource::ProjectFilter {
-                            domain_id: Some(r.scope_id.clone()),
-                            ..Default::default()
-                        },
+                        &resource::ProjectFilter { domain_id: Some(r.scope_id.clone()), ..Default::default() },
                     )
                     .await?
                 } else {
                     resource::subtree(&s.db, &r.scope_id).await?
                 };
                 for p in projects {
-                    out.push(Row {
-                        scope_kind: "project",
-                        scope_id: p.id,
-                        inherited: false,
-                        ..r.clone()
-                    });
+                    out.push(Row { scope_kind: "project", scope_id: p.id, inherited: false, ..r.clone() });
                 }
             } else {
                 out.push(r);
@@ -551,37 +434,23 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
         let mut with_implied = Vec::new();
         for r in out {
             for (role, prior) in assignment::expand_implied(std::slice::from_ref(&r.role), &edges) {
-                with_implied.push(Row {
-                    role,
-                    prior_role: prior.map(|_| r.role.clone()),
-                    ..r.clone()
-                });
+                with_implied.push(Row { role, prior_role: prior.map(|_| r.role.clone()), ..r.clone() });
             }
         }
         // domain-specific roles never reach a token: leave them out of the effective list
         let all_roles = assignment::all_roles(&s.db).await?;
-        with_implied.retain(|r| {
-            all_roles
-                .get(&r.role)
-                .is_some_and(|x| role_domain(x).is_none())
-        });
+        with_implied.retain(|r| all_roles.get(&r.role).is_some_and(|x| role_domain(x).is_none()));
         rows = with_implied;
     }
 
     let scope_ids: Option<BTreeSet<String>> = if let Some(pid) = q.get("scope.project.id") {
         let mut set = BTreeSet::from([pid.to_string()]);
         if subtree {
-            set.extend(
-                resource::subtree(&s.db, pid)
-                    .await?
-                    .into_iter()
-                    .map(|p| p.id),
-            );
+            set.extend(resource::subtree(&s.db, pid).await?.into_iter().map(|p| p.id));
         }
         Some(set)
     } else {
-        q.get("scope.domain.id")
-            .map(|d| BTreeSet::from([d.to_string()]))
+        q.get("scope.domain.id").map(|d| BTreeSet::from([d.to_string()]))
     };
     let want_kind = if q.has("scope.project.id") {
         Some("project")
@@ -602,14 +471,9 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
     };
     rows.retain(|r| {
         want_kind.is_none_or(|k| r.scope_kind == k)
-            && scope_ids
-                .as_ref()
-                .is_none_or(|ids| ids.contains(&r.scope_id))
-            && user_ids
-                .as_ref()
-                .is_none_or(|ids| r.user.as_ref().is_some_and(|u| ids.contains(u)))
-            && q.get("group.id")
-                .is_none_or(|g| r.group.as_deref() == Some(g))
+            && scope_ids.as_ref().is_none_or(|ids| ids.contains(&r.scope_id))
+            && user_ids.as_ref().is_none_or(|ids| r.user.as_ref().is_some_and(|u| ids.contains(u)))
+            && q.get("group.id").is_none_or(|g| r.group.as_deref() == Some(g))
             && q.get("role.id").is_none_or(|x| r.role == x)
             && inherited_filter.is_none_or(|i| r.inherited == i)
     });
@@ -621,11 +485,7 @@ async fn list_assignments(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Resul
     for r in &rows {
         items.push(render_row(&s, r, include_names, &roles).await?);
     }
-    Ok(ok(s.collection(
-        "role_assignments",
-        "role_assignments",
-        items,
-    )))
+    Ok(ok(s.collection("role_assignments", "role_assignments", items)))
 }
 
 async fn render_row(
@@ -682,13 +542,9 @@ async fn render_row(
         "system" => "system".to_string(),
         k => format!("{k}s/{}", r.scope_id),
     };
-    let mut links =
-        json!({"assignment": format!("{base}/v3/{scope_path}/{actor_path}/roles/{}", r.role)});
+    let mut links = json!({"assignment": format!("{base}/v3/{scope_path}/{actor_path}/roles/{}", r.role)});
     if let Some(g) = &r.via_group {
-        links["membership"] = json!(format!(
-            "{base}/v3/groups/{g}/users/{}",
-            r.user.clone().unwrap_or_default()
-        ));
+        links["membership"] = json!(format!("{base}/v3/groups/{g}/users/{}", r.user.clone().unwrap_or_default()));
         links["assignment"] = json!(format!(
             "{base}/v3/{scope_path}/groups/{g}/roles/{}",
             r.prior_role.clone().unwrap_or(r.role.clone())

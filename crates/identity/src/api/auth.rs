@@ -20,10 +20,7 @@ use crate::{Identity, State};
 
 pub fn routes() -> Router<State> {
     Router::new()
-        .route(
-            "/v3/auth/tokens",
-            get(validate).post(issue).head(check).delete(revoke_token),
-        )
+        .route("/v3/auth/tokens", get(validate).post(issue).head(check).delete(revoke_token))
         .route("/v3/auth/catalog", get(auth_catalog))
         .route("/v3/auth/projects", get(auth_projects))
         .route("/v3/auth/domains", get(auth_domains))
@@ -35,20 +32,14 @@ fn unauthorized(why: &str) -> IdentityError {
 }
 
 fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a serde_json::Map<String, Value>> {
-    v.as_object().ok_or_else(|| {
-        bad(format!(
-            "Invalid input for field '{path}': expected an object."
-        ))
-    })
+    v.as_object().ok_or_else(|| bad(format!("Invalid input for field '{path}': expected an object.")))
 }
 
 fn s<'a>(v: &'a serde_json::Map<String, Value>, k: &str, path: &str) -> Result<Option<&'a str>> {
     match v.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(x)) => Ok(Some(x.as_str())),
-        Some(_) => Err(bad(format!(
-            "Invalid input for field '{path}.{k}': expected a string."
-        ))),
+        Some(_) => Err(bad(format!("Invalid input for field '{path}.{k}': expected a string."))),
     }
 }
 
@@ -56,40 +47,25 @@ fn s<'a>(v: &'a serde_json::Map<String, Value>, k: &str, path: &str) -> Result<O
 async fn domain_ref(st: &Identity, v: &Value, path: &str) -> Result<resource::Project> {
     let o = obj(v, path)?;
     if let Some(id) = s(o, "id", path)? {
-        return resource::get_domain(&st.db, id)
-            .await
-            .map_err(|_| unauthorized("domain not found"));
+        return resource::get_domain(&st.db, id).await.map_err(|_| unauthorized("domain not found"));
     }
     if let Some(name) = s(o, "name", path)? {
-        return resource::domain_by_name(&st.db, name)
-            .await
-            .map_err(|_| unauthorized("domain not found"));
+        return resource::domain_by_name(&st.db, name).await.map_err(|_| unauthorized("domain not found"));
     }
-    Err(bad(format!(
-        "Invalid input for field '{path}': expecting id or name."
-    )))
+    Err(bad(format!("Invalid input for field '{path}': expecting id or name.")))
 }
 
 /// The user named in a password or application-credential method.
 async fn user_ref(st: &Identity, v: &Value, path: &str) -> Result<user::User> {
     let o = obj(v, path)?;
     if let Some(id) = s(o, "id", path)? {
-        return user::find(&st.db, id)
-            .await?
-            .ok_or_else(|| unauthorized("user not found"));
+        return user::find(&st.db, id).await?.ok_or_else(|| unauthorized("user not found"));
     }
-    let name = s(o, "name", path)?.ok_or_else(|| {
-        bad(format!(
-            "Invalid input for field '{path}': expecting id or name."
-        ))
-    })?;
-    let dom = o
-        .get("domain")
-        .ok_or_else(|| bad(format!("Expecting to find domain in {path}.")))?;
+    let name =
+        s(o, "name", path)?.ok_or_else(|| bad(format!("Invalid input for field '{path}': expecting id or name.")))?;
+    let dom = o.get("domain").ok_or_else(|| bad(format!("Expecting to find domain in {path}.")))?;
     let d = domain_ref(st, dom, &format!("{path}.domain")).await?;
-    user::by_name(&st.db, &d.id, name)
-        .await?
-        .ok_or_else(|| unauthorized("user not found"))
+    user::by_name(&st.db, &d.id, name).await?.ok_or_else(|| unauthorized("user not found"))
 }
 
 async fn check_user_usable(st: &Identity, u: &user::User) -> Result<()> {
@@ -105,22 +81,15 @@ async fn check_user_usable(st: &Identity, u: &user::User) -> Result<()> {
 
 async fn password_method(st: &Identity, v: &Value) -> Result<user::User> {
     let o = obj(v, "auth.identity.password")?;
-    let uref = o
-        .get("user")
-        .ok_or_else(|| bad("Expecting to find user in auth.identity.password."))?;
+    let uref = o.get("user").ok_or_else(|| bad("Expecting to find user in auth.identity.password."))?;
     let u = user_ref(st, uref, "auth.identity.password.user").await?;
-    let password = s(
-        obj(uref, "auth.identity.password.user")?,
-        "password",
-        "auth.identity.password.user",
-    )?
-    .ok_or_else(|| bad("Expecting to find password in auth.identity.password.user."))?;
+    let password = s(obj(uref, "auth.identity.password.user")?, "password", "auth.identity.password.user")?
+        .ok_or_else(|| bad("Expecting to find password in auth.identity.password.user."))?;
     let idc = &st.cfg.identity;
     let now = now_us();
     if idc.lockout_failure_attempts > 0
         && u.failed_auth_count >= idc.lockout_failure_attempts as i32
-        && u.failed_auth_at
-            .is_some_and(|t| t + idc.lockout_duration * 1_000_000 > now)
+        && u.failed_auth_at.is_some_and(|t| t + idc.lockout_duration * 1_000_000 > now)
     {
         return Err(unauthorized("user locked out"));
     }
@@ -147,25 +116,15 @@ async fn password_method(st: &Identity, v: &Value) -> Result<user::User> {
 async fn app_cred_method(st: &Identity, v: &Value) -> Result<(user::User, appcred::AppCred)> {
     let path = "auth.identity.application_credential";
     let o = obj(v, path)?;
-    let secret =
-        s(o, "secret", path)?.ok_or_else(|| bad(format!("Expecting to find secret in {path}.")))?;
+    let secret = s(o, "secret", path)?.ok_or_else(|| bad(format!("Expecting to find secret in {path}.")))?;
     let cred = if let Some(id) = s(o, "id", path)? {
-        appcred::get(&st.db, id)
-            .await
-            .map_err(|_| unauthorized("application credential not found"))?
+        appcred::get(&st.db, id).await.map_err(|_| unauthorized("application credential not found"))?
     } else {
-        let name = s(o, "name", path)?.ok_or_else(|| {
-            bad(format!(
-                "Invalid input for field '{path}': expecting id or name."
-            ))
-        })?;
-        let uref = o
-            .get("user")
-            .ok_or_else(|| bad(format!("Expecting to find user in {path}.")))?;
+        let name = s(o, "name", path)?
+            .ok_or_else(|| bad(format!("Invalid input for field '{path}': expecting id or name.")))?;
+        let uref = o.get("user").ok_or_else(|| bad(format!("Expecting to find user in {path}.")))?;
         let u = user_ref(st, uref, &format!("{path}.user")).await?;
-        appcred::by_name(&st.db, &u.id, name)
-            .await?
-            .ok_or_else(|| unauthorized("application credential not found"))?
+        appcred::by_name(&st.db, &u.id, name).await?.ok_or_else(|| unauthorized("application credential not found"))?
     };
     if !appcred::verify_secret(secret, &cred.secret_hash).await {
         return Err(unauthorized("wrong application credential secret"));
@@ -173,9 +132,7 @@ async fn app_cred_method(st: &Identity, v: &Value) -> Result<(user::User, appcre
     if cred.expires_at.is_some_and(|e| e <= now_us()) {
         return Err(unauthorized("application credential expired"));
     }
-    let u = user::find(&st.db, &cred.user_id)
-        .await?
-        .ok_or_else(|| unauthorized("user not found"))?;
+    let u = user::find(&st.db, &cred.user_id).await?.ok_or_else(|| unauthorized("user not found"))?;
     check_user_usable(st, &u).await?;
     Ok((u, cred))
 }
@@ -186,14 +143,9 @@ async fn requested_scope(st: &Identity, scope: Option<&Value>) -> Result<Option<
         return Ok(None);
     }
     let o = obj(scope, "auth.scope")?;
-    let n = ["project", "domain", "system", "OS-TRUST:trust"]
-        .iter()
-        .filter(|k| o.contains_key(**k))
-        .count();
+    let n = ["project", "domain", "system", "OS-TRUST:trust"].iter().filter(|k| o.contains_key(**k)).count();
     if n > 1 {
-        return Err(bad(
-            "Invalid input for field 'auth.scope': specify one of project, domain or system.",
-        ));
+        return Err(bad("Invalid input for field 'auth.scope': specify one of project, domain or system."));
     }
     if o.contains_key("OS-TRUST:trust") {
         return Err(IdentityError::Forbidden("Trusts are not supported.".into()));
@@ -206,56 +158,39 @@ async fn requested_scope(st: &Identity, scope: Option<&Value>) -> Result<Option<
                 .filter(|p| !p.is_domain)
                 .ok_or_else(|| unauthorized("project not found"))?
         } else {
-            let name = s(po, "name", "auth.scope.project")?.ok_or_else(|| {
-                bad("Invalid input for field 'auth.scope.project': expecting id or name.")
-            })?;
-            let d = po
-                .get("domain")
-                .ok_or_else(|| bad("Expecting to find domain in auth.scope.project."))?;
+            let name = s(po, "name", "auth.scope.project")?
+                .ok_or_else(|| bad("Invalid input for field 'auth.scope.project': expecting id or name."))?;
+            let d = po.get("domain").ok_or_else(|| bad("Expecting to find domain in auth.scope.project."))?;
             let d = domain_ref(st, d, "auth.scope.project.domain").await?;
-            resource::project_by_name(&st.db, &d.id, name)
-                .await
-                .map_err(|_| unauthorized("project not found"))?
+            resource::project_by_name(&st.db, &d.id, name).await.map_err(|_| unauthorized("project not found"))?
         };
         return Ok(Some(Scope::Project(proj.id)));
     }
     if let Some(d) = o.get("domain") {
-        return Ok(Some(Scope::Domain(
-            domain_ref(st, d, "auth.scope.domain").await?.id,
-        )));
+        return Ok(Some(Scope::Domain(domain_ref(st, d, "auth.scope.domain").await?.id)));
     }
     if let Some(sys) = o.get("system") {
         if sys.get("all").and_then(Value::as_bool) == Some(true) {
             return Ok(Some(Scope::System));
         }
-        return Err(bad(
-            "Invalid input for field 'auth.scope.system': expecting {\"all\": true}.",
-        ));
+        return Err(bad("Invalid input for field 'auth.scope.system': expecting {\"all\": true}."));
     }
     Ok(None)
 }
 
 /// POST /v3/auth/tokens
 async fn issue(S(st): S<State>, q: RawQuery, Json(body): Json<Value>) -> Result<Response> {
-    let auth = body
-        .get("auth")
-        .ok_or_else(|| bad("Expecting to find auth in request body."))?;
-    let identity = auth
-        .get("identity")
-        .ok_or_else(|| bad("Expecting to find identity in auth."))?;
+    let auth = body.get("auth").ok_or_else(|| bad("Expecting to find auth in request body."))?;
+    let identity = auth.get("identity").ok_or_else(|| bad("Expecting to find identity in auth."))?;
     let methods: Vec<String> = match identity.get("methods") {
         Some(Value::Array(a)) if !a.is_empty() => a
             .iter()
             .map(|m| {
-                m.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| bad("Invalid input for field 'auth.identity.methods'."))
+                m.as_str().map(str::to_string).ok_or_else(|| bad("Invalid input for field 'auth.identity.methods'."))
             })
             .collect::<Result<_>>()?,
         _ => {
-            return Err(bad(
-                "Invalid input for field 'auth.identity.methods': a non-empty list is required.",
-            ));
+            return Err(bad("Invalid input for field 'auth.identity.methods': a non-empty list is required."));
         }
     };
     let mut user_id: Option<String> = None;
@@ -263,9 +198,8 @@ async fn issue(S(st): S<State>, q: RawQuery, Json(body): Json<Value>) -> Result<
     let mut parent: Option<Payload> = None;
     let mut cred: Option<appcred::AppCred> = None;
     for m in &methods {
-        let section = identity
-            .get(m.as_str())
-            .ok_or_else(|| bad(format!("Expecting to find {m} in auth.identity.")))?;
+        let section =
+            identity.get(m.as_str()).ok_or_else(|| bad(format!("Expecting to find {m} in auth.identity.")))?;
         let uid = match m.as_str() {
             "password" => {
                 mask |= METHOD_PASSWORD;
@@ -277,14 +211,10 @@ async fn issue(S(st): S<State>, q: RawQuery, Json(body): Json<Value>) -> Result<
                     .get("id")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad("Expecting to find id in auth.identity.token."))?;
-                let d = st
-                    .validate_token(id, false)
-                    .await
-                    .map_err(|_| unauthorized("token invalid"))?;
+                let d = st.validate_token(id, false).await.map_err(|_| unauthorized("token invalid"))?;
                 if d.payload.app_cred_id.is_some() {
                     return Err(IdentityError::Forbidden(
-                        "Rescoping a token made from an application credential is not allowed."
-                            .into(),
+                        "Rescoping a token made from an application credential is not allowed.".into(),
                     ));
                 }
                 mask |= d.payload.methods;
@@ -308,9 +238,7 @@ async fn issue(S(st): S<State>, q: RawQuery, Json(body): Json<Value>) -> Result<
     let mut scope = requested_scope(&st, auth.get("scope")).await?;
     if let Some(c) = &cred {
         if scope.is_some() {
-            return Err(unauthorized(
-                "an application credential token cannot be scoped otherwise",
-            ));
+            return Err(unauthorized("an application credential token cannot be scoped otherwise"));
         }
         scope = Some(match (&c.project_id, &c.system) {
             (Some(p), _) => Scope::Project(p.clone()),
@@ -329,13 +257,9 @@ async fn issue(S(st): S<State>, q: RawQuery, Json(body): Json<Value>) -> Result<
                 match &u.default_project_id {
                     Some(p)
                         if resource::get(&st.db, p).await?.is_some_and(|x| x.enabled)
-                            && !assignment::effective_role_ids(
-                                &st.db,
-                                &user_id,
-                                &Scope::Project(p.clone()),
-                            )
-                            .await?
-                            .is_empty() =>
+                            && !assignment::effective_role_ids(&st.db, &user_id, &Scope::Project(p.clone()))
+                                .await?
+                                .is_empty() =>
                     {
                         Scope::Project(p.clone())
                     }
@@ -348,9 +272,7 @@ async fn issue(S(st): S<State>, q: RawQuery, Json(body): Json<Value>) -> Result<
         && par.scope_kind != 0
     {
         // rescoping a scoped token to nothing is not allowed
-        return Err(IdentityError::Forbidden(
-            "A scoped token cannot be made unscoped.".into(),
-        ));
+        return Err(IdentityError::Forbidden("A scoped token cannot be made unscoped.".into()));
     }
     let (token, payload) = st.issue(&user_id, mask, &scope, parent.as_ref(), cred.as_ref())?;
     let data = st.load_token_data(payload).await.map_err(|e| match e {
@@ -378,31 +300,17 @@ async fn subject_data(
     token: &str,
     allow_expired: bool,
 ) -> Result<std::sync::Arc<crate::token::TokenData>> {
-    st.validate_token(token, allow_expired)
-        .await
-        .map_err(|e| match e {
-            IdentityError::Unauthorized(_) => IdentityError::NotFound {
-                kind: "token",
-                id: "the subject token".into(),
-            },
-            other => other,
-        })
+    st.validate_token(token, allow_expired).await.map_err(|e| match e {
+        IdentityError::Unauthorized(_) => IdentityError::NotFound { kind: "token", id: "the subject token".into() },
+        other => other,
+    })
 }
 
 /// GET /v3/auth/tokens
-async fn validate(
-    S(st): S<State>,
-    Auth(ctx): Auth,
-    q: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
+async fn validate(S(st): S<State>, Auth(ctx): Auth, q: RawQuery, headers: HeaderMap) -> Result<Response> {
     let token = subject(&headers)?;
     let d = subject_data(&st, &token, flag(&q, "allow_expired")).await?;
-    st.enforce(
-        &ctx,
-        "identity:validate_token",
-        json!({"target.token.user_id": d.user.id}),
-    )?;
+    st.enforce(&ctx, "identity:validate_token", json!({"target.token.user_id": d.user.id}))?;
     let body = st.render_token(&d, !flag(&q, "nocatalog")).await?;
     let mut resp = ok(body);
     if let Ok(v) = HeaderValue::from_str(&token) {
@@ -412,19 +320,10 @@ async fn validate(
 }
 
 /// HEAD /v3/auth/tokens
-async fn check(
-    S(st): S<State>,
-    Auth(ctx): Auth,
-    q: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
+async fn check(S(st): S<State>, Auth(ctx): Auth, q: RawQuery, headers: HeaderMap) -> Result<Response> {
     let token = subject(&headers)?;
     let d = subject_data(&st, &token, flag(&q, "allow_expired")).await?;
-    st.enforce(
-        &ctx,
-        "identity:check_token",
-        json!({"target.token.user_id": d.user.id}),
-    )?;
+    st.enforce(&ctx, "identity:check_token", json!({"target.token.user_id": d.user.id}))?;
     let mut resp = axum::http::StatusCode::OK.into_response();
     if let Ok(v) = HeaderValue::from_str(&token) {
         resp.headers_mut().insert(SUBJECT_TOKEN, v);
@@ -436,21 +335,9 @@ async fn check(
 async fn revoke_token(S(st): S<State>, Auth(ctx): Auth, headers: HeaderMap) -> Result<Response> {
     let token = subject(&headers)?;
     let d = subject_data(&st, &token, false).await?;
-    st.enforce(
-        &ctx,
-        "identity:revoke_token",
-        json!({"target.token.user_id": d.user.id}),
-    )?;
+    st.enforce(&ctx, "identity:revoke_token", json!({"target.token.user_id": d.user.id}))?;
     if let Some(audit) = d.payload.audit_ids.first() {
-        st.revocations
-            .record(
-                &st.db,
-                revoke::Event {
-                    audit_id: Some(audit.clone()),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        st.revocations.record(&st.db, revoke::Event { audit_id: Some(audit.clone()), ..Default::default() }).await?;
     }
     st.invalidate_tokens();
     Ok(no_content())
@@ -459,9 +346,7 @@ async fn revoke_token(S(st): S<State>, Auth(ctx): Auth, headers: HeaderMap) -> R
 async fn auth_catalog(S(st): S<State>, Auth(ctx): Auth) -> Result<AxJson<Value>> {
     st.enforce(&ctx, "identity:get_auth_catalog", json!({}))?;
     if ctx.project_id.is_none() && ctx.domain_id.is_none() && !ctx.system_scope {
-        return Err(IdentityError::Forbidden(
-            "A scoped token is required to get the catalog.".into(),
-        ));
+        return Err(IdentityError::Forbidden("A scoped token is required to get the catalog.".into()));
     }
     let cat = catalog::catalog(&st.db).await?;
     Ok(AxJson(
@@ -474,11 +359,7 @@ async fn auth_projects(S(st): S<State>, Auth(ctx): Auth) -> Result<AxJson<Value>
     let ids = assignment::projects_for_user(&st.db, &ctx.user_id).await?;
     let projects = resource::list_projects(
         &st.db,
-        &resource::ProjectFilter {
-            ids: Some(ids),
-            enabled: Some(true),
-            ..Default::default()
-        },
+        &resource::ProjectFilter { ids: Some(ids), enabled: Some(true), ..Default::default() },
     )
     .await?;
     let mut out = Vec::new();
@@ -503,11 +384,7 @@ async fn auth_domains(S(st): S<State>, Auth(ctx): Auth) -> Result<AxJson<Value>>
 async fn auth_system(S(st): S<State>, Auth(ctx): Auth) -> Result<AxJson<Value>> {
     st.enforce(&ctx, "identity:get_auth_system", json!({}))?;
     let roles = assignment::effective_role_ids(&st.db, &ctx.user_id, &Scope::System).await?;
-    let system: Vec<Value> = if roles.is_empty() {
-        vec![]
-    } else {
-        vec![json!({"all": true})]
-    };
+    let system: Vec<Value> = if roles.is_empty() { vec![] } else { vec![json!({"all": true})] };
     Ok(AxJson(
         json!({"system": system, "links": {"self": format!("{}/v3/auth/system", st.base_url), "previous": null, "next": null}}),
     ))

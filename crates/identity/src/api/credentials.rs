@@ -19,10 +19,7 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/credentials", get(list).post(create))
-        .route(
-            "/v3/credentials/{credential_id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v3/credentials/{credential_id}", get(show).patch(update).delete(remove))
 }
 
 const KNOWN: &[&str] = &["id", "user_id", "project_id", "type", "blob", "links"];
@@ -60,14 +57,8 @@ fn target(c: &Credential) -> Value {
 fn required(o: &Obj, k: &str) -> Result<String> {
     match o.get(k) {
         Some(Value::String(s)) => Ok(s.clone()),
-        None => Err(bad(format!(
-            "Invalid input for field '{}.{k}': '{k}' is a required property.",
-            o.name
-        ))),
-        Some(_) => Err(bad(format!(
-            "Invalid input for field '{}.{k}': expected a string.",
-            o.name
-        ))),
+        None => Err(bad(format!("Invalid input for field '{}.{k}': '{k}' is a required property.", o.name))),
+        Some(_) => Err(bad(format!("Invalid input for field '{}.{k}': expected a string.", o.name))),
     }
 }
 
@@ -76,10 +67,7 @@ fn string(o: &Obj, k: &str) -> Result<Option<String>> {
     match o.get(k) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad(format!(
-            "Invalid input for field '{}.{k}': expected a string.",
-            o.name
-        ))),
+        Some(_) => Err(bad(format!("Invalid input for field '{}.{k}': expected a string.", o.name))),
     }
 }
 
@@ -89,9 +77,7 @@ fn project_of(o: &Obj) -> Result<Option<Option<String>>> {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-        Some(_) => Err(bad(
-            "Invalid input for field 'credential.project_id': expected a string or null.",
-        )),
+        Some(_) => Err(bad("Invalid input for field 'credential.project_id': expected a string or null.")),
     }
 }
 
@@ -103,26 +89,19 @@ fn is_ec2(kind: &str) -> bool {
 fn ec2_blob(blob: &str) -> Result<Map<String, Value>> {
     let v: Value = serde_json::from_str(blob).map_err(|_| bad("Invalid blob in credential"))?;
     let Value::Object(m) = v else {
-        return Err(bad(
-            "Invalid input for field 'credential.blob': expected a JSON object.",
-        ));
+        return Err(bad("Invalid input for field 'credential.blob': expected a JSON object."));
     };
     match m.get("access") {
         Some(Value::String(_)) => Ok(m),
-        None | Some(Value::Null) => Err(bad(
-            "Invalid input for field 'credential.blob': Expecting to find access in credential.",
-        )),
-        Some(_) => Err(bad(
-            "Invalid input for field 'credential.blob': 'access' must be a string.",
-        )),
+        None | Some(Value::Null) => {
+            Err(bad("Invalid input for field 'credential.blob': Expecting to find access in credential."))
+        }
+        Some(_) => Err(bad("Invalid input for field 'credential.blob': 'access' must be a string.")),
     }
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Tokens made from an application credential only reach credentials of their
@@ -139,19 +118,14 @@ fn check_project_scope(ctx: &AuthContext, project_id: Option<&str>) -> Result<()
 }
 
 async fn list(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
-    let t = if ctx.system_scope {
-        json!({})
-    } else {
-        json!({"target.credential.user_id": ctx.user_id})
-    };
+    let t = if ctx.system_scope { json!({}) } else { json!({"target.credential.user_id": ctx.user_id}) };
     s.enforce(&ctx, "identity:list_credentials", t)?;
     let creds = misc::list_credentials(&s.db, q.get("user_id"), q.get("type")).await?;
     // only what the caller may see one by one
     let items = creds
         .iter()
         .filter(|c| {
-            s.policy
-                .allowed(&ctx, "identity:get_credential", &target(c))
+            s.policy.allowed(&ctx, "identity:get_credential", &target(c))
                 && check_project_scope(&ctx, c.project_id.as_deref()).is_ok()
         })
         .map(|c| render(&s, c))
@@ -166,9 +140,7 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
     let mut blob = required(&c, "blob")?;
     let project_id = project_of(&c)?.flatten();
     if kind == "ec2" && project_id.is_none() {
-        return Err(bad(
-            "Invalid input for field 'credential.project_id': it is required for an ec2 credential.",
-        ));
+        return Err(bad("Invalid input for field 'credential.project_id': it is required for an ec2 credential."));
     }
     let mut t = json!({"target.credential.user_id": user_id, "target.credential.type": kind});
     if let Some(p) = &project_id {
@@ -196,16 +168,7 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
     } else {
         None
     };
-    let cred = misc::create_credential(
-        &s.db,
-        id,
-        &user_id,
-        project_id,
-        &kind,
-        &blob,
-        &c.extra(KNOWN),
-    )
-    .await?;
+    let cred = misc::create_credential(&s.db, id, &user_id, project_id, &kind, &blob, &c.extra(KNOWN)).await?;
     Ok(created(json!({"credential": render(&s, &cred)})))
 }
 
@@ -216,27 +179,18 @@ async fn show(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result
     Ok(ok(json!({"credential": render(&s, &c)})))
 }
 
-async fn update(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     let cur = misc::get_credential(&s.db, &id).await?;
     s.enforce(&ctx, "identity:update_credential", target(&cur))?;
     check_project_scope(&ctx, cur.project_id.as_deref())?;
     let c = member(&body, "credential")?;
     if c.map.is_empty() {
-        return Err(bad(
-            "Invalid input for field 'credential': it must have at least one property.",
-        ));
+        return Err(bad("Invalid input for field 'credential': it must have at least one property."));
     }
     if let Some(v) = c.get("id")
         && v.as_str() != Some(id.as_str())
     {
-        return Err(bad(
-            "Invalid input for field 'credential.id': it cannot be changed.",
-        ));
+        return Err(bad("Invalid input for field 'credential.id': it cannot be changed."));
     }
     let user_id = string(&c, "user_id")?;
     let kind = string(&c, "type")?;
@@ -260,9 +214,7 @@ async fn update(
         None => cur.project_id.clone(),
     };
     if kind.as_deref().is_some_and(is_ec2) && new_project.is_none() {
-        return Err(bad(
-            "Invalid input for field 'credential.project_id': it is required for an ec2 credential.",
-        ));
+        return Err(bad("Invalid input for field 'credential.project_id': it is required for an ec2 credential."));
     }
     // the caller must also be allowed on the credential as it will be
     let mut merged = cur.clone();

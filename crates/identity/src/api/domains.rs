@@ -17,10 +17,7 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/domains", get(list).post(create))
-        .route(
-            "/v3/domains/{domain_id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v3/domains/{domain_id}", get(show).patch(update).delete(remove))
 }
 
 pub fn render(s: &Identity, d: &Project) -> Value {
@@ -57,15 +54,7 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
         enabled: d.bool("enabled")?.unwrap_or(true),
         description: d.str("description")?,
         tags: Vec::new(),
-        extra: d.extra(&[
-            "id",
-            "name",
-            "enabled",
-            "description",
-            "explicit_domain_id",
-            "tags",
-            "options",
-        ]),
+        extra: d.extra(&["id", "name", "enabled", "description", "explicit_domain_id", "tags", "options"]),
     };
     let dom = resource::create(&s.db, new).await?;
     Ok(created(json!({"domain": render(&s, &dom)})))
@@ -73,42 +62,23 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
 
 async fn show(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let d = resource::get_domain(&s.db, &id).await?;
-    s.enforce(
-        &ctx,
-        "identity:get_domain",
-        json!({"target.domain.id": d.id}),
-    )?;
+    s.enforce(&ctx, "identity:get_domain", json!({"target.domain.id": d.id}))?;
     Ok(ok(json!({"domain": render(&s, &d)})))
 }
 
-async fn update(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     let cur = resource::get_domain(&s.db, &id).await?;
-    s.enforce(
-        &ctx,
-        "identity:update_domain",
-        json!({"target.domain.id": cur.id}),
-    )?;
+    s.enforce(&ctx, "identity:update_domain", json!({"target.domain.id": cur.id}))?;
     let d = member(&body, "domain")?;
     if let Some(v) = d.get("id")
         && v.as_str() != Some(id.as_str())
     {
-        return Err(crate::error::bad(
-            "Invalid input for field 'domain.id': it cannot be changed.",
-        ));
+        return Err(crate::error::bad("Invalid input for field 'domain.id': it cannot be changed."));
     }
     let u = ProjectUpdate {
         name: d.opt_name("name", 64)?,
         enabled: d.bool("enabled")?,
-        description: if d.has("description") {
-            Some(d.str("description")?)
-        } else {
-            None
-        },
+        description: if d.has("description") { Some(d.str("description")?) } else { None },
         tags: None,
         extra: d.extra(&["id", "name", "enabled", "description", "tags", "options"]),
     };
@@ -119,11 +89,7 @@ async fn update(
 
 async fn remove(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let d = resource::get_domain(&s.db, &id).await?;
-    s.enforce(
-        &ctx,
-        "identity:delete_domain",
-        json!({"target.domain.id": d.id}),
-    )?;
+    s.enforce(&ctx, "identity:delete_domain", json!({"target.domain.id": d.id}))?;
     resource::delete_domain(&s.db, &s.revocations, &id).await?;
     s.invalidate_tokens();
     Ok(no_content())

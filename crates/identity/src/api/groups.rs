@@ -17,15 +17,9 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/groups", get(list).post(create))
-        .route(
-            "/v3/groups/{group_id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v3/groups/{group_id}", get(show).patch(update).delete(remove))
         .route("/v3/groups/{group_id}/users", get(members))
-        .route(
-            "/v3/groups/{group_id}/users/{user_id}",
-            get(check).head(check).put(add).delete(remove_member),
-        )
+        .route("/v3/groups/{group_id}/users/{user_id}", get(check).head(check).put(add).delete(remove_member))
 }
 
 pub fn render(s: &Identity, g: &user::Group) -> Value {
@@ -51,29 +45,15 @@ async fn list(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> 
         t["target.domain_id"] = json!(d);
     }
     s.enforce(&ctx, "identity:list_groups", t)?;
-    let domain = q
-        .get("domain_id")
-        .map(str::to_string)
-        .or_else(|| ctx.domain_id.clone());
+    let domain = q.get("domain_id").map(str::to_string).or_else(|| ctx.domain_id.clone());
     let groups = user::list_groups(&s.db, domain.as_deref(), q.get("name")).await?;
-    Ok(ok(s.collection(
-        "groups",
-        "groups",
-        groups.iter().map(|g| render(&s, g)).collect(),
-    )))
+    Ok(ok(s.collection("groups", "groups", groups.iter().map(|g| render(&s, g)).collect())))
 }
 
 async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Result<Response> {
     let g = member(&body, "group")?;
-    let domain_id = g
-        .str("domain_id")?
-        .or_else(|| ctx.domain_id.clone())
-        .unwrap_or_else(|| "default".into());
-    s.enforce(
-        &ctx,
-        "identity:create_group",
-        json!({"target.group.domain_id": domain_id}),
-    )?;
+    let domain_id = g.str("domain_id")?.or_else(|| ctx.domain_id.clone()).unwrap_or_else(|| "default".into());
+    s.enforce(&ctx, "identity:create_group", json!({"target.group.domain_id": domain_id}))?;
     let name = g.req_str("name", 64)?;
     let grp = user::create_group(
         &s.db,
@@ -92,27 +72,16 @@ async fn show(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result
     Ok(ok(json!({"group": render(&s, &g)})))
 }
 
-async fn update(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     let cur = user::get_group(&s.db, &id).await?;
     s.enforce(&ctx, "identity:update_group", target(&cur))?;
     let g = member(&body, "group")?;
     if let Some(v) = g.get("domain_id")
         && v.as_str() != Some(cur.domain_id.as_str())
     {
-        return Err(crate::error::bad(
-            "Invalid input for field 'group.domain_id': it cannot be changed.",
-        ));
+        return Err(crate::error::bad("Invalid input for field 'group.domain_id': it cannot be changed."));
     }
-    let desc = if g.has("description") {
-        Some(g.str("description")?)
-    } else {
-        None
-    };
+    let desc = if g.has("description") { Some(g.str("description")?) } else { None };
     let grp = user::update_group(
         &s.db,
         &id,
@@ -136,48 +105,27 @@ async fn members(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Res
     let g = user::get_group(&s.db, &id).await?;
     s.enforce(&ctx, "identity:list_users_in_group", target(&g))?;
     let ids = user::group_members(&s.db, &id).await?;
-    let users = user::list(
-        &s.db,
-        &user::UserFilter {
-            ids: Some(ids),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let users = user::list(&s.db, &user::UserFilter { ids: Some(ids), ..Default::default() }).await?;
     let items = users.iter().map(|u| super::users::render(&s, u)).collect();
-    Ok(ok(s.collection(
-        &format!("groups/{id}/users"),
-        "users",
-        items,
-    )))
+    Ok(ok(s.collection(&format!("groups/{id}/users"), "users", items)))
 }
 
 fn member_target(g: &user::Group, u: &user::User) -> Value {
     json!({"target.group.id": g.id, "target.group.domain_id": g.domain_id, "target.user.id": u.id, "target.user.domain_id": u.domain_id})
 }
 
-async fn check(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((gid, uid)): Path<(String, String)>,
-) -> Result<Response> {
+async fn check(S(s): S<State>, Auth(ctx): Auth, Path((gid, uid)): Path<(String, String)>) -> Result<Response> {
     let g = user::get_group(&s.db, &gid).await?;
     let u = user::get(&s.db, &uid).await?;
     s.enforce(&ctx, "identity:check_user_in_group", member_target(&g, &u))?;
     if user::is_member(&s.db, &gid, &uid).await? {
         Ok(no_content())
     } else {
-        Err(IdentityError::NotFoundMsg(format!(
-            "User '{uid}' not found in group '{gid}'"
-        )))
+        Err(IdentityError::NotFoundMsg(format!("User '{uid}' not found in group '{gid}'")))
     }
 }
 
-async fn add(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((gid, uid)): Path<(String, String)>,
-) -> Result<Response> {
+async fn add(S(s): S<State>, Auth(ctx): Auth, Path((gid, uid)): Path<(String, String)>) -> Result<Response> {
     let g = user::get_group(&s.db, &gid).await?;
     let u = user::get(&s.db, &uid).await?;
     s.enforce(&ctx, "identity:add_user_to_group", member_target(&g, &u))?;
@@ -186,18 +134,10 @@ async fn add(
     Ok(no_content())
 }
 
-async fn remove_member(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((gid, uid)): Path<(String, String)>,
-) -> Result<Response> {
+async fn remove_member(S(s): S<State>, Auth(ctx): Auth, Path((gid, uid)): Path<(String, String)>) -> Result<Response> {
     let g = user::get_group(&s.db, &gid).await?;
     let u = user::get(&s.db, &uid).await?;
-    s.enforce(
-        &ctx,
-        "identity:remove_user_from_group",
-        member_target(&g, &u),
-    )?;
+    s.enforce(&ctx, "identity:remove_user_from_group", member_target(&g, &u))?;
     user::remove_member(&s.db, &s.revocations, &gid, &uid).await?;
     s.invalidate_tokens();
     Ok(no_content())

@@ -18,26 +18,17 @@ use crate::{Identity, State};
 
 pub fn routes() -> Router<State> {
     Router::new()
-        .route(
-            "/v3/registered_limits",
-            get(list_registered).post(create_registered),
-        )
+        .route("/v3/registered_limits", get(list_registered).post(create_registered))
         .route(
             "/v3/registered_limits/{registered_limit_id}",
-            get(show_registered)
-                .patch(update_registered)
-                .delete(delete_registered),
+            get(show_registered).patch(update_registered).delete(delete_registered),
         )
         .route("/v3/limits", get(list_limits).post(create_limits))
         .route("/v3/limits/model", get(model))
-        .route(
-            "/v3/limits/{limit_id}",
-            get(show_limit).patch(update_limit).delete(delete_limit),
-        )
+        .route("/v3/limits/{limit_id}", get(show_limit).patch(update_limit).delete(delete_limit))
 }
 
-const FLAT_DESCRIPTION: &str =
-    "Limit enforcement and validation does not take project hierarchy into consideration.";
+const FLAT_DESCRIPTION: &str = "Limit enforcement and validation does not take project hierarchy into consideration.";
 
 pub fn render_registered(s: &Identity, r: &RegisteredLimit) -> Value {
     json!({
@@ -77,16 +68,11 @@ impl<'a> Fields<'a> {
     fn of(v: &'a Value, path: String) -> Result<Self> {
         match v {
             Value::Object(map) => Ok(Fields { map, path }),
-            _ => Err(bad(format!(
-                "Invalid input for field '{path}': expected an object."
-            ))),
+            _ => Err(bad(format!("Invalid input for field '{path}': expected an object."))),
         }
     }
     fn err(&self, k: &str, what: &str) -> IdentityError {
-        bad(format!(
-            "Invalid input for field '{}.{k}': {what}.",
-            self.path
-        ))
+        bad(format!("Invalid input for field '{}.{k}': {what}.", self.path))
     }
     fn only(&self, allowed: &[&str]) -> Result<()> {
         match self.map.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -98,14 +84,10 @@ impl<'a> Fields<'a> {
         }
     }
     fn required(&self, k: &str) -> Result<&'a Value> {
-        self.map
-            .get(k)
-            .ok_or_else(|| self.err(k, &format!("'{k}' is a required property")))
+        self.map.get(k).ok_or_else(|| self.err(k, &format!("'{k}' is a required property")))
     }
     fn string(&self, k: &str, v: &Value) -> Result<String> {
-        v.as_str()
-            .map(str::to_string)
-            .ok_or_else(|| self.err(k, "expected a string"))
+        v.as_str().map(str::to_string).ok_or_else(|| self.err(k, "expected a string"))
     }
     /// `resource_name`: 1 to 255 characters, not only blanks.
     fn name(&self, k: &str, v: &Value) -> Result<String> {
@@ -127,10 +109,7 @@ impl<'a> Fields<'a> {
     /// A project or domain id: letters, digits and dashes, or null.
     fn owner_id(&self, k: &str, v: &Value) -> Result<Option<String>> {
         let id = self.nullable(k, v, 1, 64)?;
-        if id
-            .as_deref()
-            .is_some_and(|i| !i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        {
+        if id.as_deref().is_some_and(|i| !i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')) {
             return Err(self.err(k, "expected letters, digits and dashes"));
         }
         Ok(id)
@@ -148,12 +127,8 @@ impl<'a> Fields<'a> {
 fn batch<'a>(body: &'a Value, key: &str) -> Result<&'a Vec<Value>> {
     match body.get(key) {
         Some(Value::Array(a)) if !a.is_empty() => Ok(a),
-        Some(Value::Array(_)) => Err(bad(format!(
-            "Invalid input for field '{key}': it must not be empty."
-        ))),
-        Some(_) => Err(bad(format!(
-            "Invalid input for field '{key}': expected an array."
-        ))),
+        Some(Value::Array(_)) => Err(bad(format!("Invalid input for field '{key}': it must not be empty."))),
+        Some(_) => Err(bad(format!("Invalid input for field '{key}': expected an array."))),
         None => Err(bad(format!("Expecting to find {key} in request body."))),
     }
 }
@@ -167,25 +142,16 @@ fn single<'a>(body: &'a Value, key: &str) -> Result<Fields<'a>> {
 }
 
 /// Service and region named by a (registered) limit must exist: 400 otherwise.
-async fn check_refs(
-    s: &Identity,
-    service_id: Option<&str>,
-    region_id: Option<&str>,
-    target: &str,
-) -> Result<()> {
+async fn check_refs(s: &Identity, service_id: Option<&str>, region_id: Option<&str>, target: &str) -> Result<()> {
     if let Some(sid) = service_id
         && catalog::get_service(&s.db, sid).await.is_err()
     {
-        return Err(bad(format!(
-            "Expecting to find service_id in {target}: could not find service {sid}."
-        )));
+        return Err(bad(format!("Expecting to find service_id in {target}: could not find service {sid}.")));
     }
     if let Some(rid) = region_id
         && catalog::get_region(&s.db, rid).await.is_err()
     {
-        return Err(bad(format!(
-            "Expecting to find region_id in {target}: could not find region {rid}."
-        )));
+        return Err(bad(format!("Expecting to find region_id in {target}: could not find region {rid}.")));
     }
     Ok(())
 }
@@ -202,13 +168,7 @@ struct NewRegistered {
 
 fn parse_registered(v: &Value, path: String) -> Result<NewRegistered> {
     let f = Fields::of(v, path)?;
-    f.only(&[
-        "service_id",
-        "region_id",
-        "resource_name",
-        "default_limit",
-        "description",
-    ])?;
+    f.only(&["service_id", "region_id", "resource_name", "default_limit", "description"])?;
     Ok(NewRegistered {
         service_id: f.string("service_id", f.required("service_id")?)?,
         region_id: match f.map.get("region_id") {
@@ -226,26 +186,13 @@ fn parse_registered(v: &Value, path: String) -> Result<NewRegistered> {
 
 async fn list_registered(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
     s.enforce(&ctx, "identity:list_registered_limits", json!({}))?;
-    let regs = misc::list_registered_limits(
-        &s.db,
-        q.get("service_id"),
-        q.get("region_id"),
-        q.get("resource_name"),
-    )
-    .await?;
+    let regs =
+        misc::list_registered_limits(&s.db, q.get("service_id"), q.get("region_id"), q.get("resource_name")).await?;
     let items = regs.iter().map(|r| render_registered(&s, r)).collect();
-    Ok(ok(s.collection(
-        "registered_limits",
-        "registered_limits",
-        items,
-    )))
+    Ok(ok(s.collection("registered_limits", "registered_limits", items)))
 }
 
-async fn create_registered(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn create_registered(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Result<Response> {
     let items = batch(&body, "registered_limits")?;
     let mut news = Vec::new();
     for (i, v) in items.iter().enumerate() {
@@ -254,21 +201,11 @@ async fn create_registered(
     s.enforce(&ctx, "identity:create_registered_limits", json!({}))?;
     // check the whole batch before creating any of it
     for (i, n) in news.iter().enumerate() {
-        check_refs(
-            &s,
-            Some(&n.service_id),
-            n.region_id.as_deref(),
-            "registered_limit",
-        )
-        .await?;
-        let twice = news[..i].iter().any(|o| {
-            o.service_id == n.service_id
-                && o.region_id == n.region_id
-                && o.resource_name == n.resource_name
-        });
-        let existing =
-            misc::list_registered_limits(&s.db, Some(&n.service_id), None, Some(&n.resource_name))
-                .await?;
+        check_refs(&s, Some(&n.service_id), n.region_id.as_deref(), "registered_limit").await?;
+        let twice = news[..i]
+            .iter()
+            .any(|o| o.service_id == n.service_id && o.region_id == n.region_id && o.resource_name == n.resource_name);
+        let existing = misc::list_registered_limits(&s.db, Some(&n.service_id), None, Some(&n.resource_name)).await?;
         if twice || existing.iter().any(|e| e.region_id == n.region_id) {
             return Err(conflict("registered_limit", "Duplicate entry"));
         }
@@ -289,11 +226,7 @@ async fn create_registered(
     Ok(created(json!({"registered_limits": out})))
 }
 
-async fn show_registered(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-) -> Result<Response> {
+async fn show_registered(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     s.enforce(&ctx, "identity:get_registered_limit", json!({}))?;
     let r = misc::get_registered_limit(&s.db, &id).await?;
     Ok(ok(json!({"registered_limit": render_registered(&s, &r)})))
@@ -306,13 +239,7 @@ async fn update_registered(
     Json(body): Json<Value>,
 ) -> Result<Response> {
     let f = single(&body, "registered_limit")?;
-    f.only(&[
-        "service_id",
-        "region_id",
-        "resource_name",
-        "default_limit",
-        "description",
-    ])?;
+    f.only(&["service_id", "region_id", "resource_name", "default_limit", "description"])?;
     let mut fields = Map::new();
     for (k, v) in f.map {
         let checked = match k.as_str() {
@@ -334,50 +261,28 @@ async fn update_registered(
     if fields.is_empty() {
         return Ok(ok(json!({"registered_limit": render_registered(&s, &cur)})));
     }
-    let service_id = fields
-        .get("service_id")
-        .and_then(Value::as_str)
-        .unwrap_or(&cur.service_id)
-        .to_string();
+    let service_id = fields.get("service_id").and_then(Value::as_str).unwrap_or(&cur.service_id).to_string();
     let region_id = match fields.get("region_id") {
         Some(r) => r.as_str().map(str::to_string),
         None => cur.region_id.clone(),
     };
-    let resource_name = fields
-        .get("resource_name")
-        .and_then(Value::as_str)
-        .unwrap_or(&cur.resource_name)
-        .to_string();
+    let resource_name = fields.get("resource_name").and_then(Value::as_str).unwrap_or(&cur.resource_name).to_string();
     check_refs(
         &s,
-        fields
-            .contains_key("service_id")
-            .then_some(service_id.as_str()),
-        if fields.contains_key("region_id") {
-            region_id.as_deref()
-        } else {
-            None
-        },
+        fields.contains_key("service_id").then_some(service_id.as_str()),
+        if fields.contains_key("region_id") { region_id.as_deref() } else { None },
         "registered_limit",
     )
     .await?;
-    let others =
-        misc::list_registered_limits(&s.db, Some(&service_id), None, Some(&resource_name)).await?;
-    if others
-        .iter()
-        .any(|o| o.id != id && o.region_id == region_id)
-    {
+    let others = misc::list_registered_limits(&s.db, Some(&service_id), None, Some(&resource_name)).await?;
+    if others.iter().any(|o| o.id != id && o.region_id == region_id) {
         return Err(conflict("registered_limit", "Duplicate entry"));
     }
     let r = misc::update_registered_limit(&s.db, &id, &fields).await?;
     Ok(ok(json!({"registered_limit": render_registered(&s, &r)})))
 }
 
-async fn delete_registered(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-) -> Result<Response> {
+async fn delete_registered(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     s.enforce(&ctx, "identity:delete_registered_limit", json!({}))?;
     let cur = misc::get_registered_limit(&s.db, &id).await?;
     if misc::registered_limit_in_use(&s.db, &cur).await? {
@@ -393,15 +298,7 @@ async fn delete_registered(
 
 fn parse_limit(v: &Value, path: String) -> Result<NewLimit> {
     let f = Fields::of(v, path)?;
-    f.only(&[
-        "project_id",
-        "domain_id",
-        "service_id",
-        "region_id",
-        "resource_name",
-        "resource_limit",
-        "description",
-    ])?;
+    f.only(&["project_id", "domain_id", "service_id", "region_id", "resource_name", "resource_limit", "description"])?;
     let (project_id, domain_id) = match (f.map.get("project_id"), f.map.get("domain_id")) {
         (Some(p), None) => (f.owner_id("project_id", p)?, None),
         (None, Some(d)) => (None, f.owner_id("domain_id", d)?),
@@ -413,10 +310,7 @@ fn parse_limit(v: &Value, path: String) -> Result<NewLimit> {
         }
     };
     if project_id.is_none() && domain_id.is_none() {
-        return Err(bad(format!(
-            "Invalid input for field '{}': a project_id or domain_id is required.",
-            f.path
-        )));
+        return Err(bad(format!("Invalid input for field '{}': a project_id or domain_id is required.", f.path)));
     }
     Ok(NewLimit {
         project_id,
@@ -446,22 +340,16 @@ async fn resolve_limit(s: &Identity, mut l: NewLimit) -> Result<NewLimit> {
             }
             Some(_) => {}
             None => {
-                return Err(bad(format!(
-                    "Expecting to find project_id in limit: could not find project {pid}."
-                )));
+                return Err(bad(format!("Expecting to find project_id in limit: could not find project {pid}.")));
             }
         }
     }
     if let Some(did) = &l.domain_id
         && resource::get_domain(&s.db, did).await.is_err()
     {
-        return Err(bad(format!(
-            "Expecting to find domain_id in limit: could not find domain {did}."
-        )));
+        return Err(bad(format!("Expecting to find domain_id in limit: could not find domain {did}.")));
     }
-    let regs =
-        misc::list_registered_limits(&s.db, Some(&l.service_id), None, Some(&l.resource_name))
-            .await?;
+    let regs = misc::list_registered_limits(&s.db, Some(&l.service_id), None, Some(&l.resource_name)).await?;
     if !regs.iter().any(|r| r.region_id == l.region_id) {
         return Err(IdentityError::Forbidden(
             "Unable to create a limit that has no corresponding registered limit.".into(),
@@ -494,10 +382,7 @@ async fn list_limits(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Res
         // a domain's own limits and those of its projects
         let projects = resource::list_projects(
             &s.db,
-            &resource::ProjectFilter {
-                domain_id: Some(d.clone()),
-                ..Default::default()
-            },
+            &resource::ProjectFilter { domain_id: Some(d.clone()), ..Default::default() },
         )
         .await?;
         let ids: Vec<String> = projects.into_iter().map(|p| p.id).collect();
@@ -525,11 +410,7 @@ async fn list_limits(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Res
     Ok(ok(s.collection("limits", "limits", items)))
 }
 
-async fn create_limits(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn create_limits(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Result<Response> {
     let items = batch(&body, "limits")?;
     let mut parsed = Vec::new();
     for (i, v) in items.iter().enumerate() {
@@ -549,9 +430,9 @@ async fn create_limits(
             },
         )
         .await?;
-        let in_db = existing.iter().any(|e| {
-            e.region_id == l.region_id && e.project_id == l.project_id && e.domain_id == l.domain_id
-        });
+        let in_db = existing
+            .iter()
+            .any(|e| e.region_id == l.region_id && e.project_id == l.project_id && e.domain_id == l.domain_id);
         if in_db || news.iter().any(|o| same_limit(o, &l)) {
             return Err(conflict("limit", "Duplicate entry"));
         }
@@ -602,16 +483,10 @@ async fn update_limit(
     f.only(&["resource_limit", "description"])?;
     let mut fields = Map::new();
     if let Some(v) = f.map.get("resource_limit") {
-        fields.insert(
-            "resource_limit".into(),
-            json!(f.limit("resource_limit", v)?),
-        );
+        fields.insert("resource_limit".into(), json!(f.limit("resource_limit", v)?));
     }
     if let Some(v) = f.map.get("description") {
-        fields.insert(
-            "description".into(),
-            json!(f.nullable("description", v, 0, 255)?),
-        );
+        fields.insert("description".into(), json!(f.nullable("description", v, 0, 255)?));
     }
     s.enforce(&ctx, "identity:update_limit", json!({}))?;
     let cur = misc::get_limit(&s.db, &id).await?;
@@ -630,7 +505,5 @@ async fn delete_limit(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -
 
 async fn model(S(s): S<State>, Auth(ctx): Auth) -> Result<Response> {
     s.enforce(&ctx, "identity:get_limit_model", json!({}))?;
-    Ok(ok(
-        json!({"model": {"name": "flat", "description": FLAT_DESCRIPTION}}),
-    ))
+    Ok(ok(json!({"model": {"name": "flat", "description": FLAT_DESCRIPTION}})))
 }

@@ -14,7 +14,9 @@ pub mod assignments;
 pub mod auth;
 pub mod catalog;
 pub mod credentials;
+pub mod domain_config;
 pub mod domains;
+pub mod endpoint_groups;
 pub mod groups;
 pub mod limits;
 pub mod policies;
@@ -38,6 +40,8 @@ pub fn routes(state: State) -> Router {
         .merge(policies::routes())
         .merge(appcreds::routes())
         .merge(limits::routes())
+        .merge(domain_config::routes())
+        .merge(endpoint_groups::routes())
         .with_state(state)
 }
 

@@ -18,10 +18,7 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/policies", get(list).post(create))
-        .route(
-            "/v3/policies/{policy_id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v3/policies/{policy_id}", get(show).patch(update).delete(remove))
 }
 
 const KNOWN: &[&str] = &["id", "type", "blob", "links"];
@@ -48,20 +45,13 @@ fn string(o: &Obj, k: &str, max: Option<usize>) -> Result<Option<String>> {
             max.unwrap_or_default()
         ))),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad(format!(
-            "Invalid input for field '{}.{k}': expected a string.",
-            o.name
-        ))),
+        Some(_) => Err(bad(format!("Invalid input for field '{}.{k}': expected a string.", o.name))),
     }
 }
 
 fn required(o: &Obj, k: &str, max: Option<usize>) -> Result<String> {
-    string(o, k, max)?.ok_or_else(|| {
-        bad(format!(
-            "Invalid input for field '{}.{k}': '{k}' is a required property.",
-            o.name
-        ))
-    })
+    string(o, k, max)?
+        .ok_or_else(|| bad(format!("Invalid input for field '{}.{k}': '{k}' is a required property.", o.name)))
 }
 
 async fn list(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
@@ -86,25 +76,16 @@ async fn show(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result
     Ok(ok(json!({"policy": render(&s, &p)})))
 }
 
-async fn update(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     s.enforce(&ctx, "identity:update_policy", json!({}))?;
     let p = member(&body, "policy")?;
     if p.map.is_empty() {
-        return Err(bad(
-            "Invalid input for field 'policy': it must have at least one property.",
-        ));
+        return Err(bad("Invalid input for field 'policy': it must have at least one property."));
     }
     if let Some(v) = p.get("id")
         && v.as_str() != Some(id.as_str())
     {
-        return Err(bad(
-            "Invalid input for field 'policy.id': it cannot be changed.",
-        ));
+        return Err(bad("Invalid input for field 'policy.id': it cannot be changed."));
     }
     let blob = string(&p, "blob", None)?;
     let kind = string(&p, "type", Some(255))?;

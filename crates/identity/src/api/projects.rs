@@ -17,18 +17,9 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/projects", get(list).post(create))
-        .route(
-            "/v3/projects/{project_id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route(
-            "/v3/projects/{project_id}/tags",
-            get(list_tags).put(replace_tags).delete(clear_tags),
-        )
-        .route(
-            "/v3/projects/{project_id}/tags/{tag}",
-            get(check_tag).put(add_tag).delete(remove_tag),
-        )
+        .route("/v3/projects/{project_id}", get(show).patch(update).delete(remove))
+        .route("/v3/projects/{project_id}/tags", get(list_tags).put(replace_tags).delete(clear_tags))
+        .route("/v3/projects/{project_id}/tags/{tag}", get(check_tag).put(add_tag).delete(remove_tag))
 }
 
 pub fn render(s: &Identity, p: &Project, tags: Vec<String>) -> Value {
@@ -59,13 +50,7 @@ fn target(p: &Project) -> Value {
 }
 
 fn tag_list(v: Option<&str>) -> Vec<String> {
-    v.map(|s| {
-        s.split(',')
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
-    .unwrap_or_default()
+    v.map(|s| s.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect()).unwrap_or_default()
 }
 
 async fn list(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
@@ -75,10 +60,7 @@ async fn list(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> 
     }
     s.enforce(&ctx, "identity:list_projects", t)?;
     let f = ProjectFilter {
-        domain_id: q
-            .get("domain_id")
-            .map(str::to_string)
-            .or_else(|| ctx.domain_id.clone()),
+        domain_id: q.get("domain_id").map(str::to_string).or_else(|| ctx.domain_id.clone()),
         name: q.get("name").map(str::to_string),
         enabled: bool_filter(&q, "enabled"),
         parent_id: q.get("parent_id").map(str::to_string),
@@ -120,9 +102,7 @@ fn tags_of(v: Option<&Value>) -> Result<Vec<String>> {
         Some(Value::Array(a)) => a
             .iter()
             .map(|t| {
-                t.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| bad("Invalid input for field 'tags': expected strings."))
+                t.as_str().map(str::to_string).ok_or_else(|| bad("Invalid input for field 'tags': expected strings."))
             })
             .collect(),
         Some(_) => Err(bad("Invalid input for field 'tags': expected a list.")),
@@ -134,20 +114,10 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
     let domain_id = p.str("domain_id")?.or_else(|| ctx.domain_id.clone());
     let domain_id = match (domain_id, p.str("parent_id")?) {
         (Some(d), _) => Some(d),
-        (None, Some(par)) => resource::get(&s.db, &par)
-            .await?
-            .map(|x| if x.is_domain { x.id } else { x.domain_id }),
-        (None, None) => Some(
-            ctx.project_domain_id
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-        ),
+        (None, Some(par)) => resource::get(&s.db, &par).await?.map(|x| if x.is_domain { x.id } else { x.domain_id }),
+        (None, None) => Some(ctx.project_domain_id.clone().unwrap_or_else(|| "default".into())),
     };
-    s.enforce(
-        &ctx,
-        "identity:create_project",
-        json!({"target.project.domain_id": domain_id}),
-    )?;
+    s.enforce(&ctx, "identity:create_project", json!({"target.project.domain_id": domain_id}))?;
     let new = NewProject {
         id: None,
         name: p.req_str("name", 64)?,
@@ -174,12 +144,7 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
     Ok(created(json!({"project": render(&s, &proj, tags)})))
 }
 
-async fn show(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    q: RawQuery,
-) -> Result<Response> {
+async fn show(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, q: RawQuery) -> Result<Response> {
     let p = resource::get_project(&s.db, &id).await?;
     s.enforce(&ctx, "identity:get_project", target(&p))?;
     let tags = resource::tags(&s.db, &p.id).await?;
@@ -194,29 +159,19 @@ async fn show(
     }
     if flag(&q, "parents_as_list") {
         let parents = resource::parents(&s.db, &p).await?;
-        v["parents"] = parents
-            .iter()
-            .map(|x| json!({"project": render(&s, x, Vec::new())}))
-            .collect();
+        v["parents"] = parents.iter().map(|x| json!({"project": render(&s, x, Vec::new())})).collect();
     }
     if flag(&q, "subtree_as_ids") {
         v["subtree"] = subtree_ids(&s, &p.id, 0).await?;
     }
     if flag(&q, "subtree_as_list") {
         let sub = resource::subtree(&s.db, &p.id).await?;
-        v["subtree"] = sub
-            .iter()
-            .map(|x| json!({"project": render(&s, x, Vec::new())}))
-            .collect();
+        v["subtree"] = sub.iter().map(|x| json!({"project": render(&s, x, Vec::new())})).collect();
     }
     Ok(ok(json!({"project": v})))
 }
 
-fn subtree_ids<'a>(
-    s: &'a Identity,
-    id: &'a str,
-    depth: usize,
-) -> futures::future::BoxFuture<'a, Result<Value>> {
+fn subtree_ids<'a>(s: &'a Identity, id: &'a str, depth: usize) -> futures::future::BoxFuture<'a, Result<Value>> {
     Box::pin(async move {
         let kids = resource::children(&s.db, id).await?;
         if kids.is_empty() || depth > 64 {
@@ -231,12 +186,7 @@ fn subtree_ids<'a>(
     })
 }
 
-async fn update(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     let cur = resource::get_project(&s.db, &id).await?;
     s.enforce(&ctx, "identity:update_project", target(&cur))?;
     let p = member(&body, "project")?;
@@ -249,25 +199,15 @@ async fn update(
                 _ => v.as_str() == Some(cur.id.as_str()),
             };
             if !same {
-                return Err(bad(format!(
-                    "Invalid input for field 'project.{k}': it cannot be changed."
-                )));
+                return Err(bad(format!("Invalid input for field 'project.{k}': it cannot be changed.")));
             }
         }
     }
     let u = ProjectUpdate {
         name: p.opt_name("name", 64)?,
         enabled: p.bool("enabled")?,
-        description: if p.has("description") {
-            Some(p.str("description")?)
-        } else {
-            None
-        },
-        tags: if p.has("tags") {
-            Some(tags_of(p.get("tags"))?)
-        } else {
-            None
-        },
+        description: if p.has("description") { Some(p.str("description")?) } else { None },
+        tags: if p.has("tags") { Some(tags_of(p.get("tags"))?) } else { None },
         extra: p.extra(&[
             "id",
             "name",
@@ -313,10 +253,7 @@ async fn replace_tags(
     let p = resource::get_project(&s.db, &id).await?;
     s.enforce(&ctx, "identity:update_project_tags", target(&p))?;
     let tags = tags_of(body.get("tags"))?;
-    let u = ProjectUpdate {
-        tags: Some(tags),
-        ..Default::default()
-    };
+    let u = ProjectUpdate { tags: Some(tags), ..Default::default() };
     let proj = resource::update(&s.db, &s.revocations, &id, u).await?;
     let tags = resource::tags(&s.db, &proj.id).await?;
     Ok(ok(json!({"tags": tags})))
@@ -325,19 +262,12 @@ async fn replace_tags(
 async fn clear_tags(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let p = resource::get_project(&s.db, &id).await?;
     s.enforce(&ctx, "identity:delete_project_tags", target(&p))?;
-    let u = ProjectUpdate {
-        tags: Some(Vec::new()),
-        ..Default::default()
-    };
+    let u = ProjectUpdate { tags: Some(Vec::new()), ..Default::default() };
     resource::update(&s.db, &s.revocations, &id, u).await?;
     Ok(no_content())
 }
 
-async fn check_tag(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((id, tag)): Path<(String, String)>,
-) -> Result<Response> {
+async fn check_tag(S(s): S<State>, Auth(ctx): Auth, Path((id, tag)): Path<(String, String)>) -> Result<Response> {
     let p = resource::get_project(&s.db, &id).await?;
     s.enforce(&ctx, "identity:get_project_tag", target(&p))?;
     if resource::tags(&s.db, &id).await?.contains(&tag) {
@@ -347,30 +277,20 @@ async fn check_tag(
     }
 }
 
-async fn add_tag(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((id, tag)): Path<(String, String)>,
-) -> Result<Response> {
+async fn add_tag(S(s): S<State>, Auth(ctx): Auth, Path((id, tag)): Path<(String, String)>) -> Result<Response> {
     let p = resource::get_project(&s.db, &id).await?;
     s.enforce(&ctx, "identity:create_project_tag", target(&p))?;
     resource::add_tag(&s.db, &id, &tag).await?;
     let mut r = created(Value::Null);
     *r.body_mut() = axum::body::Body::empty();
     r.headers_mut().remove(axum::http::header::CONTENT_TYPE);
-    if let Ok(v) =
-        axum::http::HeaderValue::from_str(&format!("{}/v3/projects/{id}/tags/{tag}", s.base_url))
-    {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{}/v3/projects/{id}/tags/{tag}", s.base_url)) {
         r.headers_mut().insert(axum::http::header::LOCATION, v);
     }
     Ok(r)
 }
 
-async fn remove_tag(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path((id, tag)): Path<(String, String)>,
-) -> Result<Response> {
+async fn remove_tag(S(s): S<State>, Auth(ctx): Auth, Path((id, tag)): Path<(String, String)>) -> Result<Response> {
     let p = resource::get_project(&s.db, &id).await?;
     s.enforce(&ctx, "identity:delete_project_tag", target(&p))?;
     if resource::remove_tag(&s.db, &id, &tag).await? {

@@ -17,17 +17,11 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/roles", get(list).post(create))
-        .route(
-            "/v3/roles/{role_id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v3/roles/{role_id}", get(show).patch(update).delete(remove))
         .route("/v3/roles/{prior}/implies", get(list_implied))
         .route(
             "/v3/roles/{prior}/implies/{implied}",
-            get(get_implied)
-                .head(check_implied)
-                .put(create_implied)
-                .delete(delete_implied),
+            get(get_implied).head(check_implied).put(create_implied).delete(delete_implied),
         )
         .route("/v3/role_inferences", get(inferences))
 }
@@ -63,46 +57,27 @@ fn options_of(v: Option<&Value>) -> Result<Option<serde_json::Map<String, Value>
                     return Err(bad(format!("Invalid input for field 'role.options.{k}'.")));
                 }
             }
-            Ok(Some(
-                m.iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ))
+            Ok(Some(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect()))
         }
-        Some(_) => Err(bad(
-            "Invalid input for field 'role.options': expected an object.",
-        )),
+        Some(_) => Err(bad("Invalid input for field 'role.options': expected an object.")),
     }
 }
 
 async fn list(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
-    let rule = if q.has("domain_id") {
-        "identity:list_domain_roles"
-    } else {
-        "identity:list_roles"
-    };
+    let rule = if q.has("domain_id") { "identity:list_domain_roles" } else { "identity:list_roles" };
     let mut t = json!({});
     if let Some(d) = q.get("domain_id") {
         t["target.domain_id"] = json!(d);
     }
     s.enforce(&ctx, rule, t)?;
     let roles = assignment::list_roles(&s.db, q.get("domain_id"), q.get("name")).await?;
-    Ok(ok(s.collection(
-        "roles",
-        "roles",
-        roles.iter().map(|r| render(&s, r)).collect(),
-    )))
+    Ok(ok(s.collection("roles", "roles", roles.iter().map(|r| render(&s, r)).collect())))
 }
 
 async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Result<Response> {
     let r = member(&body, "role")?;
     let domain_id = r.str("domain_id")?;
-    let rule = if domain_id.is_some() {
-        "identity:create_domain_role"
-    } else {
-        "identity:create_role"
-    };
+    let rule = if domain_id.is_some() { "identity:create_domain_role" } else { "identity:create_role" };
     s.enforce(&ctx, rule, json!({"target.role.domain_id": domain_id}))?;
     let name = r.req_str("name", 255)?;
     let opts = options_of(r.get("options"))?.unwrap_or_default();
@@ -121,41 +96,22 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
 
 async fn show(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let r = assignment::get_role(&s.db, &id).await?;
-    let rule = if role_domain(&r).is_some() {
-        "identity:get_domain_role"
-    } else {
-        "identity:get_role"
-    };
+    let rule = if role_domain(&r).is_some() { "identity:get_domain_role" } else { "identity:get_role" };
     s.enforce(&ctx, rule, target(&r))?;
     Ok(ok(json!({"role": render(&s, &r)})))
 }
 
-async fn update(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     let cur = assignment::get_role(&s.db, &id).await?;
-    let rule = if role_domain(&cur).is_some() {
-        "identity:update_domain_role"
-    } else {
-        "identity:update_role"
-    };
+    let rule = if role_domain(&cur).is_some() { "identity:update_domain_role" } else { "identity:update_role" };
     s.enforce(&ctx, rule, target(&cur))?;
     let r = member(&body, "role")?;
     if let Some(v) = r.get("domain_id")
         && v.as_str() != role_domain(&cur)
     {
-        return Err(bad(
-            "Invalid input for field 'role.domain_id': it cannot be changed.",
-        ));
+        return Err(bad("Invalid input for field 'role.domain_id': it cannot be changed."));
     }
-    let desc = if r.has("description") {
-        Some(r.str("description")?)
-    } else {
-        None
-    };
+    let desc = if r.has("description") { Some(r.str("description")?) } else { None };
     let opts = options_of(r.get("options"))?;
     let role = assignment::update_role(
         &s.db,
@@ -172,11 +128,7 @@ async fn update(
 
 async fn remove(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let r = assignment::get_role(&s.db, &id).await?;
-    let rule = if role_domain(&r).is_some() {
-        "identity:delete_domain_role"
-    } else {
-        "identity:delete_role"
-    };
+    let rule = if role_domain(&r).is_some() { "identity:delete_domain_role" } else { "identity:delete_role" };
     s.enforce(&ctx, rule, target(&r))?;
     assignment::delete_role(&s.db, &s.revocations, &id).await?;
     s.invalidate_tokens();
@@ -193,11 +145,7 @@ async fn implied_body(s: &Identity, prior: &Role, implied: &[Role]) -> Value {
     })
 }
 
-async fn list_implied(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(prior): Path<String>,
-) -> Result<Response> {
+async fn list_implied(S(s): S<State>, Auth(ctx): Auth, Path(prior): Path<String>) -> Result<Response> {
     s.enforce(&ctx, "identity:list_implied_roles", json!({}))?;
     let p = assignment::get_role(&s.db, &prior).await?;
     let roles = assignment::all_roles(&s.db).await?;
@@ -219,9 +167,7 @@ async fn get_implied(
     let p = assignment::get_role(&s.db, &prior).await?;
     let i = assignment::get_role(&s.db, &implied).await?;
     if !assignment::implied_exists(&s.db, &prior, &implied).await? {
-        return Err(IdentityError::NotFoundMsg(format!(
-            "{prior} does not imply {implied}."
-        )));
+        return Err(IdentityError::NotFoundMsg(format!("{prior} does not imply {implied}.")));
     }
     Ok(ok(json!({
         "role_inference": {"prior_role": brief(&s, &p), "implies": brief(&s, &i)},
@@ -238,9 +184,7 @@ async fn check_implied(
     assignment::get_role(&s.db, &prior).await?;
     assignment::get_role(&s.db, &implied).await?;
     if !assignment::implied_exists(&s.db, &prior, &implied).await? {
-        return Err(IdentityError::NotFoundMsg(format!(
-            "{prior} does not imply {implied}."
-        )));
+        return Err(IdentityError::NotFoundMsg(format!("{prior} does not imply {implied}.")));
     }
     Ok(no_content())
 }
@@ -282,15 +226,9 @@ async fn inferences(S(s): S<State>, Auth(ctx): Auth) -> Result<Response> {
     let mut out = Vec::new();
     for p in priors {
         let Some(pr) = roles.get(&p) else { continue };
-        let implies: Vec<Value> = edges
-            .iter()
-            .filter(|(a, _)| *a == p)
-            .filter_map(|(_, b)| roles.get(b))
-            .map(|r| brief(&s, r))
-            .collect();
+        let implies: Vec<Value> =
+            edges.iter().filter(|(a, _)| *a == p).filter_map(|(_, b)| roles.get(b)).map(|r| brief(&s, r)).collect();
         out.push(json!({"prior_role": brief(&s, pr), "implies": implies}));
     }
-    Ok(ok(
-        json!({"role_inferences": out, "links": s.link("role_inferences")}),
-    ))
+    Ok(ok(json!({"role_inferences": out, "links": s.link("role_inferences")})))
 }

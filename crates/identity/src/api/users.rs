@@ -17,10 +17,7 @@ use crate::{Identity, State};
 pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/users", get(list).post(create))
-        .route(
-            "/v3/users/{user_id}",
-            get(show).patch(update).delete(remove),
-        )
+        .route("/v3/users/{user_id}", get(show).patch(update).delete(remove))
         .route("/v3/users/{user_id}/password", post(change_password))
         .route("/v3/users/{user_id}/groups", get(groups))
         .route("/v3/users/{user_id}/projects", get(projects))
@@ -46,16 +43,8 @@ fn target(u: &user::User) -> Value {
     json!({"target.user.id": u.id, "target.user.domain_id": u.domain_id, "user_id": u.id})
 }
 
-const KNOWN: &[&str] = &[
-    "id",
-    "name",
-    "domain_id",
-    "enabled",
-    "default_project_id",
-    "password",
-    "options",
-    "federated",
-];
+const KNOWN: &[&str] =
+    &["id", "name", "domain_id", "enabled", "default_project_id", "password", "options", "federated"];
 
 fn options_of(v: Option<&Value>) -> Result<Option<serde_json::Map<String, Value>>> {
     match v {
@@ -72,16 +61,12 @@ fn options_of(v: Option<&Value>) -> Result<Option<serde_json::Map<String, Value>
             ];
             for k in m.keys() {
                 if !ALLOWED.contains(&k.as_str()) {
-                    return Err(bad(format!(
-                        "Invalid input for field 'user.options': unknown option {k:?}."
-                    )));
+                    return Err(bad(format!("Invalid input for field 'user.options': unknown option {k:?}.")));
                 }
             }
             Ok(Some(m.clone()))
         }
-        Some(_) => Err(bad(
-            "Invalid input for field 'user.options': expected an object.",
-        )),
+        Some(_) => Err(bad("Invalid input for field 'user.options': expected an object.")),
     }
 }
 
@@ -92,33 +77,19 @@ async fn list(S(s): S<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> 
     }
     s.enforce(&ctx, "identity:list_users", t)?;
     let f = user::UserFilter {
-        domain_id: q
-            .get("domain_id")
-            .map(str::to_string)
-            .or_else(|| ctx.domain_id.clone()),
+        domain_id: q.get("domain_id").map(str::to_string).or_else(|| ctx.domain_id.clone()),
         name: q.get("name").map(str::to_string),
         enabled: bool_filter(&q, "enabled"),
         ids: None,
     };
     let users = user::list(&s.db, &f).await?;
-    Ok(ok(s.collection(
-        "users",
-        "users",
-        users.iter().map(|u| render(&s, u)).collect(),
-    )))
+    Ok(ok(s.collection("users", "users", users.iter().map(|u| render(&s, u)).collect())))
 }
 
 async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Result<Response> {
     let u = member(&body, "user")?;
-    let domain_id = u
-        .str("domain_id")?
-        .or_else(|| ctx.domain_id.clone())
-        .unwrap_or_else(|| "default".into());
-    s.enforce(
-        &ctx,
-        "identity:create_user",
-        json!({"target.user.domain_id": domain_id}),
-    )?;
+    let domain_id = u.str("domain_id")?.or_else(|| ctx.domain_id.clone()).unwrap_or_else(|| "default".into());
+    s.enforce(&ctx, "identity:create_user", json!({"target.user.domain_id": domain_id}))?;
     let new = user::NewUser {
         id: None,
         name: u.req_str("name", 255)?,
@@ -132,9 +103,7 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
     if let Some(p) = &new.default_project_id
         && resource::get(&s.db, p).await?.is_some_and(|x| x.is_domain)
     {
-        return Err(bad(
-            "Invalid input for field 'user.default_project_id': a domain cannot be a default project.",
-        ));
+        return Err(bad("Invalid input for field 'user.default_project_id': a domain cannot be a default project."));
     }
     let created_user = user::create(&s.db, &s.cfg, new).await?;
     Ok(created(json!({"user": render(&s, &created_user)})))
@@ -146,37 +115,24 @@ async fn show(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result
     Ok(ok(json!({"user": render(&s, &u)})))
 }
 
-async fn update(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     let cur = user::get(&s.db, &id).await?;
     s.enforce(&ctx, "identity:update_user", target(&cur))?;
     let u = member(&body, "user")?;
     if let Some(v) = u.get("id")
         && v.as_str() != Some(id.as_str())
     {
-        return Err(bad(
-            "Invalid input for field 'user.id': it cannot be changed.",
-        ));
+        return Err(bad("Invalid input for field 'user.id': it cannot be changed."));
     }
     if let Some(v) = u.get("domain_id")
         && v.as_str() != Some(cur.domain_id.as_str())
     {
-        return Err(bad(
-            "Invalid input for field 'user.domain_id': it cannot be changed.",
-        ));
+        return Err(bad("Invalid input for field 'user.domain_id': it cannot be changed."));
     }
     let upd = user::UserUpdate {
         name: u.opt_name("name", 255)?,
         enabled: u.bool("enabled")?,
-        default_project_id: if u.has("default_project_id") {
-            Some(u.str("default_project_id")?)
-        } else {
-            None
-        },
+        default_project_id: if u.has("default_project_id") { Some(u.str("default_project_id")?) } else { None },
         password: u.str("password")?,
         options: options_of(u.get("options"))?,
         extra: u.extra(KNOWN),
@@ -196,34 +152,19 @@ async fn remove(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Resu
 
 /// POST /v3/users/{id}/password: a user changes its own password (no policy rule:
 /// knowing the original password is the authorization).
-async fn change_password(
-    S(s): S<State>,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
-) -> Result<Response> {
+async fn change_password(S(s): S<State>, Path(id): Path<String>, Json(body): Json<Value>) -> Result<Response> {
     let u = member(&body, "user")?;
-    let original = u
-        .str("original_password")?
-        .ok_or_else(|| bad("Expecting to find original_password in user."))?;
-    let password = u
-        .str("password")?
-        .ok_or_else(|| bad("Expecting to find password in user."))?;
-    let cur = user::find(&s.db, &id)
-        .await?
-        .ok_or_else(|| IdentityError::Unauthorized("user not found".into()))?;
+    let original = u.str("original_password")?.ok_or_else(|| bad("Expecting to find original_password in user."))?;
+    let password = u.str("password")?.ok_or_else(|| bad("Expecting to find password in user."))?;
+    let cur = user::find(&s.db, &id).await?.ok_or_else(|| IdentityError::Unauthorized("user not found".into()))?;
     let good = match &cur.password_hash {
         Some(h) => user::verify_password(&original, h).await,
         None => false,
     };
     if !good {
-        return Err(IdentityError::Unauthorized(
-            "original password wrong".into(),
-        ));
+        return Err(IdentityError::Unauthorized("original password wrong".into()));
     }
-    let upd = user::UserUpdate {
-        password: Some(password),
-        ..Default::default()
-    };
+    let upd = user::UserUpdate { password: Some(password), ..Default::default() };
     user::update(&s.db, &s.cfg, &s.revocations, &id, upd).await?;
     s.invalidate_tokens();
     Ok(no_content())
@@ -238,32 +179,15 @@ async fn groups(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Resu
             items.push(super::groups::render(&s, &g));
         }
     }
-    Ok(ok(s.collection(
-        &format!("users/{id}/groups"),
-        "groups",
-        items,
-    )))
+    Ok(ok(s.collection(&format!("users/{id}/groups"), "groups", items)))
 }
 
 async fn projects(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let u = user::get(&s.db, &id).await?;
     s.enforce(&ctx, "identity:list_user_projects", target(&u))?;
     let ids = assignment::projects_for_user(&s.db, &id).await?;
-    let projects = resource::list_projects(
-        &s.db,
-        &resource::ProjectFilter {
-            ids: Some(ids),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let items = projects
-        .iter()
-        .map(|p| super::projects::render(&s, p, Vec::new()))
-        .collect();
-    Ok(ok(s.collection(
-        &format!("users/{id}/projects"),
-        "projects",
-        items,
-    )))
+    let projects =
+        resource::list_projects(&s.db, &resource::ProjectFilter { ids: Some(ids), ..Default::default() }).await?;
+    let items = projects.iter().map(|p| super::projects::render(&s, p, Vec::new())).collect();
+    Ok(ok(s.collection(&format!("users/{id}/projects"), "projects", items)))
 }

@@ -20,11 +20,7 @@ fn v3(base: &str) -> Value {
 }
 
 async fn root(S(s): S<State>) -> Response {
-    (
-        StatusCode::MULTIPLE_CHOICES,
-        Json(json!({"versions": {"values": [v3(&s.base_url)]}})),
-    )
-        .into_response()
+    (StatusCode::MULTIPLE_CHOICES, Json(json!({"versions": {"values": [v3(&s.base_url)]}}))).into_response()
 }
 
 async fn version(S(s): S<State>) -> Json<Value> {
@@ -32,8 +28,5 @@ async fn version(S(s): S<State>) -> Json<Value> {
 }
 
 pub fn routes() -> Router<State> {
-    Router::new()
-        .route("/", get(root))
-        .route("/v3", get(version))
-        .route("/v3/", get(version))
+    Router::new().route("/", get(root)).route("/v3", get(version)).route("/v3/", get(version))
 }

@@ -80,10 +80,9 @@ pub async fn create(db: &Db, cost: u32, c: NewAppCred) -> Result<(AppCred, Strin
     };
     match am.insert(&db.write).await {
         Ok(m) => Ok((m, secret)),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict(
-            "application_credential",
-            format!("Duplicate entry found with name {}", c.name),
-        )),
+        Err(e) if stratus_db::is_unique_violation(&e) => {
+            Err(conflict("application_credential", format!("Duplicate entry found with name {}", c.name)))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -93,10 +92,7 @@ pub fn role_ids(c: &AppCred) -> Vec<String> {
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<AppCred> {
-    ac::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("application credential", id))
+    ac::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("application credential", id))
 }
 
 pub async fn by_name(db: &Db, user_id: &str, name: &str) -> Result<Option<AppCred>> {
@@ -117,9 +113,7 @@ pub async fn list(db: &Db, user_id: &str, name: Option<&str>) -> Result<Vec<AppC
 
 /// Delete; tokens made from it stop validating because validation looks it up.
 pub async fn delete(db: &Db, id: &str) -> Result<()> {
-    let r = ac::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    let r = ac::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     if r.rows_affected == 0 {
         return Err(not_found("application credential", id));
     }

@@ -4,9 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde_json::{Map, Value};
 use stratus_db::Db;
 
@@ -23,24 +21,15 @@ pub fn role_domain(r: &Role) -> Option<&str> {
 }
 
 pub async fn get_role(db: &Db, id: &str) -> Result<Role> {
-    role::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("role", id))
+    role::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("role", id))
 }
 
 pub async fn all_roles(db: &Db) -> Result<HashMap<String, Role>> {
-    Ok(role::Entity::find()
-        .all(&db.read)
-        .await?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect())
+    Ok(role::Entity::find().all(&db.read).await?.into_iter().map(|r| (r.id.clone(), r)).collect())
 }
 
 pub async fn list_roles(db: &Db, domain_id: Option<&str>, name: Option<&str>) -> Result<Vec<Role>> {
-    let mut q =
-        role::Entity::find().filter(role::Column::DomainId.eq(domain_id.unwrap_or(NULL_DOMAIN)));
+    let mut q = role::Entity::find().filter(role::Column::DomainId.eq(domain_id.unwrap_or(NULL_DOMAIN)));
     if let Some(n) = name {
         q = q.filter(role::Column::Name.eq(n));
     }
@@ -65,9 +54,7 @@ pub async fn create_role(
     extra: &Map<String, Value>,
 ) -> Result<Role> {
     if let Some(d) = domain_id {
-        resource::get_domain(db, d)
-            .await
-            .map_err(|_| bad(format!("Could not find domain: {d}.")))?;
+        resource::get_domain(db, d).await.map_err(|_| bad(format!("Could not find domain: {d}.")))?;
     }
     let am = role::ActiveModel {
         id: Set(id.unwrap_or_else(new_id)),
@@ -79,10 +66,9 @@ pub async fn create_role(
     };
     match am.insert(&db.write).await {
         Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict(
-            "role",
-            format!("Duplicate entry found with name {name}"),
-        )),
+        Err(e) if stratus_db::is_unique_violation(&e) => {
+            Err(conflict("role", format!("Duplicate entry found with name {name}")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -114,22 +100,15 @@ pub async fn update_role(
     am.extra = Set(extra_string(&x));
     match am.update(&db.write).await {
         Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict(
-            "role",
-            format!(
-                "Duplicate entry found with name {}",
-                name.unwrap_or_default()
-            ),
-        )),
+        Err(e) if stratus_db::is_unique_violation(&e) => {
+            Err(conflict("role", format!("Duplicate entry found with name {}", name.unwrap_or_default())))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 fn is_immutable(r: &Role) -> bool {
-    crate::util::parse_extra(&r.options)
-        .get("immutable")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
+    crate::util::parse_extra(&r.options).get("immutable").and_then(Value::as_bool).unwrap_or(false)
 }
 
 pub async fn delete_role(db: &Db, revs: &revoke::RevocationList, id: &str) -> Result<()> {
@@ -138,30 +117,12 @@ pub async fn delete_role(db: &Db, revs: &revoke::RevocationList, id: &str) -> Re
         return Err(IdentityError::Forbidden(format!("Role {id} is immutable.")));
     }
     let txn = db.write.begin().await?;
-    assignment::Entity::delete_many()
-        .filter(assignment::Column::RoleId.eq(id))
-        .exec(&txn)
-        .await?;
-    implied_role::Entity::delete_many()
-        .filter(implied_role::Column::PriorRoleId.eq(id))
-        .exec(&txn)
-        .await?;
-    implied_role::Entity::delete_many()
-        .filter(implied_role::Column::ImpliedRoleId.eq(id))
-        .exec(&txn)
-        .await?;
-    role::Entity::delete_by_id(id.to_string())
-        .exec(&txn)
-        .await?;
+    assignment::Entity::delete_many().filter(assignment::Column::RoleId.eq(id)).exec(&txn).await?;
+    implied_role::Entity::delete_many().filter(implied_role::Column::PriorRoleId.eq(id)).exec(&txn).await?;
+    implied_role::Entity::delete_many().filter(implied_role::Column::ImpliedRoleId.eq(id)).exec(&txn).await?;
+    role::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
     txn.commit().await?;
-    revs.record(
-        db,
-        revoke::Event {
-            role_id: Some(id.to_string()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    revs.record(db, revoke::Event { role_id: Some(id.to_string()), ..Default::default() }).await?;
     Ok(())
 }
 
@@ -191,25 +152,15 @@ pub async fn create_implied(db: &Db, prior: &str, implied: &str) -> Result<()> {
     let mut stack = vec![implied.to_string()];
     while let Some(r) = stack.pop() {
         if r == prior {
-            return Err(IdentityError::ConflictMsg(format!(
-                "Implying {implied} from {prior} would create a cycle."
-            )));
+            return Err(IdentityError::ConflictMsg(format!("Implying {implied} from {prior} would create a cycle.")));
         }
         if seen.insert(r.clone()) {
-            stack.extend(
-                edges
-                    .iter()
-                    .filter(|(a, _)| *a == r)
-                    .map(|(_, b)| b.clone()),
-            );
+            stack.extend(edges.iter().filter(|(a, _)| *a == r).map(|(_, b)| b.clone()));
         }
     }
-    match (implied_role::ActiveModel {
-        prior_role_id: Set(prior.into()),
-        implied_role_id: Set(implied.into()),
-    })
-    .insert(&db.write)
-    .await
+    match (implied_role::ActiveModel { prior_role_id: Set(prior.into()), implied_role_id: Set(implied.into()) })
+        .insert(&db.write)
+        .await
     {
         Ok(_) => Ok(()),
         Err(e) if stratus_db::is_unique_violation(&e) => Ok(()),
@@ -220,36 +171,23 @@ pub async fn create_implied(db: &Db, prior: &str, implied: &str) -> Result<()> {
 pub async fn delete_implied(db: &Db, prior: &str, implied: &str) -> Result<()> {
     get_role(db, prior).await?;
     get_role(db, implied).await?;
-    let r = implied_role::Entity::delete_by_id((prior.to_string(), implied.to_string()))
-        .exec(&db.write)
-        .await?;
+    let r = implied_role::Entity::delete_by_id((prior.to_string(), implied.to_string())).exec(&db.write).await?;
     if r.rows_affected == 0 {
-        return Err(IdentityError::NotFoundMsg(format!(
-            "{prior} does not imply {implied}."
-        )));
+        return Err(IdentityError::NotFoundMsg(format!("{prior} does not imply {implied}.")));
     }
     Ok(())
 }
 
 pub async fn implied_exists(db: &Db, prior: &str, implied: &str) -> Result<bool> {
-    Ok(
-        implied_role::Entity::find_by_id((prior.to_string(), implied.to_string()))
-            .one(&db.read)
-            .await?
-            .is_some(),
-    )
+    Ok(implied_role::Entity::find_by_id((prior.to_string(), implied.to_string())).one(&db.read).await?.is_some())
 }
 
 /// Roles reachable from `roles` through implications (including `roles`), with
 /// the prior role each was implied by.
-pub fn expand_implied(
-    roles: &[String],
-    edges: &[(String, String)],
-) -> Vec<(String, Option<String>)> {
+pub fn expand_implied(roles: &[String], edges: &[(String, String)]) -> Vec<(String, Option<String>)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut stack: Vec<(String, Option<String>)> =
-        roles.iter().map(|r| (r.clone(), None)).collect();
+    let mut stack: Vec<(String, Option<String>)> = roles.iter().map(|r| (r.clone(), None)).collect();
     while let Some((r, prior)) = stack.pop() {
         if !seen.insert(r.clone()) {
             continue;
@@ -356,10 +294,7 @@ pub async fn revoke(db: &Db, revs: &revoke::RevocationList, a: &Assignment) -> R
             a.target_id
         )));
     }
-    let mut ev = revoke::Event {
-        role_id: Some(a.role_id.clone()),
-        ..Default::default()
-    };
+    let mut ev = revoke::Event { role_id: Some(a.role_id.clone()), ..Default::default() };
     if a.is_user() {
         ev.user_id = Some(a.actor_id.clone());
     } else {
@@ -367,11 +302,7 @@ pub async fn revoke(db: &Db, revs: &revoke::RevocationList, a: &Assignment) -> R
         for uid in user::group_members(db, &a.actor_id).await? {
             revs.record(
                 db,
-                revoke::Event {
-                    user_id: Some(uid),
-                    role_id: Some(a.role_id.clone()),
-                    ..Default::default()
-                },
+                revoke::Event { user_id: Some(uid), role_id: Some(a.role_id.clone()), ..Default::default() },
             )
             .await?;
         }
@@ -431,36 +362,21 @@ pub enum Scope {
 pub async fn effective_role_ids(db: &Db, user_id: &str, scope: &Scope) -> Result<Vec<String>> {
     let mut actors = vec![user_id.to_string()];
     actors.extend(user::user_groups(db, user_id).await?);
-    let rows = list(
-        db,
-        &AssignmentFilter {
-            actor_ids: Some(actors),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let rows = list(db, &AssignmentFilter { actor_ids: Some(actors), ..Default::default() }).await?;
     let mut direct: BTreeSet<String> = BTreeSet::new();
     match scope {
         Scope::Unscoped => return Ok(Vec::new()),
         Scope::System => {
-            direct.extend(
-                rows.iter()
-                    .filter(|a| a.on_system())
-                    .map(|a| a.role_id.clone()),
-            );
+            direct.extend(rows.iter().filter(|a| a.on_system()).map(|a| a.role_id.clone()));
         }
         Scope::Domain(d) => {
             direct.extend(
-                rows.iter()
-                    .filter(|a| a.on_domain() && a.target_id == *d && !a.inherited)
-                    .map(|a| a.role_id.clone()),
+                rows.iter().filter(|a| a.on_domain() && a.target_id == *d && !a.inherited).map(|a| a.role_id.clone()),
             );
         }
         Scope::Project(p) => {
             direct.extend(
-                rows.iter()
-                    .filter(|a| a.on_project() && a.target_id == *p && !a.inherited)
-                    .map(|a| a.role_id.clone()),
+                rows.iter().filter(|a| a.on_project() && a.target_id == *p && !a.inherited).map(|a| a.role_id.clone()),
             );
             let Some(proj) = resource::get(db, p).await? else {
                 return Ok(Vec::new());
@@ -500,14 +416,7 @@ pub async fn effective_role_ids(db: &Db, user_id: &str, scope: &Scope) -> Result
 pub async fn projects_for_user(db: &Db, user_id: &str) -> Result<Vec<String>> {
     let mut actors = vec![user_id.to_string()];
     actors.extend(user::user_groups(db, user_id).await?);
-    let rows = list(
-        db,
-        &AssignmentFilter {
-            actor_ids: Some(actors),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let rows = list(db, &AssignmentFilter { actor_ids: Some(actors), ..Default::default() }).await?;
     let mut out = BTreeSet::new();
     for a in &rows {
         if a.on_project() {
@@ -522,10 +431,7 @@ pub async fn projects_for_user(db: &Db, user_id: &str) -> Result<Vec<String>> {
         } else if a.on_domain() && a.inherited {
             for p in resource::list_projects(
                 db,
-                &resource::ProjectFilter {
-                    domain_id: Some(a.target_id.clone()),
-                    ..Default::default()
-                },
+                &resource::ProjectFilter { domain_id: Some(a.target_id.clone()), ..Default::default() },
             )
             .await?
             {
@@ -540,18 +446,8 @@ pub async fn projects_for_user(db: &Db, user_id: &str) -> Result<Vec<String>> {
 pub async fn domains_for_user(db: &Db, user_id: &str) -> Result<Vec<String>> {
     let mut actors = vec![user_id.to_string()];
     actors.extend(user::user_groups(db, user_id).await?);
-    let rows = list(
-        db,
-        &AssignmentFilter {
-            actor_ids: Some(actors),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let set: BTreeSet<String> = rows
-        .iter()
-        .filter(|a| a.on_domain() && !a.inherited)
-        .map(|a| a.target_id.clone())
-        .collect();
+    let rows = list(db, &AssignmentFilter { actor_ids: Some(actors), ..Default::default() }).await?;
+    let set: BTreeSet<String> =
+        rows.iter().filter(|a| a.on_domain() && !a.inherited).map(|a| a.target_id.clone()).collect();
     Ok(set.into_iter().collect())
 }

@@ -14,10 +14,7 @@ pub type Service = service::Model;
 pub type Endpoint = endpoint::Model;
 
 pub async fn get_region(db: &Db, id: &str) -> Result<Region> {
-    region::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("region", id))
+    region::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("region", id))
 }
 
 pub async fn list_regions(db: &Db, parent: Option<&str>) -> Result<Vec<Region>> {
@@ -36,9 +33,7 @@ pub async fn create_region(
     extra: &Map<String, Value>,
 ) -> Result<Region> {
     if let Some(p) = &parent {
-        get_region(db, p)
-            .await
-            .map_err(|_| bad(format!("Could not find parent region: {p}.")))?;
+        get_region(db, p).await.map_err(|_| bad(format!("Could not find parent region: {p}.")))?;
     }
     let am = region::ActiveModel {
         id: Set(id.unwrap_or_else(new_id)),
@@ -67,9 +62,7 @@ pub async fn update_region(
     }
     if let Some(p) = parent {
         if let Some(pid) = &p {
-            get_region(db, pid)
-                .await
-                .map_err(|_| bad(format!("Could not find parent region: {pid}.")))?;
+            get_region(db, pid).await.map_err(|_| bad(format!("Could not find parent region: {pid}.")))?;
             // refuse a cycle
             let mut cur_p = Some(pid.clone());
             let mut hops = 0;
@@ -91,30 +84,17 @@ pub async fn update_region(
 
 pub async fn delete_region(db: &Db, id: &str) -> Result<()> {
     get_region(db, id).await?;
-    let kids = region::Entity::find()
-        .filter(region::Column::ParentRegionId.eq(id))
-        .all(&db.read)
-        .await?;
+    let kids = region::Entity::find().filter(region::Column::ParentRegionId.eq(id)).all(&db.read).await?;
     if !kids.is_empty() {
-        return Err(IdentityError::Forbidden(format!(
-            "Cannot delete region {id}: it has child regions."
-        )));
+        return Err(IdentityError::Forbidden(format!("Cannot delete region {id}: it has child regions.")));
     }
-    endpoint::Entity::delete_many()
-        .filter(endpoint::Column::RegionId.eq(id))
-        .exec(&db.write)
-        .await?;
-    region::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    endpoint::Entity::delete_many().filter(endpoint::Column::RegionId.eq(id)).exec(&db.write).await?;
+    region::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     Ok(())
 }
 
 pub async fn get_service(db: &Db, id: &str) -> Result<Service> {
-    service::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("service", id))
+    service::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("service", id))
 }
 
 pub async fn list_services(db: &Db, kind: Option<&str>) -> Result<Vec<Service>> {
@@ -125,12 +105,7 @@ pub async fn list_services(db: &Db, kind: Option<&str>) -> Result<Vec<Service>> 
     Ok(q.order_by_asc(service::Column::Type).all(&db.read).await?)
 }
 
-pub async fn create_service(
-    db: &Db,
-    kind: &str,
-    enabled: bool,
-    extra: &Map<String, Value>,
-) -> Result<Service> {
+pub async fn create_service(db: &Db, kind: &str, enabled: bool, extra: &Map<String, Value>) -> Result<Service> {
     let am = service::ActiveModel {
         id: Set(new_id()),
         r#type: Set(kind.to_string()),
@@ -163,21 +138,13 @@ pub async fn update_service(
 
 pub async fn delete_service(db: &Db, id: &str) -> Result<()> {
     get_service(db, id).await?;
-    endpoint::Entity::delete_many()
-        .filter(endpoint::Column::ServiceId.eq(id))
-        .exec(&db.write)
-        .await?;
-    service::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    endpoint::Entity::delete_many().filter(endpoint::Column::ServiceId.eq(id)).exec(&db.write).await?;
+    service::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     Ok(())
 }
 
 pub async fn get_endpoint(db: &Db, id: &str) -> Result<Endpoint> {
-    endpoint::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("endpoint", id))
+    endpoint::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("endpoint", id))
 }
 
 pub async fn list_endpoints(
@@ -203,22 +170,13 @@ pub fn check_interface(i: &str) -> Result<()> {
     if matches!(i, "public" | "internal" | "admin") {
         Ok(())
     } else {
-        Err(bad(format!(
-            "Invalid input for field 'endpoint.interface': {i:?} is not one of public, internal, admin."
-        )))
+        Err(bad(format!("Invalid input for field 'endpoint.interface': {i:?} is not one of public, internal, admin.")))
     }
 }
 
 pub fn check_url(u: &str) -> Result<()> {
-    let ok =
-        (u.starts_with("http://") || u.starts_with("https://")) && u.len() > 8 && !u.contains(' ');
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "Invalid input for field 'endpoint.url': {u:?} is not a URL."
-        )))
-    }
+    let ok = (u.starts_with("http://") || u.starts_with("https://")) && u.len() > 8 && !u.contains(' ');
+    if ok { Ok(()) } else { Err(bad(format!("Invalid input for field 'endpoint.url': {u:?} is not a URL."))) }
 }
 
 pub struct NewEndpoint {
@@ -233,13 +191,9 @@ pub struct NewEndpoint {
 pub async fn create_endpoint(db: &Db, e: NewEndpoint) -> Result<Endpoint> {
     check_interface(&e.interface)?;
     check_url(&e.url)?;
-    get_service(db, &e.service_id)
-        .await
-        .map_err(|_| bad(format!("Could not find service: {}.", e.service_id)))?;
+    get_service(db, &e.service_id).await.map_err(|_| bad(format!("Could not find service: {}.", e.service_id)))?;
     if let Some(r) = &e.region_id {
-        get_region(db, r)
-            .await
-            .map_err(|_| bad(format!("Could not find region: {r}.")))?;
+        get_region(db, r).await.map_err(|_| bad(format!("Could not find region: {r}.")))?;
     }
     let am = endpoint::ActiveModel {
         id: Set(new_id()),
@@ -267,9 +221,7 @@ pub async fn update_endpoint(db: &Db, id: &str, u: EndpointUpdate) -> Result<End
     let cur = get_endpoint(db, id).await?;
     let mut am: endpoint::ActiveModel = cur.clone().into();
     if let Some(s) = u.service_id {
-        get_service(db, &s)
-            .await
-            .map_err(|_| bad(format!("Could not find service: {s}.")))?;
+        get_service(db, &s).await.map_err(|_| bad(format!("Could not find service: {s}.")))?;
         am.service_id = Set(s);
     }
     if let Some(i) = u.interface {
@@ -282,9 +234,7 @@ pub async fn update_endpoint(db: &Db, id: &str, u: EndpointUpdate) -> Result<End
     }
     if let Some(r) = u.region_id {
         if let Some(rid) = &r {
-            get_region(db, rid)
-                .await
-                .map_err(|_| bad(format!("Could not find region: {rid}.")))?;
+            get_region(db, rid).await.map_err(|_| bad(format!("Could not find region: {rid}.")))?;
         }
         am.region_id = Set(r);
     }
@@ -298,9 +248,7 @@ pub async fn update_endpoint(db: &Db, id: &str, u: EndpointUpdate) -> Result<End
 }
 
 pub async fn delete_endpoint(db: &Db, id: &str) -> Result<()> {
-    let r = endpoint::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    let r = endpoint::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     if r.rows_affected == 0 {
         return Err(not_found("endpoint", id));
     }
@@ -353,20 +301,14 @@ pub async fn delete_region_tree(db: &Db, id: &str) -> Result<()> {
         }
         next += 1;
     }
-    let used = endpoint::Entity::find()
-        .filter(endpoint::Column::RegionId.is_in(tree.clone()))
-        .one(&db.read)
-        .await?;
+    let used = endpoint::Entity::find().filter(endpoint::Column::RegionId.is_in(tree.clone())).one(&db.read).await?;
     if used.is_some() {
         return Err(IdentityError::Forbidden(format!(
             "Unable to delete region {id} because it or its child regions have associated endpoints."
         )));
     }
     let txn = db.write.begin().await?;
-    region::Entity::delete_many()
-        .filter(region::Column::Id.is_in(tree))
-        .exec(&txn)
-        .await?;
+    region::Entity::delete_many().filter(region::Column::Id.is_in(tree)).exec(&txn).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -15,17 +15,10 @@ pub type RegisteredLimit = registered_limit::Model;
 pub type Limit = project_limit::Model;
 
 pub async fn get_credential(db: &Db, id: &str) -> Result<Credential> {
-    credential::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("credential", id))
+    credential::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("credential", id))
 }
 
-pub async fn list_credentials(
-    db: &Db,
-    user_id: Option<&str>,
-    kind: Option<&str>,
-) -> Result<Vec<Credential>> {
+pub async fn list_credentials(db: &Db, user_id: Option<&str>, kind: Option<&str>) -> Result<Vec<Credential>> {
     let mut q = credential::Entity::find();
     if let Some(u) = user_id {
         q = q.filter(credential::Column::UserId.eq(u));
@@ -55,18 +48,12 @@ pub async fn create_credential(
     };
     match am.insert(&db.write).await {
         Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            Err(conflict("credential", "Duplicate ID"))
-        }
+        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict("credential", "Duplicate ID")),
         Err(e) => Err(e.into()),
     }
 }
 
-pub async fn update_credential(
-    db: &Db,
-    id: &str,
-    fields: &Map<String, Value>,
-) -> Result<Credential> {
+pub async fn update_credential(db: &Db, id: &str, fields: &Map<String, Value>) -> Result<Credential> {
     let cur = get_credential(db, id).await?;
     let mut am: credential::ActiveModel = cur.clone().into();
     let mut x = parse_extra(&cur.extra);
@@ -78,14 +65,10 @@ pub async fn update_credential(
             ("type", Value::String(s)) => am.r#type = Set(s.clone()),
             ("blob", Value::String(s)) => am.blob = Set(s.clone()),
             ("user_id" | "type" | "blob" | "project_id", _) => {
-                return Err(bad(format!(
-                    "Invalid input for field 'credential.{k}': expected a string."
-                )));
+                return Err(bad(format!("Invalid input for field 'credential.{k}': expected a string.")));
             }
             ("id", _) => {
-                return Err(bad(
-                    "Invalid input for field 'credential.id': it cannot be changed.",
-                ));
+                return Err(bad("Invalid input for field 'credential.id': it cannot be changed."));
             }
             _ => {
                 x.insert(k.clone(), v.clone());
@@ -97,9 +80,7 @@ pub async fn update_credential(
 }
 
 pub async fn delete_credential(db: &Db, id: &str) -> Result<()> {
-    let r = credential::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    let r = credential::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     if r.rows_affected == 0 {
         return Err(not_found("credential", id));
     }
@@ -107,10 +88,7 @@ pub async fn delete_credential(db: &Db, id: &str) -> Result<()> {
 }
 
 pub async fn get_policy(db: &Db, id: &str) -> Result<Policy> {
-    policy::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("policy", id))
+    policy::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("policy", id))
 }
 
 pub async fn list_policies(db: &Db, kind: Option<&str>) -> Result<Vec<Policy>> {
@@ -121,12 +99,7 @@ pub async fn list_policies(db: &Db, kind: Option<&str>) -> Result<Vec<Policy>> {
     Ok(q.order_by_asc(policy::Column::Id).all(&db.read).await?)
 }
 
-pub async fn create_policy(
-    db: &Db,
-    kind: &str,
-    blob: &str,
-    extra: &Map<String, Value>,
-) -> Result<Policy> {
+pub async fn create_policy(db: &Db, kind: &str, blob: &str, extra: &Map<String, Value>) -> Result<Policy> {
     let am = policy::ActiveModel {
         id: Set(new_id()),
         r#type: Set(kind.to_string()),
@@ -158,9 +131,7 @@ pub async fn update_policy(
 }
 
 pub async fn delete_policy(db: &Db, id: &str) -> Result<()> {
-    let r = policy::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    let r = policy::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     if r.rows_affected == 0 {
         return Err(not_found("policy", id));
     }
@@ -192,9 +163,7 @@ pub async fn list_registered_limits(
     if let Some(n) = resource_name {
         q = q.filter(registered_limit::Column::ResourceName.eq(n));
     }
-    Ok(q.order_by_asc(registered_limit::Column::Id)
-        .all(&db.read)
-        .await?)
+    Ok(q.order_by_asc(registered_limit::Column::Id).all(&db.read).await?)
 }
 
 pub async fn create_registered_limit(
@@ -209,16 +178,11 @@ pub async fn create_registered_limit(
         .await
         .map_err(|_| bad(format!("Could not find service: {service_id}.")))?;
     if let Some(r) = &region_id {
-        super::catalog::get_region(db, r)
-            .await
-            .map_err(|_| bad(format!("Could not find region: {r}.")))?;
+        super::catalog::get_region(db, r).await.map_err(|_| bad(format!("Could not find region: {r}.")))?;
     }
     let dup = list_registered_limits(db, Some(service_id), None, Some(resource_name)).await?;
     if dup.iter().any(|d| d.region_id == region_id) {
-        return Err(conflict(
-            "registered_limit",
-            format!("Duplicate entry for {resource_name}"),
-        ));
+        return Err(conflict("registered_limit", format!("Duplicate entry for {resource_name}")));
     }
     let am = registered_limit::ActiveModel {
         id: Set(new_id()),
@@ -231,11 +195,7 @@ pub async fn create_registered_limit(
     Ok(am.insert(&db.write).await?)
 }
 
-pub async fn update_registered_limit(
-    db: &Db,
-    id: &str,
-    fields: &Map<String, Value>,
-) -> Result<RegisteredLimit> {
+pub async fn update_registered_limit(db: &Db, id: &str, fields: &Map<String, Value>) -> Result<RegisteredLimit> {
     let cur = get_registered_limit(db, id).await?;
     let mut am: registered_limit::ActiveModel = cur.clone().into();
     for (k, v) in fields {
@@ -250,9 +210,7 @@ pub async fn update_registered_limit(
             ("region_id", Value::Null) => am.region_id = Set(None),
             ("resource_name", Value::String(s)) => am.resource_name = Set(s.clone()),
             _ => {
-                return Err(bad(format!(
-                    "Invalid input for field 'registered_limit.{k}'."
-                )));
+                return Err(bad(format!("Invalid input for field 'registered_limit.{k}'.")));
             }
         }
     }
@@ -271,17 +229,12 @@ pub async fn delete_registered_limit(db: &Db, id: &str) -> Result<()> {
             "The registered limit is referenced by limits; delete them first.".into(),
         ));
     }
-    registered_limit::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    registered_limit::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     Ok(())
 }
 
 pub async fn get_limit(db: &Db, id: &str) -> Result<Limit> {
-    project_limit::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("limit", id))
+    project_limit::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("limit", id))
 }
 
 #[derive(Default)]
@@ -310,9 +263,7 @@ pub async fn list_limits(db: &Db, f: &LimitFilter) -> Result<Vec<Limit>> {
     if let Some(d) = &f.domain_id {
         q = q.filter(project_limit::Column::DomainId.eq(d.as_str()));
     }
-    Ok(q.order_by_asc(project_limit::Column::Id)
-        .all(&db.read)
-        .await?)
+    Ok(q.order_by_asc(project_limit::Column::Id).all(&db.read).await?)
 }
 
 pub struct NewLimit {
@@ -342,13 +293,8 @@ pub async fn create_limit(db: &Db, l: NewLimit) -> Result<Limit> {
         },
     )
     .await?;
-    if dup.iter().any(|d| {
-        d.region_id == l.region_id && d.project_id == l.project_id && d.domain_id == l.domain_id
-    }) {
-        return Err(conflict(
-            "limit",
-            format!("Duplicate entry for {}", l.resource_name),
-        ));
+    if dup.iter().any(|d| d.region_id == l.region_id && d.project_id == l.project_id && d.domain_id == l.domain_id) {
+        return Err(conflict("limit", format!("Duplicate entry for {}", l.resource_name)));
     }
     let am = project_limit::ActiveModel {
         id: Set(new_id()),
@@ -380,9 +326,7 @@ pub async fn update_limit(db: &Db, id: &str, fields: &Map<String, Value>) -> Res
 }
 
 pub async fn delete_limit(db: &Db, id: &str) -> Result<()> {
-    let r = project_limit::Entity::delete_by_id(id.to_string())
-        .exec(&db.write)
-        .await?;
+    let r = project_limit::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
     if r.rows_affected == 0 {
         return Err(not_found("limit", id));
     }

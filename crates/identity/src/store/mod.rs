@@ -4,6 +4,8 @@
 pub mod appcred;
 pub mod assignment;
 pub mod catalog;
+pub mod domain_config;
+pub mod endpoint_group;
 pub mod misc;
 pub mod resource;
 pub mod revoke;

@@ -1,9 +1,7 @@
 //! Domains and projects (a domain is a project with `is_domain`), project tags.
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde_json::{Map, Value};
 use stratus_db::Db;
 
@@ -15,9 +13,7 @@ use crate::util::{extra_string, new_id};
 pub type Project = project::Model;
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Project>> {
-    Ok(project::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?)
+    Ok(project::Entity::find_by_id(id.to_string()).one(&db.read).await?)
 }
 
 pub async fn get_project(db: &Db, id: &str) -> Result<Project> {
@@ -64,11 +60,7 @@ pub async fn list_projects(db: &Db, f: &ProjectFilter) -> Result<Vec<Project>> {
     match f.is_domain {
         // domains are projects acting as domains: listed only when asked for
         Some(true) => q = q.filter(project::Column::IsDomain.eq(true)),
-        _ => {
-            q = q
-                .filter(project::Column::IsDomain.eq(false))
-                .filter(project::Column::DomainId.ne(DOMAIN_ROOT))
-        }
+        _ => q = q.filter(project::Column::IsDomain.eq(false)).filter(project::Column::DomainId.ne(DOMAIN_ROOT)),
     }
     if let Some(d) = &f.domain_id {
         q = q.filter(project::Column::DomainId.eq(d.as_str()));
@@ -88,11 +80,7 @@ pub async fn list_projects(db: &Db, f: &ProjectFilter) -> Result<Vec<Project>> {
     Ok(q.order_by_asc(project::Column::Name).all(&db.read).await?)
 }
 
-pub async fn list_domains(
-    db: &Db,
-    name: Option<&str>,
-    enabled: Option<bool>,
-) -> Result<Vec<Project>> {
+pub async fn list_domains(db: &Db, name: Option<&str>, enabled: Option<bool>) -> Result<Vec<Project>> {
     let mut q = project::Entity::find().filter(project::Column::DomainId.eq(DOMAIN_ROOT));
     if let Some(n) = name {
         q = q.filter(project::Column::Name.eq(n));
@@ -117,9 +105,7 @@ pub struct NewProject {
 
 pub fn validate_tag(t: &str) -> Result<()> {
     if t.is_empty() || t.chars().count() > 255 || t.contains('/') || t.contains(',') {
-        return Err(bad(format!(
-            "Invalid input for field 'tags': invalid project tag {t:?}."
-        )));
+        return Err(bad(format!("Invalid input for field 'tags': invalid project tag {t:?}.")));
     }
     Ok(())
 }
@@ -137,11 +123,9 @@ pub async fn create(db: &Db, p: NewProject) -> Result<Project> {
     } else {
         // a project: its domain and parent must exist and agree
         let parent = match &p.parent_id {
-            Some(pid) => Some(
-                get(db, pid)
-                    .await?
-                    .ok_or_else(|| bad(format!("Could not find parent project: {pid}.")))?,
-            ),
+            Some(pid) => {
+                Some(get(db, pid).await?.ok_or_else(|| bad(format!("Could not find parent project: {pid}.")))?)
+            }
             None => None,
         };
         let domain_id = match (&p.domain_id, &parent) {
@@ -155,26 +139,16 @@ pub async fn create(db: &Db, p: NewProject) -> Result<Project> {
             return Err(bad(format!("Could not find domain: {domain_id}.")));
         }
         if let Some(par) = &parent {
-            let par_domain = if par.is_domain {
-                par.id.clone()
-            } else {
-                par.domain_id.clone()
-            };
+            let par_domain = if par.is_domain { par.id.clone() } else { par.domain_id.clone() };
             if par_domain != domain_id {
-                return Err(bad(
-                    "Cannot create project, the parent and the project must be in the same domain.",
-                ));
+                return Err(bad("Cannot create project, the parent and the project must be in the same domain."));
             }
             if p.is_domain {
                 return Err(bad("Cannot create a domain with a parent."));
             }
         }
         let parent_id = parent.map(|x| x.id).or(Some(domain_id.clone()));
-        if p.is_domain {
-            (DOMAIN_ROOT.to_string(), None)
-        } else {
-            (domain_id, parent_id)
-        }
+        if p.is_domain { (DOMAIN_ROOT.to_string(), None) } else { (domain_id, parent_id) }
     };
     let txn = db.write.begin().await?;
     let am = project::ActiveModel {
@@ -192,10 +166,7 @@ pub async fn create(db: &Db, p: NewProject) -> Result<Project> {
         Ok(m) => m,
         Err(e) if stratus_db::is_unique_violation(&e) => {
             let kind = if p.is_domain { "domain" } else { "project" };
-            return Err(conflict(
-                kind,
-                format!("Duplicate entry found with name {}", p.name),
-            ));
+            return Err(conflict(kind, format!("Duplicate entry found with name {}", p.name)));
         }
         Err(e) => return Err(e.into()),
     };
@@ -203,12 +174,7 @@ pub async fn create(db: &Db, p: NewProject) -> Result<Project> {
     tags.sort();
     tags.dedup();
     for t in tags {
-        project_tag::ActiveModel {
-            project_id: Set(id.clone()),
-            name: Set(t),
-        }
-        .insert(&txn)
-        .await?;
+        project_tag::ActiveModel { project_id: Set(id.clone()), name: Set(t) }.insert(&txn).await?;
     }
     txn.commit().await?;
     Ok(model)
@@ -223,12 +189,7 @@ pub struct ProjectUpdate {
     pub extra: Map<String, Value>,
 }
 
-pub async fn update(
-    db: &Db,
-    revs: &revoke::RevocationList,
-    id: &str,
-    u: ProjectUpdate,
-) -> Result<Project> {
+pub async fn update(db: &Db, revs: &revoke::RevocationList, id: &str, u: ProjectUpdate) -> Result<Project> {
     let cur = get(db, id).await?.ok_or_else(|| not_found("project", id))?;
     if let Some(tags) = &u.tags {
         for t in tags {
@@ -257,45 +218,25 @@ pub async fn update(
         Ok(m) => m,
         Err(e) if stratus_db::is_unique_violation(&e) => {
             let kind = if cur.is_domain { "domain" } else { "project" };
-            return Err(conflict(
-                kind,
-                format!(
-                    "Duplicate entry found with name {}",
-                    u.name.unwrap_or_default()
-                ),
-            ));
+            return Err(conflict(kind, format!("Duplicate entry found with name {}", u.name.unwrap_or_default())));
         }
         Err(e) => return Err(e.into()),
     };
     if let Some(tags) = u.tags {
-        project_tag::Entity::delete_many()
-            .filter(project_tag::Column::ProjectId.eq(id))
-            .exec(&txn)
-            .await?;
+        project_tag::Entity::delete_many().filter(project_tag::Column::ProjectId.eq(id)).exec(&txn).await?;
         let mut tags = tags;
         tags.sort();
         tags.dedup();
         for t in tags {
-            project_tag::ActiveModel {
-                project_id: Set(id.to_string()),
-                name: Set(t),
-            }
-            .insert(&txn)
-            .await?;
+            project_tag::ActiveModel { project_id: Set(id.to_string()), name: Set(t) }.insert(&txn).await?;
         }
     }
     txn.commit().await?;
     if disabling {
         let ev = if cur.is_domain {
-            revoke::Event {
-                domain_id: Some(id.to_string()),
-                ..Default::default()
-            }
+            revoke::Event { domain_id: Some(id.to_string()), ..Default::default() }
         } else {
-            revoke::Event {
-                project_id: Some(id.to_string()),
-                ..Default::default()
-            }
+            revoke::Event { project_id: Some(id.to_string()), ..Default::default() }
         };
         revs.record(db, ev).await?;
     }
@@ -341,36 +282,19 @@ pub async fn parents(db: &Db, p: &Project) -> Result<Vec<Project>> {
 }
 
 pub async fn delete_project(db: &Db, revs: &revoke::RevocationList, id: &str) -> Result<()> {
-    let p = get(db, id)
-        .await?
-        .filter(|p| !p.is_domain)
-        .ok_or_else(|| not_found("project", id))?;
+    let p = get(db, id).await?.filter(|p| !p.is_domain).ok_or_else(|| not_found("project", id))?;
     if !children(db, id).await?.is_empty() {
         return Err(IdentityError::Forbidden(format!(
             "Cannot delete the project {id} since it is not a leaf in the hierarchy. Use the cascade option if you want to delete a whole subtree."
         )));
     }
     let txn = db.write.begin().await?;
-    project_tag::Entity::delete_many()
-        .filter(project_tag::Column::ProjectId.eq(id))
-        .exec(&txn)
-        .await?;
-    assignment::Entity::delete_many()
-        .filter(assignment::Column::TargetId.eq(id))
-        .exec(&txn)
-        .await?;
-    project::Entity::delete_by_id(p.id.clone())
-        .exec(&txn)
-        .await?;
+    project_tag::Entity::delete_many().filter(project_tag::Column::ProjectId.eq(id)).exec(&txn).await?;
+    assignment::Entity::delete_many().filter(assignment::Column::TargetId.eq(id)).exec(&txn).await?;
+    project::Entity::delete_by_id(p.id.clone()).exec(&txn).await?;
     txn.commit().await?;
-    revs.record(
-        db,
-        revoke::Event {
-            project_id: Some(id.to_string()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    revs.record(db, revoke::Event { project_id: Some(id.to_string()), ..Default::default() }).await?;
+    super::endpoint_group::delete_for_project(db, id).await?;
     Ok(())
 }
 
@@ -381,91 +305,44 @@ pub async fn delete_domain(db: &Db, revs: &revoke::RevocationList, id: &str) -> 
             "Cannot delete a domain that is enabled, please disable it first.".into(),
         ));
     }
-    let projects = project::Entity::find()
-        .filter(project::Column::DomainId.eq(id))
-        .all(&db.read)
-        .await?;
-    let users = user::Entity::find()
-        .filter(user::Column::DomainId.eq(id))
-        .all(&db.read)
-        .await?;
-    let groups = group::Entity::find()
-        .filter(group::Column::DomainId.eq(id))
-        .all(&db.read)
-        .await?;
+    let projects = project::Entity::find().filter(project::Column::DomainId.eq(id)).all(&db.read).await?;
+    let users = user::Entity::find().filter(user::Column::DomainId.eq(id)).all(&db.read).await?;
+    let groups = group::Entity::find().filter(group::Column::DomainId.eq(id)).all(&db.read).await?;
     let txn = db.write.begin().await?;
     for p in &projects {
-        project_tag::Entity::delete_many()
-            .filter(project_tag::Column::ProjectId.eq(p.id.as_str()))
-            .exec(&txn)
-            .await?;
-        assignment::Entity::delete_many()
-            .filter(assignment::Column::TargetId.eq(p.id.as_str()))
-            .exec(&txn)
-            .await?;
+        project_tag::Entity::delete_many().filter(project_tag::Column::ProjectId.eq(p.id.as_str())).exec(&txn).await?;
+        assignment::Entity::delete_many().filter(assignment::Column::TargetId.eq(p.id.as_str())).exec(&txn).await?;
     }
-    project::Entity::delete_many()
-        .filter(project::Column::DomainId.eq(id))
-        .exec(&txn)
-        .await?;
+    project::Entity::delete_many().filter(project::Column::DomainId.eq(id)).exec(&txn).await?;
     for u in &users {
-        assignment::Entity::delete_many()
-            .filter(assignment::Column::ActorId.eq(u.id.as_str()))
-            .exec(&txn)
-            .await?;
+        assignment::Entity::delete_many().filter(assignment::Column::ActorId.eq(u.id.as_str())).exec(&txn).await?;
         crate::entity::user_group_membership::Entity::delete_many()
             .filter(crate::entity::user_group_membership::Column::UserId.eq(u.id.as_str()))
             .exec(&txn)
             .await?;
     }
-    user::Entity::delete_many()
-        .filter(user::Column::DomainId.eq(id))
-        .exec(&txn)
-        .await?;
+    user::Entity::delete_many().filter(user::Column::DomainId.eq(id)).exec(&txn).await?;
     for g in &groups {
-        assignment::Entity::delete_many()
-            .filter(assignment::Column::ActorId.eq(g.id.as_str()))
-            .exec(&txn)
-            .await?;
+        assignment::Entity::delete_many().filter(assignment::Column::ActorId.eq(g.id.as_str())).exec(&txn).await?;
         crate::entity::user_group_membership::Entity::delete_many()
             .filter(crate::entity::user_group_membership::Column::GroupId.eq(g.id.as_str()))
             .exec(&txn)
             .await?;
     }
-    group::Entity::delete_many()
-        .filter(group::Column::DomainId.eq(id))
-        .exec(&txn)
-        .await?;
-    let roles = role::Entity::find()
-        .filter(role::Column::DomainId.eq(id))
-        .all(&txn)
-        .await?;
+    group::Entity::delete_many().filter(group::Column::DomainId.eq(id)).exec(&txn).await?;
+    let roles = role::Entity::find().filter(role::Column::DomainId.eq(id)).all(&txn).await?;
     for r in &roles {
-        assignment::Entity::delete_many()
-            .filter(assignment::Column::RoleId.eq(r.id.as_str()))
-            .exec(&txn)
-            .await?;
+        assignment::Entity::delete_many().filter(assignment::Column::RoleId.eq(r.id.as_str())).exec(&txn).await?;
     }
-    role::Entity::delete_many()
-        .filter(role::Column::DomainId.eq(id))
-        .exec(&txn)
-        .await?;
-    assignment::Entity::delete_many()
-        .filter(assignment::Column::TargetId.eq(id))
-        .exec(&txn)
-        .await?;
-    project::Entity::delete_by_id(id.to_string())
-        .exec(&txn)
-        .await?;
+    role::Entity::delete_many().filter(role::Column::DomainId.eq(id)).exec(&txn).await?;
+    assignment::Entity::delete_many().filter(assignment::Column::TargetId.eq(id)).exec(&txn).await?;
+    project::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
     txn.commit().await?;
-    revs.record(
-        db,
-        revoke::Event {
-            domain_id: Some(id.to_string()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    revs.record(db, revoke::Event { domain_id: Some(id.to_string()), ..Default::default() }).await?;
+    super::domain_config::delete_for_domain(db, id).await?;
+    for p in &projects {
+        super::endpoint_group::delete_for_project(db, &p.id).await?;
+    }
     Ok(())
 }
 
@@ -489,20 +366,11 @@ pub async fn add_tag(db: &Db, id: &str, tag: &str) -> Result<()> {
     if existing.len() >= 80 {
         return Err(bad("A project may have at most 80 tags."));
     }
-    project_tag::ActiveModel {
-        project_id: Set(id.to_string()),
-        name: Set(tag.to_string()),
-    }
-    .insert(&db.write)
-    .await
-    .map(|_| ())
-    .or_else(|e| {
-        if stratus_db::is_unique_violation(&e) {
-            Ok(())
-        } else {
-            Err(e.into())
-        }
-    })
+    project_tag::ActiveModel { project_id: Set(id.to_string()), name: Set(tag.to_string()) }
+        .insert(&db.write)
+        .await
+        .map(|_| ())
+        .or_else(|e| if stratus_db::is_unique_violation(&e) { Ok(()) } else { Err(e.into()) })
 }
 
 pub async fn remove_tag(db: &Db, id: &str, tag: &str) -> Result<bool> {
@@ -516,11 +384,7 @@ pub async fn remove_tag(db: &Db, id: &str, tag: &str) -> Result<bool> {
 
 pub async fn projects_with_tags(db: &Db) -> Result<std::collections::HashMap<String, Vec<String>>> {
     let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for t in project_tag::Entity::find()
-        .order_by_asc(project_tag::Column::Name)
-        .all(&db.read)
-        .await?
-    {
+    for t in project_tag::Entity::find().order_by_asc(project_tag::Column::Name).all(&db.read).await? {
         out.entry(t.project_id).or_default().push(t.name);
     }
     Ok(out)

@@ -102,21 +102,14 @@ impl RevocationList {
 
     /// Refresh from the database when the copy is older than a few seconds.
     pub async fn refresh_if_stale(&self, db: &Db) {
-        let stale = self
-            .inner
-            .read()
-            .map(|r| r.1.is_none_or(|t| t.elapsed() > REFRESH))
-            .unwrap_or(true);
+        let stale = self.inner.read().map(|r| r.1.is_none_or(|t| t.elapsed() > REFRESH)).unwrap_or(true);
         if stale && let Err(e) = self.reload(db).await {
             tracing::warn!(error = %e, "revocation events could not be refreshed");
         }
     }
 
     pub fn is_revoked(&self, t: &TokenFacts<'_>) -> bool {
-        self.inner
-            .read()
-            .map(|r| r.0.iter().any(|e| e.matches(t)))
-            .unwrap_or(true)
+        self.inner.read().map(|r| r.0.iter().any(|e| e.matches(t))).unwrap_or(true)
     }
 
     /// Record an event (database first, then memory).
@@ -143,10 +136,7 @@ impl RevocationList {
 
     /// Drop events older than any token could be (expiry plus the allow-expired window).
     pub async fn prune(&self, db: &Db, older_than_us: i64) -> anyhow::Result<()> {
-        rev::Entity::delete_many()
-            .filter(rev::Column::RevokedAt.lt(older_than_us))
-            .exec(&db.write)
-            .await?;
+        rev::Entity::delete_many().filter(rev::Column::RevokedAt.lt(older_than_us)).exec(&db.write).await?;
         self.reload(db).await
     }
 }

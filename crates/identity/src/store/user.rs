@@ -1,16 +1,12 @@
 //! Users, their passwords, groups and group membership.
 
 use sea_orm::ActiveValue::Set;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde_json::{Map, Value};
 use stratus_db::Db;
 
 use super::revoke;
-use crate::entity::{
-    application_credential, assignment, credential, group, user, user_group_membership as ugm,
-};
+use crate::entity::{application_credential, assignment, credential, group, user, user_group_membership as ugm};
 use crate::error::{IdentityError, Result, conflict, not_found};
 use crate::util::{extra_string, new_id, now_us};
 
@@ -30,22 +26,15 @@ pub async fn hash_password(password: &str, cost: u32) -> Result<String> {
 pub async fn verify_password(password: &str, hash: &str) -> bool {
     let pw = password.to_string();
     let h = hash.to_string();
-    tokio::task::spawn_blocking(move || bcrypt::verify(pw, &h).unwrap_or(false))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || bcrypt::verify(pw, &h).unwrap_or(false)).await.unwrap_or(false)
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<User> {
-    user::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("user", id))
+    user::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("user", id))
 }
 
 pub async fn find(db: &Db, id: &str) -> Result<Option<User>> {
-    Ok(user::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?)
+    Ok(user::Entity::find_by_id(id.to_string()).one(&db.read).await?)
 }
 
 pub async fn by_name(db: &Db, domain_id: &str, name: &str) -> Result<Option<User>> {
@@ -96,10 +85,7 @@ pub async fn create(db: &Db, cfg: &stratus_core::Config, u: NewUser) -> Result<U
     super::resource::get_domain(db, &u.domain_id).await?;
     let now = now_us();
     let (hash, expires) = match &u.password {
-        Some(p) => (
-            Some(hash_password(p, cfg.identity.password_hash_rounds).await?),
-            password_expiry(cfg, now),
-        ),
+        Some(p) => (Some(hash_password(p, cfg.identity.password_hash_rounds).await?), password_expiry(cfg, now)),
         None => (None, None),
     };
     let am = user::ActiveModel {
@@ -120,20 +106,15 @@ pub async fn create(db: &Db, cfg: &stratus_core::Config, u: NewUser) -> Result<U
     };
     match am.insert(&db.write).await {
         Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict(
-            "user",
-            format!(
-                "Duplicate entry found with name {} at domain ID {}",
-                u.name, u.domain_id
-            ),
-        )),
+        Err(e) if stratus_db::is_unique_violation(&e) => {
+            Err(conflict("user", format!("Duplicate entry found with name {} at domain ID {}", u.name, u.domain_id)))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 fn password_expiry(cfg: &stratus_core::Config, now: i64) -> Option<i64> {
-    (cfg.identity.password_expires_days > 0)
-        .then(|| now + cfg.identity.password_expires_days * 86_400 * 1_000_000)
+    (cfg.identity.password_expires_days > 0).then(|| now + cfg.identity.password_expires_days * 86_400 * 1_000_000)
 }
 
 #[derive(Default)]
@@ -180,9 +161,7 @@ pub async fn update(
     }
     let now = now_us();
     if let Some(p) = &u.password {
-        am.password_hash = Set(Some(
-            hash_password(p, cfg.identity.password_hash_rounds).await?,
-        ));
+        am.password_hash = Set(Some(hash_password(p, cfg.identity.password_hash_rounds).await?));
         am.password_created_at = Set(Some(now));
         am.password_expires_at = Set(password_expiry(cfg, now));
     }
@@ -192,26 +171,13 @@ pub async fn update(
     let model = match am.update(&db.write).await {
         Ok(m) => m,
         Err(e) if stratus_db::is_unique_violation(&e) => {
-            return Err(conflict(
-                "user",
-                format!(
-                    "Duplicate entry found with name {}",
-                    u.name.unwrap_or_default()
-                ),
-            ));
+            return Err(conflict("user", format!("Duplicate entry found with name {}", u.name.unwrap_or_default())));
         }
         Err(e) => return Err(e.into()),
     };
     if u.enabled == Some(false) || u.password.is_some() {
-        revs.record(
-            db,
-            revoke::Event {
-                user_id: Some(id.to_string()),
-                issued_before: now,
-                ..Default::default()
-            },
-        )
-        .await?;
+        revs.record(db, revoke::Event { user_id: Some(id.to_string()), issued_before: now, ..Default::default() })
+            .await?;
     }
     Ok(model)
 }
@@ -237,44 +203,23 @@ pub async fn record_auth_result(db: &Db, u: &User, ok: bool) -> Result<()> {
 pub async fn delete(db: &Db, revs: &revoke::RevocationList, id: &str) -> Result<()> {
     get(db, id).await?;
     let txn = db.write.begin().await?;
-    assignment::Entity::delete_many()
-        .filter(assignment::Column::ActorId.eq(id))
-        .exec(&txn)
-        .await?;
-    ugm::Entity::delete_many()
-        .filter(ugm::Column::UserId.eq(id))
-        .exec(&txn)
-        .await?;
-    credential::Entity::delete_many()
-        .filter(credential::Column::UserId.eq(id))
-        .exec(&txn)
-        .await?;
+    assignment::Entity::delete_many().filter(assignment::Column::ActorId.eq(id)).exec(&txn).await?;
+    ugm::Entity::delete_many().filter(ugm::Column::UserId.eq(id)).exec(&txn).await?;
+    credential::Entity::delete_many().filter(credential::Column::UserId.eq(id)).exec(&txn).await?;
     application_credential::Entity::delete_many()
         .filter(application_credential::Column::UserId.eq(id))
         .exec(&txn)
         .await?;
-    user::Entity::delete_by_id(id.to_string())
-        .exec(&txn)
-        .await?;
+    user::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
     txn.commit().await?;
-    revs.record(
-        db,
-        revoke::Event {
-            user_id: Some(id.to_string()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    revs.record(db, revoke::Event { user_id: Some(id.to_string()), ..Default::default() }).await?;
     Ok(())
 }
 
 // ---- groups
 
 pub async fn get_group(db: &Db, id: &str) -> Result<Group> {
-    group::Entity::find_by_id(id.to_string())
-        .one(&db.read)
-        .await?
-        .ok_or_else(|| not_found("group", id))
+    group::Entity::find_by_id(id.to_string()).one(&db.read).await?.ok_or_else(|| not_found("group", id))
 }
 
 pub async fn group_by_name(db: &Db, domain_id: &str, name: &str) -> Result<Option<Group>> {
@@ -285,11 +230,7 @@ pub async fn group_by_name(db: &Db, domain_id: &str, name: &str) -> Result<Optio
         .await?)
 }
 
-pub async fn list_groups(
-    db: &Db,
-    domain_id: Option<&str>,
-    name: Option<&str>,
-) -> Result<Vec<Group>> {
+pub async fn list_groups(db: &Db, domain_id: Option<&str>, name: Option<&str>) -> Result<Vec<Group>> {
     let mut q = group::Entity::find();
     if let Some(d) = domain_id {
         q = q.filter(group::Column::DomainId.eq(d));
@@ -317,10 +258,9 @@ pub async fn create_group(
     };
     match am.insert(&db.write).await {
         Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict(
-            "group",
-            format!("Duplicate entry found with name {name} at domain ID {domain_id}"),
-        )),
+        Err(e) if stratus_db::is_unique_violation(&e) => {
+            Err(conflict("group", format!("Duplicate entry found with name {name} at domain ID {domain_id}")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -345,13 +285,9 @@ pub async fn update_group(
     am.extra = Set(extra_string(&x));
     match am.update(&db.write).await {
         Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict(
-            "group",
-            format!(
-                "Duplicate entry found with name {}",
-                name.unwrap_or_default()
-            ),
-        )),
+        Err(e) if stratus_db::is_unique_violation(&e) => {
+            Err(conflict("group", format!("Duplicate entry found with name {}", name.unwrap_or_default())))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -360,27 +296,12 @@ pub async fn delete_group(db: &Db, revs: &revoke::RevocationList, id: &str) -> R
     get_group(db, id).await?;
     let members = group_members(db, id).await?;
     let txn = db.write.begin().await?;
-    assignment::Entity::delete_many()
-        .filter(assignment::Column::ActorId.eq(id))
-        .exec(&txn)
-        .await?;
-    ugm::Entity::delete_many()
-        .filter(ugm::Column::GroupId.eq(id))
-        .exec(&txn)
-        .await?;
-    group::Entity::delete_by_id(id.to_string())
-        .exec(&txn)
-        .await?;
+    assignment::Entity::delete_many().filter(assignment::Column::ActorId.eq(id)).exec(&txn).await?;
+    ugm::Entity::delete_many().filter(ugm::Column::GroupId.eq(id)).exec(&txn).await?;
+    group::Entity::delete_by_id(id.to_string()).exec(&txn).await?;
     txn.commit().await?;
     for uid in members {
-        revs.record(
-            db,
-            revoke::Event {
-                user_id: Some(uid),
-                ..Default::default()
-            },
-        )
-        .await?;
+        revs.record(db, revoke::Event { user_id: Some(uid), ..Default::default() }).await?;
     }
     Ok(())
 }
@@ -408,12 +329,9 @@ pub async fn user_groups(db: &Db, user_id: &str) -> Result<Vec<String>> {
 pub async fn add_member(db: &Db, group_id: &str, user_id: &str) -> Result<()> {
     get_group(db, group_id).await?;
     get(db, user_id).await?;
-    match (ugm::ActiveModel {
-        user_id: Set(user_id.to_string()),
-        group_id: Set(group_id.to_string()),
-    })
-    .insert(&db.write)
-    .await
+    match (ugm::ActiveModel { user_id: Set(user_id.to_string()), group_id: Set(group_id.to_string()) })
+        .insert(&db.write)
+        .await
     {
         Ok(_) => Ok(()),
         Err(e) if stratus_db::is_unique_violation(&e) => Ok(()),
@@ -422,37 +340,16 @@ pub async fn add_member(db: &Db, group_id: &str, user_id: &str) -> Result<()> {
 }
 
 pub async fn is_member(db: &Db, group_id: &str, user_id: &str) -> Result<bool> {
-    Ok(
-        ugm::Entity::find_by_id((user_id.to_string(), group_id.to_string()))
-            .one(&db.read)
-            .await?
-            .is_some(),
-    )
+    Ok(ugm::Entity::find_by_id((user_id.to_string(), group_id.to_string())).one(&db.read).await?.is_some())
 }
 
-pub async fn remove_member(
-    db: &Db,
-    revs: &revoke::RevocationList,
-    group_id: &str,
-    user_id: &str,
-) -> Result<()> {
+pub async fn remove_member(db: &Db, revs: &revoke::RevocationList, group_id: &str, user_id: &str) -> Result<()> {
     get_group(db, group_id).await?;
     get(db, user_id).await?;
-    let r = ugm::Entity::delete_by_id((user_id.to_string(), group_id.to_string()))
-        .exec(&db.write)
-        .await?;
+    let r = ugm::Entity::delete_by_id((user_id.to_string(), group_id.to_string())).exec(&db.write).await?;
     if r.rows_affected == 0 {
-        return Err(IdentityError::NotFoundMsg(format!(
-            "User '{user_id}' not found in group '{group_id}'"
-        )));
+        return Err(IdentityError::NotFoundMsg(format!("User '{user_id}' not found in group '{group_id}'")));
     }
-    revs.record(
-        db,
-        revoke::Event {
-            user_id: Some(user_id.to_string()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    revs.record(db, revoke::Event { user_id: Some(user_id.to_string()), ..Default::default() }).await?;
     Ok(())
 }
