@@ -41,6 +41,8 @@ pub struct AuthContext {
     pub application_credential_id: Option<String>,
     /// Role names of a valid `X-Service-Token`, if one came with the request.
     pub service_roles: Vec<String>,
+    /// `creds()` computed once per context (contexts are cached per token).
+    pub creds_memo: std::sync::OnceLock<Value>,
 }
 
 impl std::fmt::Debug for AuthContext {
@@ -62,7 +64,11 @@ impl AuthContext {
     }
 
     /// The credentials object policy rules are evaluated against (oslo.policy's `creds`).
-    pub fn creds(&self) -> Value {
+    pub fn creds(&self) -> &Value {
+        self.creds_memo.get_or_init(|| self.build_creds())
+    }
+
+    fn build_creds(&self) -> Value {
         let roles: Vec<&str> = self.roles.iter().map(|(_, n)| n.as_str()).collect();
         json!({
             "user_id": self.user_id,
@@ -121,6 +127,7 @@ pub async fn middleware(validator: Arc<dyn TokenValidator>, mut req: Request, ne
                         Ok(sctx) => {
                             let mut c = (*ctx).clone();
                             c.service_roles = sctx.roles.iter().map(|(_, n)| n.clone()).collect();
+                            c.creds_memo = std::sync::OnceLock::new();
                             AuthState::Valid(Arc::new(c))
                         }
                         Err(_) => AuthState::Invalid("The service token is not valid.".into()),
@@ -174,7 +181,7 @@ impl Policy {
     }
 
     pub fn allowed(&self, ctx: &AuthContext, rule: &str, target: &Value) -> bool {
-        self.enforcer.enforce(rule, target, &ctx.creds())
+        self.enforcer.enforce(rule, target, ctx.creds())
     }
 
     /// 403 unless `rule` allows `ctx` on `target`.

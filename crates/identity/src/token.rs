@@ -98,6 +98,13 @@ pub struct TokenCache {
     /// domains, roles. Issuing many tokens for one user reuses it.
     resolved: moka::sync::Cache<ResolveKey, Arc<TokenData>>,
     catalog: moka::sync::Cache<(), Arc<Value>>,
+    /// The caller's context per token (validated again on every use).
+    pub contexts: moka::sync::Cache<String, Arc<AuthContext>>,
+    /// Rendered token bodies per (token, with catalog): validation answers these.
+    pub bodies: moka::sync::Cache<(String, bool), axum::body::Bytes>,
+    /// Application-credential secrets checked recently: (id, sha256 of the secret)
+    /// -> the user and credential they authenticated as.
+    pub app_cred_checks: moka::sync::Cache<(String, [u8; 32]), Arc<(user::User, appcred::AppCred)>>,
 }
 
 type ResolveKey = (String, u8, Option<String>, Option<String>);
@@ -109,6 +116,9 @@ impl TokenCache {
             cache: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
             resolved: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
             catalog: moka::sync::Cache::builder().max_capacity(1).time_to_live(ttl).build(),
+            contexts: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            bodies: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build(),
+            app_cred_checks: moka::sync::Cache::builder().max_capacity(10_000).time_to_live(ttl).build(),
         }
     }
     /// Forget everything cached (called after any write that tokens depend on).
@@ -116,6 +126,9 @@ impl TokenCache {
         self.cache.invalidate_all();
         self.resolved.invalidate_all();
         self.catalog.invalidate_all();
+        self.contexts.invalidate_all();
+        self.bodies.invalidate_all();
+        self.app_cred_checks.invalidate_all();
     }
 }
 
@@ -383,6 +396,7 @@ impl Identity {
             methods: d.payload.method_names(),
             application_credential_id: d.payload.app_cred_id.clone(),
             service_roles: Vec::new(),
+            creds_memo: std::sync::OnceLock::new(),
         }
     }
 }
@@ -397,7 +411,14 @@ impl TokenValidator for Validator {
     ) -> futures::future::BoxFuture<'a, std::result::Result<Arc<AuthContext>, TokenError>> {
         Box::pin(async move {
             match self.0.validate_token(token, false).await {
-                Ok(d) => Ok(Arc::new(self.0.to_context(token, &d))),
+                Ok(d) => {
+                    if let Some(c) = self.0.tokens.contexts.get(token) {
+                        return Ok(c);
+                    }
+                    let c = Arc::new(self.0.to_context(token, &d));
+                    self.0.tokens.contexts.insert(token.to_string(), c.clone());
+                    Ok(c)
+                }
                 Err(IdentityError::Unauthorized(m)) => Err(TokenError::Invalid(m)),
                 Err(e) => Err(TokenError::Unavailable(e.to_string())),
             }

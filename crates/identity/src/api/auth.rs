@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json as AxJson, Router};
 use serde_json::{Value, json};
+use sha2::Digest;
 use stratus_core::auth::Auth;
 use stratus_core::extract::{Json, RawQuery};
 
-use super::{SUBJECT_TOKEN, flag, no_content, ok};
+use super::{SUBJECT_TOKEN, flag, no_content};
 use crate::error::{IdentityError, Result, bad};
 use crate::store::assignment::{self, Scope};
 use crate::store::{appcred, catalog, resource, revoke, user};
@@ -117,6 +118,17 @@ async fn app_cred_method(st: &Identity, v: &Value) -> Result<(user::User, appcre
     let path = "auth.identity.application_credential";
     let o = obj(v, path)?;
     let secret = s(o, "secret", path)?.ok_or_else(|| bad(format!("Expecting to find secret in {path}.")))?;
+    // a secret checked moments ago needs no second check (cleared on any local change)
+    let memo_key = s(o, "id", path)?.map(|id| {
+        let digest: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
+        (id.to_string(), digest)
+    });
+    if let Some(k) = &memo_key
+        && let Some(hit) = st.tokens.app_cred_checks.get(k)
+        && hit.1.expires_at.is_none_or(|e| e > now_us())
+    {
+        return Ok((hit.0.clone(), hit.1.clone()));
+    }
     let cred = if let Some(id) = s(o, "id", path)? {
         appcred::get(&st.db, id).await.map_err(|_| unauthorized("application credential not found"))?
     } else {
@@ -134,6 +146,9 @@ async fn app_cred_method(st: &Identity, v: &Value) -> Result<(user::User, appcre
     }
     let u = user::find(&st.db, &cred.user_id).await?.ok_or_else(|| unauthorized("user not found"))?;
     check_user_usable(st, &u).await?;
+    if let Some(k) = memo_key {
+        st.tokens.app_cred_checks.insert(k, std::sync::Arc::new((u.clone(), cred.clone())));
+    }
     Ok((u, cred))
 }
 
@@ -311,8 +326,26 @@ async fn validate(S(st): S<State>, Auth(ctx): Auth, q: RawQuery, headers: Header
     let token = subject(&headers)?;
     let d = subject_data(&st, &token, flag(&q, "allow_expired")).await?;
     st.enforce(&ctx, "identity:validate_token", json!({"target.token.user_id": d.user.id}))?;
-    let body = st.render_token(&d, !flag(&q, "nocatalog")).await?;
-    let mut resp = ok(body);
+    let with_catalog = !flag(&q, "nocatalog");
+    // a token's body does not change while it is cached: render it once
+    let key = (token.clone(), with_catalog);
+    let bytes = match st.tokens.bodies.get(&key) {
+        Some(b) => b,
+        None => {
+            let body = st.render_token(&d, with_catalog).await?;
+            let b = axum::body::Bytes::from(serde_json::to_vec(&body).map_err(|e| IdentityError::Internal(e.into()))?);
+            if d.payload.expires_at > now_us() {
+                st.tokens.bodies.insert(key, b.clone());
+            }
+            b
+        }
+    };
+    let mut resp = (
+        axum::http::StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        bytes,
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&token) {
         resp.headers_mut().insert(SUBJECT_TOKEN, v);
     }
