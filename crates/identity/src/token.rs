@@ -104,8 +104,11 @@ pub struct TokenCache {
     pub bodies: moka::sync::Cache<(String, bool), axum::body::Bytes>,
     /// Application-credential secrets checked recently: (id, sha256 of the secret)
     /// -> the user and credential they authenticated as.
-    pub app_cred_checks: moka::sync::Cache<(String, [u8; 32]), Arc<(user::User, appcred::AppCred)>>,
+    pub app_cred_checks: moka::sync::Cache<(String, [u8; 32]), Arc<AppCredCheck>>,
 }
+
+/// The user and credential an application-credential secret authenticated as.
+pub type AppCredCheck = (user::User, appcred::AppCred);
 
 type ResolveKey = (String, u8, Option<String>, Option<String>);
 
