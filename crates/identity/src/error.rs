@@ -82,3 +82,24 @@ impl IntoResponse for IdentityError {
         self.to_api().into_response()
     }
 }
+
+/// A write whose uniqueness violation is a 409 made by `on_conflict`; other errors pass through.
+pub fn or_conflict<T>(
+    r: std::result::Result<T, sea_orm::DbErr>,
+    on_conflict: impl FnOnce() -> IdentityError,
+) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if stratus_db::is_unique_violation(&e) => Err(on_conflict()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An idempotent insert: a row that already exists is success.
+pub fn ignore_duplicate<T>(r: std::result::Result<T, sea_orm::DbErr>) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if stratus_db::is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -38,10 +38,10 @@ pub fn routes() -> Router<State> {
             "/v3/system/groups/{actor}/roles/{role}",
             get(check_system).head(check_system).put(grant_system).delete(revoke_system),
         )
-        .route("/v3/OS-INHERIT/domains/{target}/users/{actor}/roles/inherited_to_projects", get(list_inherited))
-        .route("/v3/OS-INHERIT/domains/{target}/groups/{actor}/roles/inherited_to_projects", get(list_inherited))
-        .route("/v3/OS-INHERIT/projects/{target}/users/{actor}/roles/inherited_to_projects", get(list_inherited))
-        .route("/v3/OS-INHERIT/projects/{target}/groups/{actor}/roles/inherited_to_projects", get(list_inherited))
+        .route("/v3/OS-INHERIT/domains/{target}/users/{actor}/roles/inherited_to_projects", get(list_grants))
+        .route("/v3/OS-INHERIT/domains/{target}/groups/{actor}/roles/inherited_to_projects", get(list_grants))
+        .route("/v3/OS-INHERIT/projects/{target}/users/{actor}/roles/inherited_to_projects", get(list_grants))
+        .route("/v3/OS-INHERIT/projects/{target}/groups/{actor}/roles/inherited_to_projects", get(list_grants))
         .route(
             "/v3/OS-INHERIT/domains/{target}/users/{actor}/roles/{role}/inherited_to_projects",
             get(check).head(check).put(grant).delete(revoke),
@@ -117,36 +117,27 @@ fn kind(gp: &GrantPath) -> String {
     format!("{}{}", if gp.user { "User" } else { "Group" }, if gp.project { "Project" } else { "Domain" })
 }
 
-async fn check_role_domain(s: &Identity, gp: &GrantPath, target: &str, role: &assignment::Role) -> Result<()> {
-    if let Some(rd) = role_domain(role) {
-        let td = if gp.project {
-            resource::get(&s.db, target).await?.map(|p| p.domain_id).unwrap_or_default()
-        } else {
-            target.to_string()
-        };
-        if rd != td {
-            return Err(IdentityError::Forbidden(format!(
-                "Cannot assign the domain-specific role {} outside its domain.",
-                role.id
-            )));
-        }
-    }
-    Ok(())
+/// The assignment a grant URL names, once `rule` allows the caller on it.
+async fn authorized(
+    s: &Identity,
+    ctx: &stratus_core::AuthContext,
+    uri: &axum::http::Uri,
+    (target, actor, role): (String, String, String),
+    rule: &str,
+) -> Result<Assignment> {
+    let gp = parse_path(uri);
+    let (t, _) = resolve(s, &gp, &target, &actor, Some(&role)).await?;
+    s.enforce(ctx, rule, t)?;
+    Ok(Assignment { kind: kind(&gp), actor_id: actor, target_id: target, role_id: role, inherited: gp.inherited })
 }
 
 async fn grant(
     S(s): S<State>,
     Auth(ctx): Auth,
     uri: axum::http::Uri,
-    Path((target, actor, role)): Path<(String, String, String)>,
+    Path(p): Path<(String, String, String)>,
 ) -> Result<Response> {
-    let gp = parse_path(&uri);
-    let (t, r) = resolve(&s, &gp, &target, &actor, Some(&role)).await?;
-    s.enforce(&ctx, "identity:create_grant", t)?;
-    if let Some(r) = &r {
-        check_role_domain(&s, &gp, &target, r).await?;
-    }
-    let a = Assignment { kind: kind(&gp), actor_id: actor, target_id: target, role_id: role, inherited: gp.inherited };
+    let a = authorized(&s, &ctx, &uri, p, "identity:create_grant").await?;
     assignment::grant(&s.db, &a).await?;
     s.invalidate_tokens();
     Ok(no_content())
@@ -156,12 +147,9 @@ async fn check(
     S(s): S<State>,
     Auth(ctx): Auth,
     uri: axum::http::Uri,
-    Path((target, actor, role)): Path<(String, String, String)>,
+    Path(p): Path<(String, String, String)>,
 ) -> Result<Response> {
-    let gp = parse_path(&uri);
-    let (t, _) = resolve(&s, &gp, &target, &actor, Some(&role)).await?;
-    s.enforce(&ctx, "identity:check_grant", t)?;
-    let a = Assignment { kind: kind(&gp), actor_id: actor, target_id: target, role_id: role, inherited: gp.inherited };
+    let a = authorized(&s, &ctx, &uri, p, "identity:check_grant").await?;
     if assignment::exists(&s.db, &a).await? {
         Ok(no_content())
     } else {
@@ -173,12 +161,9 @@ async fn revoke(
     S(s): S<State>,
     Auth(ctx): Auth,
     uri: axum::http::Uri,
-    Path((target, actor, role)): Path<(String, String, String)>,
+    Path(p): Path<(String, String, String)>,
 ) -> Result<Response> {
-    let gp = parse_path(&uri);
-    let (t, _) = resolve(&s, &gp, &target, &actor, Some(&role)).await?;
-    s.enforce(&ctx, "identity:revoke_grant", t)?;
-    let a = Assignment { kind: kind(&gp), actor_id: actor, target_id: target, role_id: role, inherited: gp.inherited };
+    let a = authorized(&s, &ctx, &uri, p, "identity:revoke_grant").await?;
     assignment::revoke(&s.db, &s.revocations, &a).await?;
     s.invalidate_tokens();
     Ok(no_content())
@@ -207,19 +192,6 @@ async fn grants_list(s: &Identity, gp: &GrantPath, target: &str, actor: &str) ->
 }
 
 async fn list_grants(
-    S(s): S<State>,
-    Auth(ctx): Auth,
-    uri: axum::http::Uri,
-    Path((target, actor)): Path<(String, String)>,
-) -> Result<Response> {
-    let gp = parse_path(&uri);
-    let (t, _) = resolve(&s, &gp, &target, &actor, None).await?;
-    s.enforce(&ctx, "identity:list_grants", t)?;
-    let items = grants_list(&s, &gp, &target, &actor).await?;
-    Ok(ok(s.collection(uri.path().trim_start_matches("/v3/"), "roles", items)))
-}
-
-async fn list_inherited(
     S(s): S<State>,
     Auth(ctx): Auth,
     uri: axum::http::Uri,

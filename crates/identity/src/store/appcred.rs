@@ -14,7 +14,7 @@ use stratus_db::Db;
 use subtle::ConstantTimeEq;
 
 use crate::entity::application_credential as ac;
-use crate::error::{Result, conflict, not_found};
+use crate::error::{Result, conflict, not_found, or_conflict};
 use crate::util::{new_id, now_us};
 
 pub type AppCred = ac::Model;
@@ -78,13 +78,10 @@ pub async fn create(db: &Db, cost: u32, c: NewAppCred) -> Result<(AppCred, Strin
         roles: Set(serde_json::to_string(&c.role_ids).unwrap_or_else(|_| "[]".into())),
         created_at: Set(now_us()),
     };
-    match am.insert(&db.write).await {
-        Ok(m) => Ok((m, secret)),
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            Err(conflict("application_credential", format!("Duplicate entry found with name {}", c.name)))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let m = or_conflict(am.insert(&db.write).await, || {
+        conflict("application_credential", format!("Duplicate entry found with name {}", c.name))
+    })?;
+    Ok((m, secret))
 }
 
 pub fn role_ids(c: &AppCred) -> Vec<String> {

@@ -10,7 +10,7 @@ use stratus_db::Db;
 
 use super::{NULL_DOMAIN, resource, revoke, user};
 use crate::entity::{assignment, implied_role, role};
-use crate::error::{IdentityError, Result, bad, conflict, not_found};
+use crate::error::{IdentityError, Result, bad, conflict, ignore_duplicate, not_found, or_conflict};
 use crate::util::{extra_string, new_id};
 
 pub type Role = role::Model;
@@ -64,13 +64,7 @@ pub async fn create_role(
         options: Set(extra_string(options)),
         extra: Set(extra_string(extra)),
     };
-    match am.insert(&db.write).await {
-        Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            Err(conflict("role", format!("Duplicate entry found with name {name}")))
-        }
-        Err(e) => Err(e.into()),
-    }
+    or_conflict(am.insert(&db.write).await, || conflict("role", format!("Duplicate entry found with name {name}")))
 }
 
 pub async fn update_role(
@@ -98,13 +92,9 @@ pub async fn update_role(
     let mut x = crate::util::parse_extra(&cur.extra);
     x.extend(extra.clone());
     am.extra = Set(extra_string(&x));
-    match am.update(&db.write).await {
-        Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            Err(conflict("role", format!("Duplicate entry found with name {}", name.unwrap_or_default())))
-        }
-        Err(e) => Err(e.into()),
-    }
+    or_conflict(am.update(&db.write).await, || {
+        conflict("role", format!("Duplicate entry found with name {}", name.unwrap_or_default()))
+    })
 }
 
 fn is_immutable(r: &Role) -> bool {
@@ -158,14 +148,11 @@ pub async fn create_implied(db: &Db, prior: &str, implied: &str) -> Result<()> {
             stack.extend(edges.iter().filter(|(a, _)| *a == r).map(|(_, b)| b.clone()));
         }
     }
-    match (implied_role::ActiveModel { prior_role_id: Set(prior.into()), implied_role_id: Set(implied.into()) })
-        .insert(&db.write)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if stratus_db::is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    ignore_duplicate(
+        (implied_role::ActiveModel { prior_role_id: Set(prior.into()), implied_role_id: Set(implied.into()) })
+            .insert(&db.write)
+            .await,
+    )
 }
 
 pub async fn delete_implied(db: &Db, prior: &str, implied: &str) -> Result<()> {
@@ -240,7 +227,25 @@ impl Assignment {
     }
 }
 
+/// Record an assignment (idempotent). A domain-specific role may only be
+/// granted inside its own domain.
 pub async fn grant(db: &Db, a: &Assignment) -> Result<()> {
+    let role = get_role(db, &a.role_id).await?;
+    if let Some(rd) = role_domain(&role) {
+        let target_domain = if a.on_project() {
+            resource::get(db, &a.target_id).await?.map(|p| p.domain_id)
+        } else if a.on_domain() {
+            Some(a.target_id.clone())
+        } else {
+            None
+        };
+        if target_domain.as_deref() != Some(rd) {
+            return Err(IdentityError::Forbidden(format!(
+                "Cannot assign the domain-specific role {} outside its domain.",
+                role.id
+            )));
+        }
+    }
     let am = assignment::ActiveModel {
         r#type: Set(a.kind.clone()),
         actor_id: Set(a.actor_id.clone()),
@@ -248,11 +253,7 @@ pub async fn grant(db: &Db, a: &Assignment) -> Result<()> {
         role_id: Set(a.role_id.clone()),
         inherited: Set(a.inherited),
     };
-    match am.insert(&db.write).await {
-        Ok(_) => Ok(()),
-        Err(e) if stratus_db::is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    ignore_duplicate(am.insert(&db.write).await)
 }
 
 pub async fn exists(db: &Db, a: &Assignment) -> Result<bool> {

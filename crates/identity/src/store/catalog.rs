@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use stratus_db::Db;
 
 use crate::entity::{endpoint, region, service};
-use crate::error::{IdentityError, Result, bad, conflict, not_found};
+use crate::error::{IdentityError, Result, bad, conflict, not_found, or_conflict};
 use crate::util::{extra_string, new_id, parse_extra};
 
 pub type Region = region::Model;
@@ -41,11 +41,7 @@ pub async fn create_region(
         parent_region_id: Set(parent),
         extra: Set(extra_string(extra)),
     };
-    match am.insert(&db.write).await {
-        Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict("region", "Duplicate ID")),
-        Err(e) => Err(e.into()),
-    }
+    or_conflict(am.insert(&db.write).await, || conflict("region", "Duplicate ID"))
 }
 
 pub async fn update_region(

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use stratus_db::Db;
 
 use crate::entity::{credential, policy, project_limit, registered_limit};
-use crate::error::{IdentityError, Result, bad, conflict, not_found};
+use crate::error::{IdentityError, Result, bad, conflict, not_found, or_conflict};
 use crate::util::{extra_string, new_id, parse_extra};
 
 pub type Credential = credential::Model;
@@ -46,11 +46,7 @@ pub async fn create_credential(
         blob: Set(blob.to_string()),
         extra: Set(extra_string(extra)),
     };
-    match am.insert(&db.write).await {
-        Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => Err(conflict("credential", "Duplicate ID")),
-        Err(e) => Err(e.into()),
-    }
+    or_conflict(am.insert(&db.write).await, || conflict("credential", "Duplicate ID"))
 }
 
 pub async fn update_credential(db: &Db, id: &str, fields: &Map<String, Value>) -> Result<Credential> {

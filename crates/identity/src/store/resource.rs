@@ -7,7 +7,7 @@ use stratus_db::Db;
 
 use super::{DOMAIN_ROOT, revoke};
 use crate::entity::{assignment, group, project, project_tag, role, user};
-use crate::error::{IdentityError, Result, bad, conflict, not_found};
+use crate::error::{IdentityError, Result, bad, conflict, ignore_duplicate, not_found, or_conflict};
 use crate::util::{extra_string, new_id};
 
 pub type Project = project::Model;
@@ -161,15 +161,9 @@ pub async fn create(db: &Db, p: NewProject) -> Result<Project> {
         description: Set(p.description.clone()),
         extra: Set(extra_string(&p.extra)),
     };
-    let res = am.insert(&txn).await;
-    let model = match res {
-        Ok(m) => m,
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            let kind = if p.is_domain { "domain" } else { "project" };
-            return Err(conflict(kind, format!("Duplicate entry found with name {}", p.name)));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let kind = if p.is_domain { "domain" } else { "project" };
+    let model =
+        or_conflict(am.insert(&txn).await, || conflict(kind, format!("Duplicate entry found with name {}", p.name)))?;
     let mut tags = p.tags.clone();
     tags.sort();
     tags.dedup();
@@ -214,14 +208,10 @@ pub async fn update(db: &Db, revs: &revoke::RevocationList, id: &str, u: Project
         am.description = Set(d.clone());
     }
     am.extra = Set(extra_string(&extra));
-    let model = match am.update(&txn).await {
-        Ok(m) => m,
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            let kind = if cur.is_domain { "domain" } else { "project" };
-            return Err(conflict(kind, format!("Duplicate entry found with name {}", u.name.unwrap_or_default())));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let kind = if cur.is_domain { "domain" } else { "project" };
+    let model = or_conflict(am.update(&txn).await, || {
+        conflict(kind, format!("Duplicate entry found with name {}", u.name.clone().unwrap_or_default()))
+    })?;
     if let Some(tags) = u.tags {
         project_tag::Entity::delete_many().filter(project_tag::Column::ProjectId.eq(id)).exec(&txn).await?;
         let mut tags = tags;
@@ -366,11 +356,11 @@ pub async fn add_tag(db: &Db, id: &str, tag: &str) -> Result<()> {
     if existing.len() >= 80 {
         return Err(bad("A project may have at most 80 tags."));
     }
-    project_tag::ActiveModel { project_id: Set(id.to_string()), name: Set(tag.to_string()) }
-        .insert(&db.write)
-        .await
-        .map(|_| ())
-        .or_else(|e| if stratus_db::is_unique_violation(&e) { Ok(()) } else { Err(e.into()) })
+    ignore_duplicate(
+        project_tag::ActiveModel { project_id: Set(id.to_string()), name: Set(tag.to_string()) }
+            .insert(&db.write)
+            .await,
+    )
 }
 
 pub async fn remove_tag(db: &Db, id: &str, tag: &str) -> Result<bool> {

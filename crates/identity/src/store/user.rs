@@ -7,7 +7,7 @@ use stratus_db::Db;
 
 use super::revoke;
 use crate::entity::{application_credential, assignment, credential, group, user, user_group_membership as ugm};
-use crate::error::{IdentityError, Result, conflict, not_found};
+use crate::error::{IdentityError, Result, conflict, ignore_duplicate, not_found, or_conflict};
 use crate::util::{extra_string, new_id, now_us};
 
 pub type User = user::Model;
@@ -104,13 +104,9 @@ pub async fn create(db: &Db, cfg: &stratus_core::Config, u: NewUser) -> Result<U
         failed_auth_count: Set(0),
         failed_auth_at: Set(None),
     };
-    match am.insert(&db.write).await {
-        Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            Err(conflict("user", format!("Duplicate entry found with name {} at domain ID {}", u.name, u.domain_id)))
-        }
-        Err(e) => Err(e.into()),
-    }
+    or_conflict(am.insert(&db.write).await, || {
+        conflict("user", format!("Duplicate entry found with name {} at domain ID {}", u.name, u.domain_id))
+    })
 }
 
 fn password_expiry(cfg: &stratus_core::Config, now: i64) -> Option<i64> {
@@ -168,13 +164,9 @@ pub async fn update(
     let mut extra = crate::util::parse_extra(&cur.extra);
     extra.extend(u.extra.clone());
     am.extra = Set(extra_string(&extra));
-    let model = match am.update(&db.write).await {
-        Ok(m) => m,
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            return Err(conflict("user", format!("Duplicate entry found with name {}", u.name.unwrap_or_default())));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let model = or_conflict(am.update(&db.write).await, || {
+        conflict("user", format!("Duplicate entry found with name {}", u.name.clone().unwrap_or_default()))
+    })?;
     if u.enabled == Some(false) || u.password.is_some() {
         revs.record(db, revoke::Event { user_id: Some(id.to_string()), issued_before: now, ..Default::default() })
             .await?;
@@ -256,13 +248,9 @@ pub async fn create_group(
         description: Set(description),
         extra: Set(extra_string(extra)),
     };
-    match am.insert(&db.write).await {
-        Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            Err(conflict("group", format!("Duplicate entry found with name {name} at domain ID {domain_id}")))
-        }
-        Err(e) => Err(e.into()),
-    }
+    or_conflict(am.insert(&db.write).await, || {
+        conflict("group", format!("Duplicate entry found with name {name} at domain ID {domain_id}"))
+    })
 }
 
 pub async fn update_group(
@@ -283,13 +271,9 @@ pub async fn update_group(
     let mut x = crate::util::parse_extra(&cur.extra);
     x.extend(extra.clone());
     am.extra = Set(extra_string(&x));
-    match am.update(&db.write).await {
-        Ok(m) => Ok(m),
-        Err(e) if stratus_db::is_unique_violation(&e) => {
-            Err(conflict("group", format!("Duplicate entry found with name {}", name.unwrap_or_default())))
-        }
-        Err(e) => Err(e.into()),
-    }
+    or_conflict(am.update(&db.write).await, || {
+        conflict("group", format!("Duplicate entry found with name {}", name.unwrap_or_default()))
+    })
 }
 
 pub async fn delete_group(db: &Db, revs: &revoke::RevocationList, id: &str) -> Result<()> {
@@ -329,14 +313,11 @@ pub async fn user_groups(db: &Db, user_id: &str) -> Result<Vec<String>> {
 pub async fn add_member(db: &Db, group_id: &str, user_id: &str) -> Result<()> {
     get_group(db, group_id).await?;
     get(db, user_id).await?;
-    match (ugm::ActiveModel { user_id: Set(user_id.to_string()), group_id: Set(group_id.to_string()) })
-        .insert(&db.write)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if stratus_db::is_unique_violation(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    ignore_duplicate(
+        (ugm::ActiveModel { user_id: Set(user_id.to_string()), group_id: Set(group_id.to_string()) })
+            .insert(&db.write)
+            .await,
+    )
 }
 
 pub async fn is_member(db: &Db, group_id: &str, user_id: &str) -> Result<bool> {
