@@ -316,3 +316,28 @@ async fn racing_creates_of_one_name_give_one_201_and_409s() {
         assert!(results.iter().all(|r| r.status == 201 || r.status == 409));
     }
 }
+
+#[tokio::test]
+async fn expired_tokens_validate_only_with_allow_expired() {
+    let c =
+        stratus_testkit::Cloud::start_with("sqlite", "sqlite::memory:", |cfg| cfg.identity.token_expiration = 3).await;
+    let admin_short = c.admin_token().await;
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let admin = c.admin_token().await;
+    let r = c.call_h(Method::GET, "/v3/auth/tokens", Some(&admin), None, &[("x-subject-token", &admin_short)]).await;
+    assert!(r.status == 404 || r.status == 401, "expired token validated: {}", r.text);
+    let r = c
+        .call_h(
+            Method::GET,
+            "/v3/auth/tokens?allow_expired=1",
+            Some(&admin),
+            None,
+            &[("x-subject-token", &admin_short)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-subject-token"), Some(admin_short.as_str()));
+    // an expired token authenticates nothing
+    let r = c.get("/v3/projects", &admin_short).await;
+    assert_eq!(r.status, 401);
+}
