@@ -97,3 +97,17 @@ async fn identity_authorization_matrix() {
     }
     assert!(wrong.is_empty(), "authorization matrix mismatches:\n{}", wrong.join("\n"));
 }
+
+#[tokio::test]
+async fn operator_policy_file_overrides_a_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, "# only admins may list regions here\n\"identity:list_regions\": \"role:admin\"\n").unwrap();
+    let path = file.to_string_lossy().to_string();
+    let c = Cloud::start_with("sqlite", "sqlite::memory:", |cfg| cfg.policy.file = path).await;
+    let admin = c.admin_token().await;
+    let (_, _, member) = c.user_with_role(&admin, "member").await;
+    assert_eq!(c.get("/v3/regions", &admin).await.status, 200);
+    assert_eq!(c.get("/v3/regions", &member).await.status, 403, "the override applies");
+    assert_eq!(c.get("/v3/regions/RegionOne", &member).await.status, 200, "other defaults stay");
+}
