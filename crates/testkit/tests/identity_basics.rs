@@ -341,3 +341,48 @@ async fn expired_tokens_validate_only_with_allow_expired() {
     let r = c.get("/v3/projects", &admin_short).await;
     assert_eq!(r.status, 401);
 }
+
+#[tokio::test]
+async fn lockout_after_failed_attempts_when_configured() {
+    let c = stratus_testkit::Cloud::start_with("sqlite", "sqlite::memory:", |cfg| {
+        cfg.identity.lockout_failure_attempts = 2;
+        cfg.identity.lockout_duration = 600;
+    })
+    .await;
+    let admin = c.admin_token().await;
+    let u = c.post("/v3/users", &admin, json!({"user": {"name": "locky", "password": "right"}})).await;
+    assert_eq!(u.status, 201);
+    let uid = u.body["user"]["id"].as_str().unwrap().to_string();
+    let auth =
+        |pw: &str| json!({"identity": {"methods": ["password"], "password": {"user": {"id": uid, "password": pw}}}});
+    assert_eq!(c.try_token(auth("right")).await.status, 201);
+    assert_eq!(c.try_token(auth("wrong")).await.status, 401);
+    assert_eq!(c.try_token(auth("wrong")).await.status, 401);
+    assert_eq!(c.try_token(auth("right")).await.status, 401, "locked out after 2 failures");
+    // an admin re-enabling the user lifts the lock
+    assert_eq!(c.patch(&format!("/v3/users/{uid}"), &admin, json!({"user": {"enabled": true}})).await.status, 200);
+    assert_eq!(c.try_token(auth("right")).await.status, 201);
+}
+
+#[tokio::test]
+async fn cors_only_when_configured() {
+    let c = stratus_testkit::Cloud::start_with("sqlite", "sqlite::memory:", |cfg| {
+        cfg.api.cors_allowed_origins = vec!["http://dashboard.example".into()];
+    })
+    .await;
+    let r = c
+        .call_h(
+            Method::OPTIONS,
+            "/v3/auth/tokens",
+            None,
+            None,
+            &[("origin", "http://dashboard.example"), ("access-control-request-method", "POST")],
+        )
+        .await;
+    assert_eq!(r.header("access-control-allow-origin"), Some("http://dashboard.example"), "{:?}", r.headers);
+    let r = c.call_h(Method::GET, "/v3", None, None, &[("origin", "http://evil.example")]).await;
+    assert!(r.header("access-control-allow-origin").is_none());
+    let plain = stratus_testkit::Cloud::start("sqlite", "sqlite::memory:").await;
+    let r = plain.call_h(Method::GET, "/v3", None, None, &[("origin", "http://dashboard.example")]).await;
+    assert!(r.header("access-control-allow-origin").is_none(), "no CORS unless configured");
+}
