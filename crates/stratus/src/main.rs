@@ -157,19 +157,34 @@ async fn serve_identity(identity: stratus_identity::State, cfg: &Config) -> anyh
     stratus_core::http::serve(addr, stratus_identity::router(identity), shutdown_signal()).await
 }
 
-async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
-    let db = open_db(&cfg).await?;
+/// What bootstrapping gave: identity opened, the admin's password and whether
+/// the caller chose it.
+struct Booted {
+    identity: stratus_identity::State,
+    outcome: stratus_identity::bootstrap::Outcome,
+    password: String,
+    given: bool,
+}
+
+/// Migrate, make the key repository if missing, open identity and run the idempotent bootstrap.
+async fn boot(cfg: &Config, admin_password: Option<String>) -> anyhow::Result<Booted> {
+    let db = open_db(cfg).await?;
     stratus_identity::fernet::setup(&cfg.fernet_key_repository(), cfg.identity.fernet_max_active_keys)?;
     let identity = Identity::open(cfg.clone(), db).await?;
     let given = admin_password
         .or_else(|| (!cfg.bootstrap.admin_password.is_empty()).then(|| cfg.bootstrap.admin_password.clone()));
     let password = given.clone().unwrap_or_else(generate_password);
-    let outcome = stratus_identity::bootstrap::run(&identity, &password, &cfg.bootstrap.region, &service_entries(&cfg))
+    let outcome = stratus_identity::bootstrap::run(&identity, &password, &cfg.bootstrap.region, &service_entries(cfg))
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
-    let known_password = if outcome.created_admin || given.is_some() { Some(password.as_str()) } else { None };
+    Ok(Booted { identity, outcome, password, given: given.is_some() })
+}
+
+async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
+    let Booted { identity, outcome, password, given } = boot(&cfg, admin_password).await?;
+    let known_password = if outcome.created_admin || given { Some(password.as_str()) } else { None };
     let written = files::write_client_files(&cfg, known_password)?;
-    if outcome.created_admin && given.is_none() {
+    if outcome.created_admin && !given {
         println!("Generated admin password (shown once): {password}");
     }
     println!("Stratus is up. Identity: {}/v3", cfg.identity_public_url());
@@ -199,20 +214,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bootstrap { admin_password } => {
-            let db = open_db(&cfg).await?;
-            stratus_identity::fernet::setup(&cfg.fernet_key_repository(), cfg.identity.fernet_max_active_keys)?;
-            let identity = Identity::open(cfg.clone(), db).await?;
-            let given = admin_password
-                .or_else(|| (!cfg.bootstrap.admin_password.is_empty()).then(|| cfg.bootstrap.admin_password.clone()));
-            let password = given.clone().unwrap_or_else(generate_password);
-            let o =
-                stratus_identity::bootstrap::run(&identity, &password, &cfg.bootstrap.region, &service_entries(&cfg))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
-            if o.created_admin && given.is_none() {
-                println!("Generated admin password (shown once): {password}");
+            let b = boot(&cfg, admin_password).await?;
+            if b.outcome.created_admin && !b.given {
+                println!("Generated admin password (shown once): {}", b.password);
             }
-            println!("bootstrap done: admin user {} on project {}", o.admin_user_id, o.admin_project_id);
+            println!(
+                "bootstrap done: admin user {} on project {}",
+                b.outcome.admin_user_id, b.outcome.admin_project_id
+            );
             Ok(())
         }
         Command::Fernet { command } => {

@@ -256,19 +256,31 @@ fn system_assignment(user: bool, actor: String, role: String) -> Assignment {
     }
 }
 
+/// The system assignment a URL names, once the `op` rule allows the caller on it.
+async fn authorized_system(
+    s: &Identity,
+    ctx: &stratus_core::AuthContext,
+    uri: &axum::http::Uri,
+    (actor, role): (String, String),
+    op: &str,
+) -> Result<Assignment> {
+    let user = uri.path().contains("/users/");
+    let t = system_target(s, user, &actor, Some(&role)).await?;
+    s.enforce(ctx, &system_rule(user, op), t)?;
+    Ok(system_assignment(user, actor, role))
+}
+
 async fn check_system(
     S(s): S<State>,
     Auth(ctx): Auth,
     uri: axum::http::Uri,
-    Path((actor, role)): Path<(String, String)>,
+    Path(p): Path<(String, String)>,
 ) -> Result<Response> {
-    let user = uri.path().contains("/users/");
-    let t = system_target(&s, user, &actor, Some(&role)).await?;
-    s.enforce(&ctx, &system_rule(user, "check"), t)?;
-    if assignment::exists(&s.db, &system_assignment(user, actor, role.clone())).await? {
+    let a = authorized_system(&s, &ctx, &uri, p, "check").await?;
+    if assignment::exists(&s.db, &a).await? {
         Ok(no_content())
     } else {
-        Err(IdentityError::NotFoundMsg(format!("Could not find role assignment with role: {role}.")))
+        Err(IdentityError::NotFoundMsg(format!("Could not find role assignment with role: {}.", a.role_id)))
     }
 }
 
@@ -276,12 +288,10 @@ async fn grant_system(
     S(s): S<State>,
     Auth(ctx): Auth,
     uri: axum::http::Uri,
-    Path((actor, role)): Path<(String, String)>,
+    Path(p): Path<(String, String)>,
 ) -> Result<Response> {
-    let user = uri.path().contains("/users/");
-    let t = system_target(&s, user, &actor, Some(&role)).await?;
-    s.enforce(&ctx, &system_rule(user, "create"), t)?;
-    assignment::grant(&s.db, &system_assignment(user, actor, role)).await?;
+    let a = authorized_system(&s, &ctx, &uri, p, "create").await?;
+    assignment::grant(&s.db, &a).await?;
     s.invalidate_tokens();
     Ok(no_content())
 }
@@ -290,12 +300,10 @@ async fn revoke_system(
     S(s): S<State>,
     Auth(ctx): Auth,
     uri: axum::http::Uri,
-    Path((actor, role)): Path<(String, String)>,
+    Path(p): Path<(String, String)>,
 ) -> Result<Response> {
-    let user = uri.path().contains("/users/");
-    let t = system_target(&s, user, &actor, Some(&role)).await?;
-    s.enforce(&ctx, &system_rule(user, "revoke"), t)?;
-    assignment::revoke(&s.db, &s.revocations, &system_assignment(user, actor, role)).await?;
+    let a = authorized_system(&s, &ctx, &uri, p, "revoke").await?;
+    assignment::revoke(&s.db, &s.revocations, &a).await?;
     s.invalidate_tokens();
     Ok(no_content())
 }
