@@ -386,3 +386,15 @@ async fn cors_only_when_configured() {
     let r = plain.call_h(Method::GET, "/v3", None, None, &[("origin", "http://dashboard.example")]).await;
     assert!(r.header("access-control-allow-origin").is_none(), "no CORS unless configured");
 }
+
+#[tokio::test]
+async fn a_service_token_must_be_valid_when_presented() {
+    let c = stratus_testkit::Cloud::start("sqlite", "sqlite::memory:").await;
+    let admin = c.admin_token().await;
+    let (pid, _, member) = c.user_with_role(&admin, "member").await;
+    let path = format!("/v3/projects/{pid}");
+    let r = c.call_h(Method::GET, &path, Some(&member), None, &[("x-service-token", &admin)]).await;
+    assert_eq!(r.status, 200, "a valid service token rides along: {}", r.text);
+    let r = c.call_h(Method::GET, &path, Some(&member), None, &[("x-service-token", "forged")]).await;
+    assert_eq!(r.status, 401, "an invalid service token refuses the request: {}", r.text);
+}

@@ -45,6 +45,10 @@ pub fn render(s: &Identity, p: &Project, tags: Vec<String>) -> Value {
     )
 }
 
+/// Attributes with a column of their own; the rest are kept as extra attributes.
+const KNOWN: &[&str] =
+    &["id", "name", "domain_id", "parent_id", "is_domain", "enabled", "description", "tags", "options"];
+
 fn target(p: &Project) -> Value {
     json!({"target.project.id": p.id, "target.project.domain_id": p.domain_id})
 }
@@ -127,17 +131,7 @@ async fn create(S(s): S<State>, Auth(ctx): Auth, Json(body): Json<Value>) -> Res
         enabled: p.bool("enabled")?.unwrap_or(true),
         description: p.str("description")?,
         tags: tags_of(p.get("tags"))?,
-        extra: p.extra(&[
-            "id",
-            "name",
-            "domain_id",
-            "parent_id",
-            "is_domain",
-            "enabled",
-            "description",
-            "tags",
-            "options",
-        ]),
+        extra: p.extra(KNOWN),
     };
     let proj = resource::create(&s.db, new).await?;
     let tags = resource::tags(&s.db, &proj.id).await?;
@@ -208,17 +202,7 @@ async fn update(S(s): S<State>, Auth(ctx): Auth, Path(id): Path<String>, Json(bo
         enabled: p.bool("enabled")?,
         description: if p.has("description") { Some(p.str("description")?) } else { None },
         tags: if p.has("tags") { Some(tags_of(p.get("tags"))?) } else { None },
-        extra: p.extra(&[
-            "id",
-            "name",
-            "domain_id",
-            "parent_id",
-            "is_domain",
-            "enabled",
-            "description",
-            "tags",
-            "options",
-        ]),
+        extra: p.extra(KNOWN),
     };
     let proj = resource::update(&s.db, &s.revocations, &id, u).await?;
     s.invalidate_tokens();
