@@ -14,6 +14,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub api: ApiConfig,
     pub identity: IdentityConfig,
+    pub image: ImageConfig,
     pub policy: PolicyConfig,
     pub bootstrap: BootstrapConfig,
 }
@@ -25,6 +26,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             api: ApiConfig::default(),
             identity: IdentityConfig::default(),
+            image: ImageConfig::default(),
             policy: PolicyConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
@@ -93,6 +95,44 @@ impl Default for IdentityConfig {
             lockout_failure_attempts: 0,
             lockout_duration: 1800,
             password_expires_days: 0,
+        }
+    }
+}
+
+/// The image service (Glance v2).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Address the image API listens on.
+    pub listen: String,
+    /// URL clients reach it by (default: `http://<listen>`).
+    pub public_url: String,
+    /// Filesystem stores by id; each keeps its images in `<data_dir>/images/<id>`
+    /// unless `store_dirs` names a directory for it.
+    pub stores: Vec<String>,
+    /// Directories for stores, as `id=path`.
+    pub store_dirs: Vec<String>,
+    /// The store uploads go to when none is named.
+    pub default_store: String,
+    /// Largest image accepted, in bytes.
+    pub image_size_cap: u64,
+    /// How many images a project may have when no unified limit says otherwise (-1: unlimited).
+    pub default_image_count_total: i64,
+    /// Total bytes of image data a project may store when no unified limit says otherwise, in MiB (-1: unlimited).
+    pub default_image_size_total: i64,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            listen: "127.0.0.1:9292".into(),
+            public_url: String::new(),
+            stores: vec!["local".into()],
+            store_dirs: Vec::new(),
+            default_store: "local".into(),
+            image_size_cap: 1 << 40,
+            default_image_count_total: -1,
+            default_image_size_total: -1,
         }
     }
 }
@@ -177,6 +217,14 @@ impl Config {
             format!("http://{}", self.identity.listen)
         } else {
             self.identity.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    pub fn image_public_url(&self) -> String {
+        if self.image.public_url.is_empty() {
+            format!("http://{}", self.image.listen)
+        } else {
+            self.image.public_url.trim_end_matches('/').to_string()
         }
     }
 

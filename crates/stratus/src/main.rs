@@ -100,16 +100,24 @@ fn init_logging() {
 async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     let db = Db::connect(&cfg.database_url()).await.context("cannot open the database")?;
-    db.migrate::<Migrator>().await.context("migrations failed")?;
+    db.migrate::<Migrator>().await.context("identity migrations failed")?;
+    db.migrate::<stratus_image::Migrator>().await.context("image migrations failed")?;
     Ok(db)
 }
 
 fn service_entries(cfg: &Config) -> Vec<stratus_identity::bootstrap::ServiceEntry> {
-    vec![stratus_identity::bootstrap::ServiceEntry {
-        kind: "identity".into(),
-        name: "keystone".into(),
-        url: format!("{}/v3", cfg.identity_public_url()),
-    }]
+    vec![
+        stratus_identity::bootstrap::ServiceEntry {
+            kind: "identity".into(),
+            name: "keystone".into(),
+            url: format!("{}/v3", cfg.identity_public_url()),
+        },
+        stratus_identity::bootstrap::ServiceEntry {
+            kind: "image".into(),
+            name: "glance".into(),
+            url: cfg.image_public_url(),
+        },
+    ]
 }
 
 fn generate_password() -> String {
@@ -135,6 +143,37 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+/// Unified limits read straight from identity's tables (the services share this process).
+struct InProcessLimits(stratus_identity::State, &'static str);
+
+impl stratus_image::quota::LimitSource for InProcessLimits {
+    fn limit<'a>(
+        &'a self,
+        project_id: &'a str,
+        resource: &'a str,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<Option<i64>>> {
+        Box::pin(async move {
+            stratus_identity::store::misc::effective_limit(&self.0.db, self.1, project_id, resource)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading limits: {e}"))
+        })
+    }
+}
+
+/// Every API of the cloud, served from this process until a shutdown signal.
+async fn serve_all(identity: stratus_identity::State, cfg: &Config) -> anyhow::Result<()> {
+    let limits = std::sync::Arc::new(InProcessLimits(identity.clone(), "image"));
+    let image = stratus_image::ImageService::open(cfg.clone(), identity.db.clone(), limits)?;
+    let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
+        std::sync::Arc::new(stratus_identity::token::Validator(identity.clone()));
+    let addr: SocketAddr = cfg.image.listen.parse().with_context(|| format!("image.listen {:?}", cfg.image.listen))?;
+    tracing::info!(%addr, "image (glance v2) listening");
+    let image_srv = stratus_core::http::serve(addr, stratus_image::router(image, validator), shutdown_signal());
+    let identity_srv = serve_identity(identity, cfg);
+    tokio::try_join!(identity_srv, image_srv)?;
+    Ok(())
 }
 
 async fn serve_identity(identity: stratus_identity::State, cfg: &Config) -> anyhow::Result<()> {
@@ -187,12 +226,12 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
     if outcome.created_admin && !given {
         println!("Generated admin password (shown once): {password}");
     }
-    println!("Stratus is up. Identity: {}/v3", cfg.identity_public_url());
+    println!("Stratus is up. Identity: {}/v3  Image: {}", cfg.identity_public_url(), cfg.image_public_url());
     if let Some(path) = written {
         println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());
         println!("  openstack --os-cloud stratus token issue");
     }
-    serve_identity(identity, &cfg).await
+    serve_all(identity, &cfg).await
 }
 
 fn abs(p: &Path) -> PathBuf {
@@ -206,7 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api => {
             let db = open_db(&cfg).await?;
             let identity = Identity::open(cfg.clone(), db).await?;
-            serve_identity(identity, &cfg).await
+            serve_all(identity, &cfg).await
         }
         Command::Db { command: DbCommand::Sync } => {
             open_db(&cfg).await?;

@@ -28,6 +28,7 @@ fn start(args: &[&str], data: &std::path::Path, port: u16) -> Proc {
         .arg("--data-dir")
         .arg(data)
         .env("STRATUS_IDENTITY__LISTEN", format!("127.0.0.1:{port}"))
+        .env("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -12,20 +12,42 @@ pub use stratus_db::testing::fresh_urls;
 
 pub const ADMIN_PASSWORD: &str = "testkit-admin-secret";
 
+/// Unified limits for the image service, read from identity's tables.
+struct IdentityLimits(stratus_identity::State);
+
+impl stratus_image::quota::LimitSource for IdentityLimits {
+    fn limit<'a>(
+        &'a self,
+        project_id: &'a str,
+        resource: &'a str,
+    ) -> futures::future::BoxFuture<'a, anyhow::Result<Option<i64>>> {
+        Box::pin(async move {
+            stratus_identity::store::misc::effective_limit(&self.0.db, "image", project_id, resource)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+    }
+}
+
 /// A running cloud.
 pub struct Cloud {
     pub url: String,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub identity: stratus_identity::State,
+    /// The image API's base URL (`http://127.0.0.1:port`).
+    pub image_url: String,
+    pub image: stratus_image::State,
     pub backend: &'static str,
     pub data_dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
+    image_task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Cloud {
     fn drop(&mut self) {
         self.task.abort();
+        self.image_task.abort();
     }
 }
 
@@ -57,36 +79,67 @@ impl Cloud {
         let data_dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let image_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut cfg = stratus_core::Config { data_dir: data_dir.path().to_path_buf(), ..Default::default() };
         cfg.database.url = db_url.to_string();
         cfg.identity.listen = addr.to_string();
+        cfg.image.listen = image_listener.local_addr().unwrap().to_string();
         cfg.identity.password_hash_rounds = 4;
         tweak(&mut cfg);
-        Self::serve(backend, cfg, listener, data_dir).await
+        Self::serve(backend, cfg, listener, image_listener, data_dir).await
     }
 
     async fn serve(
         backend: &'static str,
         cfg: stratus_core::Config,
         listener: tokio::net::TcpListener,
+        image_listener: tokio::net::TcpListener,
         data_dir: tempfile::TempDir,
     ) -> Cloud {
         let addr = listener.local_addr().unwrap();
         let db = stratus_db::Db::connect(&cfg.database_url()).await.unwrap();
         db.migrate::<stratus_identity::Migrator>().await.unwrap();
+        db.migrate::<stratus_image::Migrator>().await.unwrap();
         stratus_identity::fernet::setup(&cfg.fernet_key_repository(), 3).unwrap();
         let identity = stratus_identity::Identity::open(cfg.clone(), db).await.unwrap();
-        let entries = vec![stratus_identity::bootstrap::ServiceEntry {
-            kind: "identity".into(),
-            name: "keystone".into(),
-            url: format!("http://{addr}/v3"),
-        }];
+        let image_addr = image_listener.local_addr().unwrap();
+        let entries = vec![
+            stratus_identity::bootstrap::ServiceEntry {
+                kind: "identity".into(),
+                name: "keystone".into(),
+                url: format!("http://{addr}/v3"),
+            },
+            stratus_identity::bootstrap::ServiceEntry {
+                kind: "image".into(),
+                name: "glance".into(),
+                url: format!("http://{image_addr}"),
+            },
+        ];
         stratus_identity::bootstrap::run(&identity, ADMIN_PASSWORD, "RegionOne", &entries).await.unwrap();
         let router = stratus_identity::router(identity.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Cloud { url: format!("http://{addr}"), addr, http: reqwest::Client::new(), identity, backend, data_dir, task }
+        let limits = std::sync::Arc::new(IdentityLimits(identity.clone()));
+        let image = stratus_image::ImageService::open(cfg.clone(), identity.db.clone(), limits).unwrap();
+        let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
+            std::sync::Arc::new(stratus_identity::token::Validator(identity.clone()));
+        let image_router = stratus_image::router(image.clone(), validator);
+        let image_task = tokio::spawn(async move {
+            let _ = axum::serve(image_listener, image_router).await;
+        });
+        Cloud {
+            url: format!("http://{addr}"),
+            addr,
+            http: reqwest::Client::new(),
+            identity,
+            image_url: format!("http://{image_addr}"),
+            image,
+            backend,
+            data_dir,
+            task,
+            image_task,
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
@@ -126,6 +179,53 @@ impl Cloud {
             rb = rb.header("x-auth-token", t);
         }
         let r = rb.body(body.to_string()).send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, body, text }
+    }
+
+    /// A JSON request to the image API.
+    pub async fn image_call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
+        let mut rb = self.http.request(method, format!("{}{}", self.image_url, path)).header("x-auth-token", token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        Self::resp(rb.send().await.unwrap()).await
+    }
+
+    /// A request to the image API with a raw body of the given content type.
+    pub async fn image_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Resp {
+        let rb = self
+            .http
+            .request(method, format!("{}{}", self.image_url, path))
+            .header("x-auth-token", token)
+            .header("content-type", content_type)
+            .body(body);
+        Self::resp(rb.send().await.unwrap()).await
+    }
+
+    /// Create an image from JSON fields; panics unless 201.
+    pub async fn create_image(&self, token: &str, fields: Value) -> Value {
+        let r = self.image_call(Method::POST, "/v2/images", token, Some(fields)).await;
+        assert_eq!(r.status, 201, "image create: {}", r.text);
+        r.body
+    }
+
+    /// Upload data to an image; returns the response.
+    pub async fn upload(&self, token: &str, id: &str, data: Vec<u8>) -> Resp {
+        self.image_bytes(Method::PUT, &format!("/v2/images/{id}/file"), token, "application/octet-stream", data).await
+    }
+
+    async fn resp(r: reqwest::Response) -> Resp {
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();

@@ -338,3 +338,23 @@ pub async fn registered_limit_in_use(db: &Db, r: &RegisteredLimit) -> Result<boo
         .await?;
     Ok(used.iter().any(|l| l.region_id == r.region_id))
 }
+
+/// The limit a project has on a resource of the services of type `kind`: a
+/// project limit if one is set, else the registered default (None: neither).
+pub async fn effective_limit(db: &Db, kind: &str, project_id: &str, resource: &str) -> Result<Option<i64>> {
+    for service in super::catalog::list_services(db, Some(kind)).await? {
+        let f = LimitFilter {
+            service_id: Some(service.id.clone()),
+            resource_name: Some(resource.to_string()),
+            project_id: Some(project_id.to_string()),
+            ..Default::default()
+        };
+        if let Some(l) = list_limits(db, &f).await?.first() {
+            return Ok(Some(l.resource_limit));
+        }
+        if let Some(r) = list_registered_limits(db, Some(&service.id), None, Some(resource)).await?.first() {
+            return Ok(Some(r.default_limit));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,294 @@
+//! `/v2/info/import`, `/v2/info/stores`, `/v2/info/usage`, and the
+//! interoperable import: `POST /v2/images/{id}/import`.
+
+use axum::Router;
+use axum::extract::{Path, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use stratus_core::auth::Auth;
+use stratus_core::extract::Json;
+
+use super::ok;
+use crate::entity::image;
+use crate::error::{ImageError, Result, bad, conflict};
+use crate::store::images::{self, Image};
+use crate::{ImageService, State};
+
+/// The methods this service can import by (no web-download: it never fetches from the network).
+pub const IMPORT_METHODS: &[&str] = &["glance-direct", "copy-image"];
+
+pub fn routes() -> Router<State> {
+    Router::new()
+        .route("/v2/info/import", get(import_info))
+        .route("/v2/info/stores", get(stores))
+        .route("/v2/info/stores/detail", get(stores_detail))
+        .route("/v2/info/usage", get(usage))
+        .route("/v2/images/{id}/import", post(import))
+}
+
+async fn import_info(_: Auth) -> Response {
+    ok(json!({"import-methods": {
+        "description": "Import methods available.",
+        "type": "array",
+        "value": IMPORT_METHODS,
+    }}))
+}
+
+async fn stores(AxState(svc): AxState<State>, _: Auth) -> Response {
+    let list: Vec<Value> = svc
+        .stores
+        .list
+        .iter()
+        .map(|s| {
+            let mut v = json!({"id": s.id(), "description": s.description()});
+            if s.id() == svc.stores.default {
+                v["default"] = Value::Bool(true);
+            }
+            v
+        })
+        .collect();
+    ok(json!({"stores": list}))
+}
+
+async fn stores_detail(AxState(svc): AxState<State>, Auth(ctx): Auth) -> Result<Response> {
+    svc.enforce(&ctx, "stores_info_detail", &json!({"project_id": ctx.project_id}))?;
+    let list: Vec<Value> = svc
+        .stores
+        .list
+        .iter()
+        .map(|s| {
+            let mut v = json!({"id": s.id(), "description": s.description(), "type": s.kind(), "properties": {}});
+            if s.id() == svc.stores.default {
+                v["default"] = Value::Bool(true);
+            }
+            v
+        })
+        .collect();
+    Ok(ok(json!({"stores": list})))
+}
+
+async fn usage(AxState(svc): AxState<State>, Auth(ctx): Auth) -> Result<Response> {
+    let project = ctx.project_id.clone().unwrap_or_default();
+    let (count, bytes) = images::usage(&svc.db, &project).await?;
+    let limit = |r: &'static str| {
+        let svc = svc.clone();
+        let project = project.clone();
+        async move { super::data::effective_limit(&svc, &project, r).await.map(|l| l.unwrap_or(-1)) }
+    };
+    Ok(ok(json!({"usage": {
+        "image_size_total": {"limit": limit("image_size_total").await?, "usage": bytes / (1024 * 1024)},
+        "image_stage_total": {"limit": limit("image_stage_total").await?, "usage": 0},
+        "image_count_total": {"limit": limit("image_count_total").await?, "usage": count},
+        "image_count_uploading": {"limit": limit("image_count_uploading").await?, "usage": 0},
+    }})))
+}
+
+fn set_prop(props: &mut Map<String, Value>, key: &str, list: &[String]) {
+    if list.is_empty() {
+        props.insert(key.into(), Value::String(String::new()));
+    } else {
+        props.insert(key.into(), Value::String(list.join(",")));
+    }
+}
+
+async fn import(
+    AxState(svc): AxState<State>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    let method =
+        body["method"]["name"].as_str().ok_or_else(|| bad("Import request requires a 'method' with a 'name'."))?;
+    if method == "web-download" || method == "glance-download" {
+        return Err(bad(format!(
+            "Import method {method} is not allowed: this cloud does not fetch images over the network."
+        )));
+    }
+    if !IMPORT_METHODS.contains(&method) {
+        return Err(bad(format!("Unknown import method name '{method}'.")));
+    }
+    let all_stores = body["all_stores"].as_bool().unwrap_or(false);
+    let must_all = body["all_stores_must_succeed"].as_bool().unwrap_or(true);
+    let mut targets: Vec<String> = match body.get("stores") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+        Some(_) => return Err(bad("stores must be a list of store ids")),
+    };
+    if all_stores && !targets.is_empty() {
+        return Err(bad("Either all_stores or stores may be given, not both."));
+    }
+    if all_stores {
+        targets = svc.stores.list.iter().map(|s| s.id().to_string()).collect();
+    }
+    for t in &targets {
+        if svc.stores.get(t).is_none() {
+            return Err(bad(format!("Unknown store {t}.")));
+        }
+    }
+    let rule = if method == "copy-image" { "copy_image" } else { "modify_image" };
+    let (img, _) = svc.authorized(&ctx, &id, rule).await?;
+    let mut props = super::props(&img);
+    match method {
+        "glance-direct" => {
+            if img.status != "uploading" || img.staging.is_none() {
+                return Err(conflict(format!(
+                    "Image needs to be staged before 'glance-direct' method can be used (status {}).",
+                    img.status
+                )));
+            }
+            if targets.is_empty() {
+                targets.push(svc.stores.default.clone());
+            }
+            set_prop(&mut props, "os_glance_importing_to_stores", &targets);
+            set_prop(&mut props, "os_glance_failed_import", &[]);
+            let sets = vec![(image::Column::Properties, Value::Object(props).to_string().into())];
+            if !images::transition(&svc.db, &id, &["uploading"], "importing", sets).await? {
+                return Err(conflict(format!("Image {id} is already being imported.")));
+            }
+        }
+        _ => {
+            if img.status != "active" {
+                return Err(conflict(format!("Image {id} must be active to be copied (status {}).", img.status)));
+            }
+            let have = super::store_ids(&img);
+            targets.retain(|t| !have.contains(t));
+            if targets.is_empty() {
+                return Err(conflict(format!("Image {id} is already in every requested store.")));
+            }
+            set_prop(&mut props, "os_glance_importing_to_stores", &targets);
+            let sets = vec![(image::Column::Properties, Value::Object(props).to_string().into())];
+            if !images::transition(&svc.db, &id, &["active"], "active", sets).await? {
+                return Err(conflict(format!("Image {id} changed while the copy was requested.")));
+            }
+        }
+    }
+    let svc2 = svc.clone();
+    let method = method.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = run_import(&svc2, &id, &method, targets, must_all).await {
+            tracing::error!(image = %id, error = %e, "import failed");
+        }
+    });
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Copy data into each target store, one after the other, recording progress
+/// in `os_glance_importing_to_stores` / `os_glance_failed_import` as Glance does.
+async fn run_import(svc: &ImageService, id: &str, method: &str, targets: Vec<String>, must_all: bool) -> Result<()> {
+    let mut done: Vec<Value> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        let Some(img) = images::get_fresh(&svc.db, id).await? else {
+            // deleted meanwhile: undo what was copied
+            remove_locations(svc, &done).await;
+            return Ok(());
+        };
+        let Some(store) = svc.stores.get(target).cloned() else { continue };
+        let source = source_of(svc, &img, method);
+        let copied = match source {
+            Some((src_store, url)) => match src_store.open(&url, None).await {
+                Ok(stream) => {
+                    let limit = svc.cfg.image.image_size_cap;
+                    let fmt = if method == "glance-direct" { img.disk_format.clone() } else { None };
+                    super::data::store_stream(store.as_ref(), id, fmt.as_deref(), stream, limit).await.map_err(|e| {
+                        match e {
+                            super::data::StoreFailure::Broken(m) => m,
+                            super::data::StoreFailure::Refused(e) => e.to_string(),
+                        }
+                    })
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            None => Err("no source data".to_string()),
+        };
+        let remaining: Vec<String> = targets[i + 1..].to_vec();
+        let mut props = super::props(&img);
+        set_prop(&mut props, "os_glance_importing_to_stores", &remaining);
+        match copied {
+            Ok(s) => {
+                let mut locs = super::locations(&img);
+                let loc = super::data::location(&s.url, store.id());
+                locs.push(loc.clone());
+                done.push(loc);
+                let mut sets = vec![
+                    (image::Column::Locations, Value::Array(locs).to_string().into()),
+                    (image::Column::Properties, Value::Object(props.clone()).to_string().into()),
+                ];
+                if img.status == "importing" {
+                    sets.extend([
+                        (image::Column::Checksum, s.digests.md5.clone().into()),
+                        (image::Column::OsHashAlgo, "sha512".into()),
+                        (image::Column::OsHashValue, s.digests.sha512.clone().into()),
+                        (image::Column::Size, (s.digests.size as i64).into()),
+                        (image::Column::VirtualSize, s.virtual_size.map(|v| v as i64).into()),
+                    ]);
+                }
+                let to = if img.status == "importing" { "active" } else { img.status.as_str() };
+                if !images::transition(&svc.db, id, &[img.status.as_str()], to, sets).await? {
+                    let _ = store.delete(&s.url).await;
+                    done.pop();
+                }
+            }
+            Err(why) => {
+                tracing::warn!(image = %id, store = %target, reason = %why, "import into store failed");
+                failed.push(target.clone());
+                set_prop(&mut props, "os_glance_failed_import", &failed);
+                let sets = vec![(image::Column::Properties, Value::Object(props).to_string().into())];
+                let back = img.status == "importing" && (must_all || (remaining.is_empty() && done.is_empty()));
+                if back {
+                    // the import failed: undo, back to queued, staged data dropped
+                    remove_locations(svc, &done).await;
+                    let mut sets = sets;
+                    sets.push((image::Column::Locations, "[]".into()));
+                    sets.push((image::Column::Staging, Option::<String>::None.into()));
+                    images::transition(&svc.db, id, &["importing"], "queued", sets).await?;
+                    if let Some(staged) = &img.staging {
+                        let _ = svc.stores.staging.delete(staged).await;
+                    }
+                    return Err(ImageError::BadRequest(why));
+                }
+                images::transition(&svc.db, id, &[img.status.as_str()], img.status.as_str(), sets).await?;
+            }
+        }
+    }
+    // staged data is no longer needed once the image is active
+    if let Some(img) = images::get_fresh(&svc.db, id).await?
+        && let Some(staged) = img.staging.clone()
+        && img.status == "active"
+    {
+        let _ = svc.stores.staging.delete(&staged).await;
+        images::transition(
+            &svc.db,
+            id,
+            &["active"],
+            "active",
+            vec![(image::Column::Staging, Option::<String>::None.into())],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+type Source = (std::sync::Arc<dyn crate::backend::Store>, String);
+
+fn source_of(svc: &ImageService, img: &Image, method: &str) -> Option<Source> {
+    if method == "glance-direct" && img.status == "importing" {
+        return img.staging.clone().map(|u| (svc.stores.staging.clone(), u));
+    }
+    let locs = super::locations(img);
+    let loc = locs.first()?;
+    let store = svc.stores.for_location(loc["metadata"]["store"].as_str()?)?.clone();
+    Some((store, loc["url"].as_str()?.to_string()))
+}
+
+async fn remove_locations(svc: &ImageService, locs: &[Value]) {
+    for l in locs {
+        if let (Some(url), Some(store)) = (l["url"].as_str(), l["metadata"]["store"].as_str())
+            && let Some(s) = svc.stores.get(store)
+        {
+            let _ = s.delete(url).await;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The tasks API (being written).
+
+use axum::Router;
+
+use crate::State;
+
+pub fn routes() -> Router<State> {
+    Router::new()
+}

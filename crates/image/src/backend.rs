@@ -1,0 +1,248 @@
+//! Where image data lives: a store trait and the filesystem store.
+//!
+//! A store takes data as a sequence of chunks (`Upload`) and commits it
+//! atomically: until `commit`, the data sits in a partial file that `abort`
+//! (or a crash, then the next start) removes, so a broken upload never leaves
+//! a half image behind. The object-store backend (Swift) will implement the
+//! same trait.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+/// A stream of image data.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// The store's id as clients name it (`stores` field, `X-Image-Meta-Store`).
+    fn id(&self) -> &str;
+    /// The kind of backend (`file`, later `swift`).
+    fn kind(&self) -> &'static str;
+    fn description(&self) -> String;
+    /// Begin writing new data for an image.
+    async fn begin(&self, image_id: &str) -> anyhow::Result<Box<dyn Upload>>;
+    /// Read data at `location`, optionally the byte range `[start, end]` (inclusive).
+    async fn open(&self, location: &str, range: Option<(u64, u64)>) -> anyhow::Result<ByteStream>;
+    /// Remove data; a missing location is not an error.
+    async fn delete(&self, location: &str) -> anyhow::Result<()>;
+    /// Bytes free for new images, if the store can tell.
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Data being written. Dropping it without `commit` aborts.
+#[async_trait::async_trait]
+pub trait Upload: Send {
+    async fn write(&mut self, chunk: Bytes) -> anyhow::Result<()>;
+    /// Make the data durable and visible; returns its location URL.
+    async fn commit(self: Box<Self>) -> anyhow::Result<String>;
+    async fn abort(self: Box<Self>);
+}
+
+/// The filesystem store: one file per image in a directory (`file:///dir/<id>`).
+pub struct FileStore {
+    id: String,
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// Open (creating the directory) and remove partial files a crash left behind.
+    pub fn open(id: &str, dir: &Path) -> anyhow::Result<FileStore> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create image store {}", dir.display()))?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".partial") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(FileStore { id: id.to_string(), dir })
+    }
+
+    fn path_of(&self, location: &str) -> anyhow::Result<PathBuf> {
+        let path = location.strip_prefix("file://").ok_or_else(|| anyhow!("not a file location: {location}"))?;
+        let path = PathBuf::from(path);
+        // only files of this store, never a path a location smuggles in
+        if path.parent() != Some(self.dir.as_path()) {
+            return Err(anyhow!("location {location} is outside store {}", self.id));
+        }
+        Ok(path)
+    }
+}
+
+enum Op {
+    Data(Bytes),
+}
+
+struct FileUpload {
+    tx: Option<tokio::sync::mpsc::Sender<Op>>,
+    writer: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    partial: PathBuf,
+    target: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl Store for FileStore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+    fn description(&self) -> String {
+        format!("Filesystem store {}", self.id)
+    }
+
+    async fn begin(&self, image_id: &str) -> anyhow::Result<Box<dyn Upload>> {
+        let target = self.dir.join(image_id);
+        let partial = self.dir.join(format!("{image_id}.{}.partial", uuid::Uuid::new_v4().simple()));
+        let mut file =
+            std::fs::File::create_new(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+        // file writes run on their own thread, overlapping with hashing and the network
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Op>(8);
+        let writer = tokio::task::spawn_blocking(move || {
+            while let Some(Op::Data(b)) = rx.blocking_recv() {
+                file.write_all(&b)?;
+            }
+            file.sync_data()?;
+            Ok(())
+        });
+        Ok(Box::new(FileUpload { tx: Some(tx), writer: Some(writer), partial, target }))
+    }
+
+    async fn open(&self, location: &str, range: Option<(u64, u64)>) -> anyhow::Result<ByteStream> {
+        use futures::StreamExt;
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.path_of(location)?;
+        let mut file = tokio::fs::File::open(&path).await.with_context(|| format!("cannot open {}", path.display()))?;
+        const CHUNK: usize = 1 << 20;
+        let stream = match range {
+            None => tokio_util::io::ReaderStream::with_capacity(file, CHUNK).boxed(),
+            Some((start, end)) => {
+                file.seek(std::io::SeekFrom::Start(start)).await?;
+                let take = file.take(end.saturating_sub(start) + 1);
+                tokio_util::io::ReaderStream::with_capacity(take, CHUNK).boxed()
+            }
+        };
+        Ok(stream)
+    }
+
+    async fn delete(&self, location: &str) -> anyhow::Result<()> {
+        let path = self.path_of(location)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow!("cannot remove {}: {e}", path.display())),
+        }
+    }
+}
+
+impl FileUpload {
+    async fn finish_writer(&mut self) -> anyhow::Result<()> {
+        self.tx.take();
+        match self.writer.take() {
+            Some(w) => {
+                w.await.map_err(|e| anyhow!("writer thread failed: {e}"))?.map_err(|e| anyhow!("write failed: {e}"))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Upload for FileUpload {
+    async fn write(&mut self, chunk: Bytes) -> anyhow::Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Op::Data(chunk)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // the writer stopped: report its error
+            self.finish_writer().await?;
+            return Err(anyhow!("the image writer stopped"));
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> anyhow::Result<String> {
+        if let Err(e) = self.finish_writer().await {
+            let _ = tokio::fs::remove_file(&self.partial).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&self.partial, &self.target).await?;
+        Ok(format!("file://{}", self.target.display()))
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        let _ = self.finish_writer().await;
+        let _ = tokio::fs::remove_file(&self.partial).await;
+    }
+}
+
+impl Drop for FileUpload {
+    fn drop(&mut self) {
+        // dropped without commit or abort (a cancelled request): remove the partial file
+        if self.writer.is_some() {
+            self.tx.take();
+            let partial = self.partial.clone();
+            if let Some(w) = self.writer.take() {
+                tokio::spawn(async move {
+                    let _ = w.await;
+                    let _ = tokio::fs::remove_file(&partial).await;
+                });
+            }
+        }
+    }
+}
+
+/// The configured stores, by id.
+#[derive(Clone)]
+pub struct Stores {
+    pub list: Vec<Arc<dyn Store>>,
+    pub default: String,
+    /// Where staged data (interoperable import) waits.
+    pub staging: Arc<dyn Store>,
+}
+
+impl Stores {
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Store>> {
+        self.list.iter().find(|s| s.id() == id)
+    }
+
+    pub fn default_store(&self) -> &Arc<dyn Store> {
+        self.get(&self.default).unwrap_or(&self.list[0])
+    }
+
+    /// The store holding a location.
+    pub fn for_location(&self, store_id: &str) -> Option<&Arc<dyn Store>> {
+        if store_id == self.staging.id() { Some(&self.staging) } else { self.get(store_id) }
+    }
+
+    /// Open the stores of the configuration.
+    pub fn from_config(cfg: &stratus_core::Config) -> anyhow::Result<Stores> {
+        let base = cfg.data_dir.join("images");
+        let mut list: Vec<Arc<dyn Store>> = Vec::new();
+        for id in &cfg.image.stores {
+            let dir = cfg
+                .image
+                .store_dirs
+                .iter()
+                .find_map(|d| d.split_once('=').filter(|(k, _)| k == id).map(|(_, p)| PathBuf::from(p)))
+                .unwrap_or_else(|| base.join(id));
+            list.push(Arc::new(FileStore::open(id, &dir)?));
+        }
+        if list.is_empty() {
+            return Err(anyhow!("image.stores is empty: the image service needs a store"));
+        }
+        if !cfg.image.stores.contains(&cfg.image.default_store) {
+            return Err(anyhow!("image.default_store {:?} is not one of image.stores", cfg.image.default_store));
+        }
+        let staging: Arc<dyn Store> = Arc::new(FileStore::open("os_glance_staging_store", &base.join("_staging"))?);
+        Ok(Stores { list, default: cfg.image.default_store.clone(), staging })
+    }
+}

@@ -1,0 +1,1 @@
+//! Persistence of the tasks API (being written).
