@@ -114,6 +114,18 @@ pub struct ImageConfig {
     pub store_dirs: Vec<String>,
     /// The store uploads go to when none is named.
     pub default_store: String,
+    /// Store weights as `id=weight`: an image's `stores` lists the heaviest first.
+    pub store_weights: Vec<String>,
+    /// Id of a read-only HTTP store for image locations (`""`: none).
+    pub http_store: String,
+    /// Show image locations and let owners manage them (Glance's show_multiple_locations:
+    /// reveals backend URLs, off by default).
+    pub show_multiple_locations: bool,
+    /// Show `direct_url` (the first location) on images.
+    pub show_image_direct_url: bool,
+    /// Hosts image data may be fetched from (web-download import, HTTP locations).
+    /// Empty: never fetch anything over the network.
+    pub allowed_url_hosts: Vec<String>,
     /// Largest image accepted, in bytes.
     pub image_size_cap: u64,
     /// How many images a project may have when no unified limit says otherwise (-1: unlimited).
@@ -130,6 +142,11 @@ impl Default for ImageConfig {
             stores: vec!["local".into()],
             store_dirs: Vec::new(),
             default_store: "local".into(),
+            store_weights: Vec::new(),
+            http_store: String::new(),
+            show_multiple_locations: false,
+            show_image_direct_url: false,
+            allowed_url_hosts: Vec::new(),
             image_size_cap: 1 << 40,
             default_image_count_total: -1,
             default_image_size_total: -1,

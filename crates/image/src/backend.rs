@@ -34,6 +34,14 @@ pub trait Store: Send + Sync {
     fn free_bytes(&self) -> Option<u64> {
         None
     }
+    /// A store that only serves data at locations clients registered (HTTP).
+    fn read_only(&self) -> bool {
+        false
+    }
+    /// The size of the data at `location`, if the store can tell without reading it.
+    async fn size_of(&self, _location: &str) -> anyhow::Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// Data being written. Dropping it without `commit` aborts.
@@ -200,6 +208,90 @@ impl Drop for FileUpload {
     }
 }
 
+/// Is fetching from `url` allowed? Only `http` URLs to the configured hosts:
+/// a cloud must not be turned into a proxy into its own networks.
+pub fn url_allowed(allowed_hosts: &[String], url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("Invalid URL {url}: {e}"))?;
+    if parsed.scheme() != "http" {
+        return Err(format!("URL {url} does not pass filtering: scheme {} is not allowed", parsed.scheme()));
+    }
+    let host = parsed.host_str().unwrap_or("");
+    if !allowed_hosts.iter().any(|h| h == host) {
+        return Err(format!("URL {url} does not pass filtering: host {host} is not allowed"));
+    }
+    Ok(())
+}
+
+/// A read-only store of data on web servers (`http://` locations). It never
+/// writes, and only reads from hosts the configuration allows.
+pub struct HttpStore {
+    id: String,
+    http: reqwest::Client,
+    allowed_hosts: Vec<String>,
+}
+
+impl HttpStore {
+    pub fn new(id: &str, allowed_hosts: Vec<String>) -> anyhow::Result<HttpStore> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(HttpStore { id: id.to_string(), http, allowed_hosts })
+    }
+
+    fn check(&self, location: &str) -> anyhow::Result<()> {
+        url_allowed(&self.allowed_hosts, location).map_err(|e| anyhow!(e))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for HttpStore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+    fn description(&self) -> String {
+        format!("Read-only HTTP store {}", self.id)
+    }
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    async fn begin(&self, _image_id: &str) -> anyhow::Result<Box<dyn Upload>> {
+        Err(anyhow!("store {} is read-only", self.id))
+    }
+
+    async fn open(&self, location: &str, range: Option<(u64, u64)>) -> anyhow::Result<ByteStream> {
+        use futures::StreamExt;
+        self.check(location)?;
+        let mut rq = self.http.get(location);
+        if let Some((a, b)) = range {
+            rq = rq.header("range", format!("bytes={a}-{b}"));
+        }
+        let r = rq.send().await?;
+        if !r.status().is_success() {
+            return Err(anyhow!("{location} answered {}", r.status()));
+        }
+        Ok(r.bytes_stream().map(|c| c.map_err(std::io::Error::other)).boxed())
+    }
+
+    async fn delete(&self, _location: &str) -> anyhow::Result<()> {
+        // data on a web server is not ours to delete
+        Ok(())
+    }
+
+    async fn size_of(&self, location: &str) -> anyhow::Result<Option<u64>> {
+        self.check(location)?;
+        let r = self.http.head(location).send().await?;
+        if !r.status().is_success() {
+            return Err(anyhow!("{location} answered {}", r.status()));
+        }
+        Ok(r.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()))
+    }
+}
+
 /// The configured stores, by id.
 #[derive(Clone)]
 pub struct Stores {
@@ -207,11 +299,31 @@ pub struct Stores {
     pub default: String,
     /// Where staged data (interoperable import) waits.
     pub staging: Arc<dyn Store>,
+    /// Weights by store id (0 when not configured).
+    pub weights: Vec<(String, i64)>,
 }
 
 impl Stores {
     pub fn get(&self, id: &str) -> Option<&Arc<dyn Store>> {
         self.list.iter().find(|s| s.id() == id)
+    }
+
+    pub fn weight(&self, id: &str) -> i64 {
+        self.weights.iter().find(|(s, _)| s == id).map(|(_, w)| *w).unwrap_or(0)
+    }
+
+    /// Store ids ordered by weight, heaviest first (stable for equal weights).
+    pub fn by_weight(&self, ids: &mut [String]) {
+        ids.sort_by_key(|id| std::cmp::Reverse(self.weight(id)));
+    }
+
+    /// The store that serves `url` (an HTTP location), if one does.
+    pub fn for_url(&self, url: &str) -> Option<&Arc<dyn Store>> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            self.list.iter().find(|s| s.kind() == "http")
+        } else {
+            None
+        }
     }
 
     pub fn default_store(&self) -> &Arc<dyn Store> {
@@ -239,10 +351,19 @@ impl Stores {
         if list.is_empty() {
             return Err(anyhow!("image.stores is empty: the image service needs a store"));
         }
+        if !cfg.image.http_store.is_empty() {
+            list.push(Arc::new(HttpStore::new(&cfg.image.http_store, cfg.image.allowed_url_hosts.clone())?));
+        }
         if !cfg.image.stores.contains(&cfg.image.default_store) {
             return Err(anyhow!("image.default_store {:?} is not one of image.stores", cfg.image.default_store));
         }
         let staging: Arc<dyn Store> = Arc::new(FileStore::open("os_glance_staging_store", &base.join("_staging"))?);
-        Ok(Stores { list, default: cfg.image.default_store.clone(), staging })
+        let mut weights = Vec::new();
+        for w in &cfg.image.store_weights {
+            let (id, n) = w.split_once('=').ok_or_else(|| anyhow!("image.store_weights: {w:?} is not id=weight"))?;
+            let n: i64 = n.trim().parse().map_err(|_| anyhow!("image.store_weights: {w:?} has no integer weight"))?;
+            weights.push((id.trim().to_string(), n));
+        }
+        Ok(Stores { list, default: cfg.image.default_store.clone(), staging, weights })
     }
 }

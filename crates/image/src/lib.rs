@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod cache;
 pub mod entity;
 pub mod error;
 pub mod format;
@@ -34,6 +35,8 @@ pub struct ImageService {
     pub policy: Policy,
     pub stores: backend::Stores,
     pub limits: Arc<dyn quota::LimitSource>,
+    /// Local copies of image data, served before the stores.
+    pub cache: cache::ImageCache,
     /// Base URL for links: `http://host:9292`.
     pub base_url: String,
 }
@@ -51,7 +54,8 @@ impl ImageService {
         let policy = Policy::new(enforcer, FaultStyle::Image);
         let stores = backend::Stores::from_config(&cfg)?;
         let base_url = cfg.image_public_url();
-        Ok(Arc::new(ImageService { cfg, db, policy, stores, limits, base_url }))
+        let cache = cache::ImageCache::load(&cfg.data_dir)?;
+        Ok(Arc::new(ImageService { cfg, db, policy, stores, limits, cache, base_url }))
     }
 }
 

@@ -601,3 +601,116 @@ async fn interoperable_import_and_copy_between_stores() {
         .await;
     assert_eq!(r.status, 400);
 }
+
+/// A loopback web server with one file, for HTTP locations and web-download.
+async fn web_server(data: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let data = bytes::Bytes::from(data);
+    let app = axum::Router::new().route("/img", axum::routing::get(move || std::future::ready(data.clone())));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/img"), task)
+}
+
+async fn wait_tasks(c: &Cloud, tok: &str, id: &str) -> Vec<Value> {
+    for _ in 0..200 {
+        let r = c.image_call(Method::GET, &format!("/v2/images/{id}/tasks"), tok, None).await;
+        let tasks = r.body["tasks"].as_array().cloned().unwrap_or_default();
+        if !tasks.is_empty() && tasks.iter().all(|t| t["status"] != "processing") {
+            return tasks;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("image tasks never finished");
+}
+
+#[tokio::test]
+async fn http_locations_and_web_download() {
+    let data = random(200_000);
+    let (url, _web) = web_server(data.clone()).await;
+    let (backend, db) = stratus_testkit::fresh_urls().await.into_iter().next().unwrap();
+    let c = Cloud::start_with(backend, &db, |cfg| {
+        cfg.image.http_store = "web".into();
+        cfg.image.show_multiple_locations = true;
+        cfg.image.allowed_url_hosts = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let admin = c.admin_token().await;
+    let r = c.image_call(Method::GET, "/v2/info/stores", &admin, None).await;
+    assert!(r.body["stores"].as_array().unwrap().iter().any(|s| s["id"] == "web" && s["read-only"] == "true"));
+    // PATCH add: straight to active, size from the server, no hashes
+    let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
+    let id = img["id"].as_str().unwrap();
+    assert_eq!(img["locations"], json!([]));
+    let add = |u: String, meta: Value| json!([{"op": "add", "path": "/locations/-", "value": {"url": u, "metadata": meta}}]);
+    let r = patch(&c, &admin, id, add("gopher://info.cern.ch".into(), json!({}))).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = patch(&c, &admin, id, add("http://10.0.0.1/x".into(), json!({}))).await;
+    assert_eq!(r.status, 400, "hosts outside the allow-list are refused: {}", r.text);
+    let r = patch(&c, &admin, id, add(url.clone(), json!({"foo": "bar"}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "active");
+    assert_eq!(r.body["size"], data.len());
+    assert_eq!(r.body["locations"][0]["metadata"]["foo"], "bar");
+    assert_eq!(r.body["os_hash_value"], Value::Null);
+    let r = patch(&c, &admin, id, add(format!("{url}#two"), json!({}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["locations"].as_array().unwrap().len(), 2);
+    // replacing with other URLs is refused; removing one of two works, the last one not
+    let r = patch(&c, &admin, id, json!([{"op": "replace", "path": "/locations", "value": [{"url": "http://127.0.0.1/other", "metadata": {}}]}])).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = patch(&c, &admin, id, json!([{"op": "remove", "path": "/locations/1"}])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = patch(&c, &admin, id, json!([{"op": "remove", "path": "/locations/0"}])).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // data comes through the HTTP store
+    let r = c.http.get(format!("{}/v2/images/{id}/file", c.image_url)).header("x-auth-token", &admin).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    // v2.17 add-location: hashes verified in a task
+    let sha256: String = sha2::Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+    let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
+    let id2 = img["id"].as_str().unwrap();
+    let path = format!("/v2/images/{id2}/locations");
+    for bad in [json!({"os_hash_algo": "sha512", "os_hash_value": "abc"}), json!({"os_hash_value": sha256}), json!({"os_hash_algo": "sha123", "os_hash_value": sha256})] {
+        let r = c.image_call(Method::POST, &path, &admin, Some(json!({"url": url, "validation_data": bad}))).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+    }
+    let r = c.image_call(Method::POST, &path, &admin, Some(json!({"url": url, "validation_data": {"os_hash_algo": "sha256", "os_hash_value": sha256}}))).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let tasks = wait_tasks(&c, &admin, id2).await;
+    assert_eq!(tasks[0]["status"], "success", "{tasks:?}");
+    let b = show(&c, &admin, id2).await.body;
+    assert_eq!((b["status"].as_str(), b["os_hash_algo"].as_str()), (Some("active"), Some("sha256")));
+    assert_eq!(b["checksum"], md5_hex(&data));
+    // a wrong hash: the task fails and the image goes back to queued
+    let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
+    let id3 = img["id"].as_str().unwrap();
+    let r = c.image_call(Method::POST, &format!("/v2/images/{id3}/locations"), &admin, Some(json!({"url": url, "validation_data": {"os_hash_algo": "sha512", "os_hash_value": "beefdead".repeat(16)}}))).await;
+    assert_eq!(r.status, 202);
+    assert_eq!(wait_tasks(&c, &admin, id3).await[0]["status"], "failure");
+    let b = show(&c, &admin, id3).await.body;
+    assert_eq!((b["status"].as_str(), b["checksum"].as_str()), (Some("queued"), None));
+
+    // web-download: fetched from the allowed host into the default store
+    let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
+    let id4 = img["id"].as_str().unwrap();
+    let imp = |u: &str| json!({"method": {"name": "web-download", "uri": u}});
+    let r = c.image_call(Method::POST, &format!("/v2/images/{id4}/import"), &admin, Some(imp("http://does-not.exist/x"))).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("does not pass filtering"), "{}", r.text);
+    let r = c.image_call(Method::POST, &format!("/v2/images/{id4}/import"), &admin, Some(imp(&url))).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    for _ in 0..200 {
+        let b = show(&c, &admin, id4).await.body;
+        if b["status"] == "active" {
+            assert_eq!(b["checksum"], md5_hex(&data));
+            assert_eq!(b["stores"], "local");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("web-download never finished");
+}

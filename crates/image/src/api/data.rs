@@ -306,7 +306,11 @@ async fn download(
             }
         },
     };
-    let stream = store.open(url, range).await.map_err(ImageError::Internal)?;
+    // a cached copy on this node first (it counts a hit), else the store
+    let stream = match svc.cache.open(&img.id, size, range).await {
+        Some(s) => s,
+        None => store.open(url, range).await.map_err(ImageError::Internal)?,
+    };
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));

@@ -160,8 +160,11 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Bytes) -> R
             return Err(forbidden(format!("Attribute '{k}' is read-only.")));
         }
     }
-    if body.contains_key("locations") {
+    if body.contains_key("locations") && !svc.cfg.image.show_multiple_locations {
         return Err(forbidden("It's not allowed to add locations if locations are invisible."));
+    }
+    if body.contains_key("locations") {
+        return Err(bad("Locations are added with PATCH or POST /v2/images/{id}/locations, not at create."));
     }
     for (k, v) in &body {
         if BASE.contains(&k.as_str()) {
@@ -253,7 +256,7 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Bytes) -> R
     if let Ok(v) = format!("/v2/images/{id}").parse() {
         h.insert("location", v);
     }
-    if let Ok(v) = crate::api::info::IMPORT_METHODS.join(",").parse() {
+    if let Ok(v) = svc.import_methods().join(",").parse() {
         h.insert("openstack-image-import-methods", v);
     }
     if let Ok(v) = svc.stores.list.iter().map(|s| s.id().to_string()).collect::<Vec<_>>().join(",").parse() {
@@ -400,6 +403,11 @@ const NON_FILTERS: &[&str] = &[
     "os_hidden",
     "protected",
     "tag",
+    "size",
+    "checksum",
+    "os_hash_value",
+    "min_ram",
+    "min_disk",
 ];
 
 async fn list(AxState(svc): AxState<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
@@ -437,6 +445,15 @@ async fn list(AxState(svc): AxState<State>, Auth(ctx): Auth, q: RawQuery) -> Res
             "os_hidden" => f.os_hidden = Some(parse_bool(k, v)?),
             "protected" => f.protected = Some(parse_bool(k, v)?),
             "tag" => f.tags.push(v.clone()),
+            "size" => {
+                for x in multi(v) {
+                    f.sizes.push(parse_size(k, &x)?);
+                }
+            }
+            "checksum" => f.checksums.extend(multi(v)),
+            "os_hash_value" => f.hash_values.extend(multi(v)),
+            "min_ram" => f.min_ram = Some(parse_size(k, v)?),
+            "min_disk" => f.min_disk = Some(parse_size(k, v)?),
             _ if NON_FILTERS.contains(&k.as_str()) => {}
             _ => f.properties.push((k.clone(), v.clone())),
         }
@@ -636,19 +653,13 @@ async fn update(
     let mut custom = props(&img);
     let mut tags = images::tags(&svc.db, &img.id).await?;
     let mut tags_changed = false;
+    let mut removed = Vec::new();
     for c in changes {
         let root = c.path[0].as_str();
         if root == "locations" {
-            return Err(forbidden(format!(
-                "It's not allowed to {} locations if locations are invisible.",
-                if c.op == "remove" {
-                    "remove"
-                } else if c.op == "add" {
-                    "add"
-                } else {
-                    "update"
-                }
-            )));
+            let pos = c.path.get(1).map(String::as_str);
+            removed.extend(svc.patch_locations(&ctx, &target, &mut img, &c.op, pos, c.value).await?);
+            continue;
         }
         if c.op == "remove" {
             if BASE.contains(&root) {
@@ -721,6 +732,14 @@ async fn update(
     if tags_changed {
         images::set_tags(&svc.db, &img.id, &tags).await?;
     }
+    for loc in removed {
+        if let (Some(url), Some(store)) = (loc["url"].as_str(), loc["metadata"]["store"].as_str())
+            && let Some(s) = svc.stores.get(store)
+            && let Err(e) = s.delete(url).await
+        {
+            tracing::warn!(image = %img.id, error = %e, "could not remove image data");
+        }
+    }
     let img = images::get_fresh(&svc.db, &img.id).await?.ok_or_else(|| crate::error::image_not_found(&id))?;
     let tags = images::tags(&svc.db, &img.id).await?;
     Ok(ok(svc.view(&img, &tags)))
@@ -741,6 +760,7 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
 impl ImageService {
     /// Remove an image's data from every store and its staged data (best effort, logged).
     pub async fn remove_data(&self, img: &Image) {
+        self.cache.remove(&img.id).await;
         for loc in super::locations(img) {
             let (Some(url), Some(store)) = (loc["url"].as_str(), loc["metadata"]["store"].as_str()) else {
                 continue;

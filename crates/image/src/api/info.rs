@@ -16,8 +16,16 @@ use crate::error::{ImageError, Result, bad, conflict};
 use crate::store::images::{self, Image};
 use crate::{ImageService, State};
 
-/// The methods this service can import by (no web-download: it never fetches from the network).
-pub const IMPORT_METHODS: &[&str] = &["glance-direct", "copy-image"];
+impl ImageService {
+    /// The import methods offered: web-download only when some host may be fetched from.
+    pub fn import_methods(&self) -> Vec<&'static str> {
+        let mut m = vec!["glance-direct", "copy-image"];
+        if !self.cfg.image.allowed_url_hosts.is_empty() {
+            m.push("web-download");
+        }
+        m
+    }
+}
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -26,13 +34,14 @@ pub fn routes() -> Router<State> {
         .route("/v2/info/stores/detail", get(stores_detail))
         .route("/v2/info/usage", get(usage))
         .route("/v2/images/{id}/import", post(import))
+        .route("/v2/stores/{store}/{id}", axum::routing::delete(delete_from_store))
 }
 
-async fn import_info(_: Auth) -> Response {
+async fn import_info(AxState(svc): AxState<State>, _: Auth) -> Response {
     ok(json!({"import-methods": {
         "description": "Import methods available.",
         "type": "array",
-        "value": IMPORT_METHODS,
+        "value": svc.import_methods(),
     }}))
 }
 
@@ -45,6 +54,12 @@ async fn stores(AxState(svc): AxState<State>, _: Auth) -> Response {
             let mut v = json!({"id": s.id(), "description": s.description()});
             if s.id() == svc.stores.default {
                 v["default"] = Value::Bool(true);
+            }
+            if !svc.stores.weights.is_empty() {
+                v["weight"] = json!(svc.stores.weight(s.id()));
+            }
+            if s.read_only() {
+                v["read-only"] = json!("true");
             }
             v
         })
@@ -59,9 +74,13 @@ async fn stores_detail(AxState(svc): AxState<State>, Auth(ctx): Auth) -> Result<
         .list
         .iter()
         .map(|s| {
-            let mut v = json!({"id": s.id(), "description": s.description(), "type": s.kind(), "properties": {}});
+            let mut v = json!({"id": s.id(), "description": s.description(), "type": s.kind(), "properties": {},
+                "weight": svc.stores.weight(s.id())});
             if s.id() == svc.stores.default {
                 v["default"] = Value::Bool(true);
+            }
+            if s.read_only() {
+                v["read-only"] = json!("true");
             }
             v
         })
@@ -101,14 +120,16 @@ async fn import(
 ) -> Result<Response> {
     let method =
         body["method"]["name"].as_str().ok_or_else(|| bad("Import request requires a 'method' with a 'name'."))?;
-    if method == "web-download" || method == "glance-download" {
-        return Err(bad(format!(
-            "Import method {method} is not allowed: this cloud does not fetch images over the network."
-        )));
+    if !svc.import_methods().contains(&method) {
+        return Err(bad(format!("Import method {method} is not offered by this cloud.")));
     }
-    if !IMPORT_METHODS.contains(&method) {
-        return Err(bad(format!("Unknown import method name '{method}'.")));
-    }
+    let uri = if method == "web-download" {
+        let uri = body["method"]["uri"].as_str().ok_or_else(|| bad("web-download needs a 'uri'."))?;
+        crate::backend::url_allowed(&svc.cfg.image.allowed_url_hosts, uri).map_err(bad)?;
+        Some(uri.to_string())
+    } else {
+        None
+    };
     let all_stores = body["all_stores"].as_bool().unwrap_or(false);
     let must_all = body["all_stores_must_succeed"].as_bool().unwrap_or(true);
     let mut targets: Vec<String> = match body.get("stores") {
@@ -120,17 +141,36 @@ async fn import(
         return Err(bad("Either all_stores or stores may be given, not both."));
     }
     if all_stores {
-        targets = svc.stores.list.iter().map(|s| s.id().to_string()).collect();
+        targets = svc.stores.list.iter().filter(|s| !s.read_only()).map(|s| s.id().to_string()).collect();
     }
     for t in &targets {
-        if svc.stores.get(t).is_none() {
-            return Err(bad(format!("Unknown store {t}.")));
+        match svc.stores.get(t) {
+            None => return Err(bad(format!("Unknown store {t}."))),
+            Some(s) if s.read_only() => return Err(bad(format!("Store {t} is read-only."))),
+            Some(_) => {}
         }
     }
     let rule = if method == "copy-image" { "copy_image" } else { "modify_image" };
     let (img, _) = svc.authorized(&ctx, &id, rule).await?;
     let mut props = super::props(&img);
     match method {
+        "web-download" => {
+            if img.status != "queued" {
+                return Err(conflict(format!("Image {id} must be queued for web-download (status {}).", img.status)));
+            }
+            if targets.is_empty() {
+                targets.push(svc.stores.default.clone());
+            }
+            set_prop(&mut props, "os_glance_importing_to_stores", &targets);
+            set_prop(&mut props, "os_glance_failed_import", &[]);
+            let sets = vec![
+                (image::Column::Properties, Value::Object(props).to_string().into()),
+                (image::Column::Staging, uri.clone().into()),
+            ];
+            if !images::transition(&svc.db, &id, &["queued"], "importing", sets).await? {
+                return Err(conflict(format!("Image {id} is already being imported.")));
+            }
+        }
         "glance-direct" => {
             if img.status != "uploading" || img.staging.is_none() {
                 return Err(conflict(format!(
@@ -191,7 +231,7 @@ async fn run_import(svc: &ImageService, id: &str, method: &str, targets: Vec<Str
             Some((src_store, url)) => match src_store.open(&url, None).await {
                 Ok(stream) => {
                     let limit = svc.cfg.image.image_size_cap;
-                    let fmt = if method == "glance-direct" { img.disk_format.clone() } else { None };
+                    let fmt = if method == "copy-image" { None } else { img.disk_format.clone() };
                     super::data::store_stream(store.as_ref(), id, fmt.as_deref(), stream, limit).await.map_err(|e| {
                         match e {
                             super::data::StoreFailure::Broken(m) => m,
@@ -274,6 +314,11 @@ async fn run_import(svc: &ImageService, id: &str, method: &str, targets: Vec<Str
 type Source = (std::sync::Arc<dyn crate::backend::Store>, String);
 
 fn source_of(svc: &ImageService, img: &Image, method: &str) -> Option<Source> {
+    if method == "web-download" && img.status == "importing" {
+        let store: std::sync::Arc<dyn crate::backend::Store> =
+            std::sync::Arc::new(crate::backend::HttpStore::new("web-download", svc.cfg.image.allowed_url_hosts.clone()).ok()?);
+        return img.staging.clone().map(|u| (store, u));
+    }
     if method == "glance-direct" && img.status == "importing" {
         return img.staging.clone().map(|u| (svc.stores.staging.clone(), u));
     }
@@ -291,4 +336,40 @@ async fn remove_locations(svc: &ImageService, locs: &[Value]) {
             let _ = s.delete(url).await;
         }
     }
+}
+
+/// `DELETE /v2/stores/{store}/{image}`: drop one store's copy (never the last one).
+async fn delete_from_store(
+    AxState(svc): AxState<State>,
+    Auth(ctx): Auth,
+    Path((store_id, id)): Path<(String, String)>,
+) -> Result<Response> {
+    let (img, _) = svc.authorized(&ctx, &id, "delete_image_location").await?;
+    let Some(store) = svc.stores.get(&store_id).cloned() else {
+        return Err(crate::error::not_found(format!("Unknown store {store_id}.")));
+    };
+    if store.read_only() {
+        return Err(crate::error::forbidden(format!("Store {store_id} is read-only.")));
+    }
+    if img.status != "active" {
+        return Err(conflict(format!("It's not allowed to remove image data from store if image status is {}.", img.status)));
+    }
+    let mut locs = super::locations(&img);
+    let Some(pos) = locs.iter().position(|l| l["metadata"]["store"].as_str() == Some(store_id.as_str())) else {
+        return Err(crate::error::not_found(format!("Image {id} is not in store {store_id}.")));
+    };
+    if locs.len() == 1 {
+        return Err(crate::error::forbidden("Cannot delete the last location of an image."));
+    }
+    let loc = locs.remove(pos);
+    let sets = vec![(image::Column::Locations, Value::Array(locs).to_string().into())];
+    if !images::transition(&svc.db, &id, &["active"], "active", sets).await? {
+        return Err(conflict(format!("Image {id} changed while its data was being removed.")));
+    }
+    if let Some(url) = loc["url"].as_str()
+        && let Err(e) = store.delete(url).await
+    {
+        tracing::warn!(image = %id, store = %store_id, error = %e, "could not remove image data");
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

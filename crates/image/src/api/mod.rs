@@ -14,6 +14,7 @@ pub mod cache;
 pub mod data;
 pub mod images_api;
 pub mod info;
+pub mod locations;
 pub mod members;
 pub mod metadefs;
 pub mod schemas_api;
@@ -29,6 +30,7 @@ pub fn routes(state: State) -> Router {
         .merge(members::routes())
         .merge(tags::routes())
         .merge(info::routes())
+        .merge(locations::routes())
         .merge(schemas_api::routes())
         .merge(metadefs::routes())
         .merge(tasks::routes())
@@ -104,7 +106,16 @@ impl ImageService {
         if let Value::Object(f) = fields {
             v.extend(f);
         }
-        let stores = store_ids(img);
+        if self.cfg.image.show_multiple_locations {
+            v.insert("locations".into(), Value::Array(locations::public_locations(img)));
+        }
+        if self.cfg.image.show_image_direct_url
+            && let Some(first) = self::locations(img).first()
+        {
+            v.insert("direct_url".into(), first["url"].clone());
+        }
+        let mut stores = store_ids(img);
+        self.stores.by_weight(&mut stores);
         if !stores.is_empty() {
             v.insert("stores".into(), Value::String(stores.join(",")));
         }

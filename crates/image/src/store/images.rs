@@ -218,6 +218,11 @@ pub struct ListFilter {
     pub protected: Option<bool>,
     pub tags: Vec<String>,
     pub properties: Vec<(String, String)>,
+    pub sizes: Vec<i64>,
+    pub checksums: Vec<String>,
+    pub hash_values: Vec<String>,
+    pub min_ram: Option<i64>,
+    pub min_disk: Option<i64>,
 }
 
 fn time_cond(col: image::Column, op: Op, v: i64) -> Condition {
@@ -304,6 +309,21 @@ pub async fn list(db: &Db, f: &ListFilter) -> Result<Vec<Image>> {
     }
     if !f.container_formats.is_empty() {
         cond = cond.add(image::Column::ContainerFormat.is_in(f.container_formats.clone()));
+    }
+    if !f.sizes.is_empty() {
+        cond = cond.add(image::Column::Size.is_in(f.sizes.clone()));
+    }
+    if !f.checksums.is_empty() {
+        cond = cond.add(image::Column::Checksum.is_in(f.checksums.clone()));
+    }
+    if !f.hash_values.is_empty() {
+        cond = cond.add(image::Column::OsHashValue.is_in(f.hash_values.clone()));
+    }
+    if let Some(v) = f.min_ram {
+        cond = cond.add(image::Column::MinRam.eq(v));
+    }
+    if let Some(v) = f.min_disk {
+        cond = cond.add(image::Column::MinDisk.eq(v));
     }
     if let Some(v) = f.size_min {
         cond = cond.add(image::Column::Size.gte(v));

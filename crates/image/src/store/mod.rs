@@ -3,6 +3,7 @@
 pub mod images;
 pub mod members;
 pub mod metadefs;
+pub mod image_tasks;
 pub mod tasks;
 
 pub fn now_us() -> i64 {
