@@ -644,7 +644,8 @@ async fn http_locations_and_web_download() {
     let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
     let id = img["id"].as_str().unwrap();
     assert_eq!(img["locations"], json!([]));
-    let add = |u: String, meta: Value| json!([{"op": "add", "path": "/locations/-", "value": {"url": u, "metadata": meta}}]);
+    let add =
+        |u: String, meta: Value| json!([{"op": "add", "path": "/locations/-", "value": {"url": u, "metadata": meta}}]);
     let r = patch(&c, &admin, id, add("gopher://info.cern.ch".into(), json!({}))).await;
     assert_eq!(r.status, 400, "{}", r.text);
     let r = patch(&c, &admin, id, add("http://10.0.0.1/x".into(), json!({}))).await;
@@ -659,14 +660,21 @@ async fn http_locations_and_web_download() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["locations"].as_array().unwrap().len(), 2);
     // replacing with other URLs is refused; removing one of two works, the last one not
-    let r = patch(&c, &admin, id, json!([{"op": "replace", "path": "/locations", "value": [{"url": "http://127.0.0.1/other", "metadata": {}}]}])).await;
+    let r = patch(
+        &c,
+        &admin,
+        id,
+        json!([{"op": "replace", "path": "/locations", "value": [{"url": "http://127.0.0.1/other", "metadata": {}}]}]),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text);
     let r = patch(&c, &admin, id, json!([{"op": "remove", "path": "/locations/1"}])).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = patch(&c, &admin, id, json!([{"op": "remove", "path": "/locations/0"}])).await;
     assert_eq!(r.status, 403, "{}", r.text);
     // data comes through the HTTP store
-    let r = c.http.get(format!("{}/v2/images/{id}/file", c.image_url)).header("x-auth-token", &admin).send().await.unwrap();
+    let r =
+        c.http.get(format!("{}/v2/images/{id}/file", c.image_url)).header("x-auth-token", &admin).send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
 
     // v2.17 add-location: hashes verified in a task
@@ -674,11 +682,22 @@ async fn http_locations_and_web_download() {
     let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
     let id2 = img["id"].as_str().unwrap();
     let path = format!("/v2/images/{id2}/locations");
-    for bad in [json!({"os_hash_algo": "sha512", "os_hash_value": "abc"}), json!({"os_hash_value": sha256}), json!({"os_hash_algo": "sha123", "os_hash_value": sha256})] {
+    for bad in [
+        json!({"os_hash_algo": "sha512", "os_hash_value": "abc"}),
+        json!({"os_hash_value": sha256}),
+        json!({"os_hash_algo": "sha123", "os_hash_value": sha256}),
+    ] {
         let r = c.image_call(Method::POST, &path, &admin, Some(json!({"url": url, "validation_data": bad}))).await;
         assert_eq!(r.status, 400, "{bad}: {}", r.text);
     }
-    let r = c.image_call(Method::POST, &path, &admin, Some(json!({"url": url, "validation_data": {"os_hash_algo": "sha256", "os_hash_value": sha256}}))).await;
+    let r = c
+        .image_call(
+            Method::POST,
+            &path,
+            &admin,
+            Some(json!({"url": url, "validation_data": {"os_hash_algo": "sha256", "os_hash_value": sha256}})),
+        )
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let tasks = wait_tasks(&c, &admin, id2).await;
     assert_eq!(tasks[0]["status"], "success", "{tasks:?}");
@@ -698,7 +717,9 @@ async fn http_locations_and_web_download() {
     let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
     let id4 = img["id"].as_str().unwrap();
     let imp = |u: &str| json!({"method": {"name": "web-download", "uri": u}});
-    let r = c.image_call(Method::POST, &format!("/v2/images/{id4}/import"), &admin, Some(imp("http://does-not.exist/x"))).await;
+    let r = c
+        .image_call(Method::POST, &format!("/v2/images/{id4}/import"), &admin, Some(imp("http://does-not.exist/x")))
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.text.contains("does not pass filtering"), "{}", r.text);
     let r = c.image_call(Method::POST, &format!("/v2/images/{id4}/import"), &admin, Some(imp(&url))).await;

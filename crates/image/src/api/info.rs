@@ -315,8 +315,9 @@ type Source = (std::sync::Arc<dyn crate::backend::Store>, String);
 
 fn source_of(svc: &ImageService, img: &Image, method: &str) -> Option<Source> {
     if method == "web-download" && img.status == "importing" {
-        let store: std::sync::Arc<dyn crate::backend::Store> =
-            std::sync::Arc::new(crate::backend::HttpStore::new("web-download", svc.cfg.image.allowed_url_hosts.clone()).ok()?);
+        let store: std::sync::Arc<dyn crate::backend::Store> = std::sync::Arc::new(
+            crate::backend::HttpStore::new("web-download", svc.cfg.image.allowed_url_hosts.clone()).ok()?,
+        );
         return img.staging.clone().map(|u| (store, u));
     }
     if method == "glance-direct" && img.status == "importing" {
@@ -352,7 +353,10 @@ async fn delete_from_store(
         return Err(crate::error::forbidden(format!("Store {store_id} is read-only.")));
     }
     if img.status != "active" {
-        return Err(conflict(format!("It's not allowed to remove image data from store if image status is {}.", img.status)));
+        return Err(conflict(format!(
+            "It's not allowed to remove image data from store if image status is {}.",
+            img.status
+        )));
     }
     let mut locs = super::locations(&img);
     let Some(pos) = locs.iter().position(|l| l["metadata"]["store"].as_str() == Some(store_id.as_str())) else {

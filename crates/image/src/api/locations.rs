@@ -3,11 +3,11 @@
 //! and the v2.17 `POST /v2/images/{id}/locations` that adds an HTTP location
 //! and verifies its data in the background.
 
+use axum::Router;
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use futures::StreamExt;
 use md5::Md5;
 use serde_json::{Map, Value, json};
@@ -87,7 +87,9 @@ fn parse_validation(v: Option<&Value>, status: StatusCode, any_algo: bool) -> Re
         }
         match &value {
             Some(v) if is_hex(v, n) => {}
-            Some(v) => return Err(err(format!("os_hash_value ({v}) is not the correct size for {a} ({n} hex digits)"))),
+            Some(v) => {
+                return Err(err(format!("os_hash_value ({v}) is not the correct size for {a} ({n} hex digits)")));
+            }
             None => return Err(err("os_hash_value must be given with os_hash_algo".into())),
         }
     }
@@ -97,7 +99,11 @@ fn parse_validation(v: Option<&Value>, status: StatusCode, any_algo: bool) -> Re
 impl ImageService {
     /// The HTTP store that would serve `url`, if fetching from it is allowed.
     fn http_store_for(&self, url: &str) -> Result<std::sync::Arc<dyn crate::backend::Store>> {
-        let store = self.stores.for_url(url).cloned().ok_or_else(|| bad(format!("Invalid location: {url}: no store serves this scheme")))?;
+        let store = self
+            .stores
+            .for_url(url)
+            .cloned()
+            .ok_or_else(|| bad(format!("Invalid location: {url}: no store serves this scheme")))?;
         crate::backend::url_allowed(&self.cfg.image.allowed_url_hosts, url).map_err(bad)?;
         Ok(store)
     }
@@ -126,7 +132,10 @@ impl ImageService {
             "remove" => {
                 self.enforce(ctx, "delete_image_location", target)?;
                 if img.status != "active" {
-                    return Err(conflict(format!("It's not allowed to remove locations if image status is {}.", img.status)));
+                    return Err(conflict(format!(
+                        "It's not allowed to remove locations if image status is {}.",
+                        img.status
+                    )));
                 }
                 if locs.len() == 1 {
                     return Err(forbidden("Cannot remove last location in the image."));
@@ -142,13 +151,20 @@ impl ImageService {
             "add" => {
                 self.enforce(ctx, "set_image_location", target)?;
                 if !matches!(img.status.as_str(), "active" | "queued") {
-                    return Err(conflict(format!("It's not allowed to add locations if image status is {}.", img.status)));
+                    return Err(conflict(format!(
+                        "It's not allowed to add locations if image status is {}.",
+                        img.status
+                    )));
                 }
                 let value = value.unwrap_or(Value::Null);
                 let new = self.new_location(&value, &locs).await?;
                 let i = match pos {
                     Some("-") | None => locs.len(),
-                    Some(p) => p.parse::<usize>().ok().filter(|i| *i <= locs.len()).ok_or_else(|| bad("Invalid position for adding a location."))?,
+                    Some(p) => p
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|i| *i <= locs.len())
+                        .ok_or_else(|| bad("Invalid position for adding a location."))?,
                 };
                 self.apply_validation(img, value.get("validation_data"))?;
                 if img.status == "queued" {
@@ -161,7 +177,10 @@ impl ImageService {
             _ => {
                 self.enforce(ctx, "set_image_location", target)?;
                 if !matches!(img.status.as_str(), "active" | "queued") {
-                    return Err(conflict(format!("It's not allowed to replace locations if image status is {}.", img.status)));
+                    return Err(conflict(format!(
+                        "It's not allowed to replace locations if image status is {}.",
+                        img.status
+                    )));
                 }
                 let Some(Value::Array(wanted)) = value else {
                     return Err(bad("The value of /locations must be a list of locations."));
@@ -169,7 +188,9 @@ impl ImageService {
                 let old_urls: Vec<&str> = locs.iter().filter_map(|l| l["url"].as_str()).collect();
                 let new_urls: Vec<&str> = wanted.iter().filter_map(|l| l["url"].as_str()).collect();
                 if !old_urls.is_empty() && old_urls != new_urls {
-                    return Err(bad("Locations can only be replaced by the same locations (their metadata may change)."));
+                    return Err(bad(
+                        "Locations can only be replaced by the same locations (their metadata may change).",
+                    ));
                 }
                 let mut out = Vec::new();
                 for w in &wanted {
@@ -238,7 +259,10 @@ impl ImageService {
             return Ok(());
         }
         let differs = |given: &Option<String>, have: &Option<String>| given.is_some() && given != have;
-        if differs(&val.checksum, &img.checksum) || differs(&val.algo, &img.os_hash_algo) || differs(&val.value, &img.os_hash_value) {
+        if differs(&val.checksum, &img.checksum)
+            || differs(&val.algo, &img.os_hash_algo)
+            || differs(&val.value, &img.os_hash_value)
+        {
             return Err(conflict("The validation data does not match the image's."));
         }
         Ok(())
@@ -278,7 +302,8 @@ async fn add_location(
     if !images::transition(&svc.db, &id, &["queued"], "active", sets).await? {
         return Err(conflict(format!("Image {id} is no longer queued.")));
     }
-    let task = crate::store::image_tasks::create_image_task(&svc.db, &id, "location_import", &ctx, json!({"url": url})).await?;
+    let task = crate::store::image_tasks::create_image_task(&svc.db, &id, "location_import", &ctx, json!({"url": url}))
+        .await?;
     let svc2 = svc.clone();
     tokio::spawn(async move {
         let outcome = verify_location(&svc2, &id, &url, &algo, val.value.as_deref(), val.checksum.as_deref()).await;
