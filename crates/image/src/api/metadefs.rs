@@ -893,7 +893,7 @@ fn object_not_found(name: &str) -> crate::error::ImageError {
     not_found(format!("Could not find metadata object {name}"))
 }
 
-/// An object body: the object schema, and on create each property against the property schema.
+/// Set an object's fields from a (validated) object body: what the body leaves out is cleared.
 fn object_fields(body: &Map<String, Value>, ns: &Namespace, o: &mut Object) -> Result<()> {
     o.name = check_name("object", "name", body.get("name").and_then(Value::as_str))?;
     o.description = str_field(body, "description");
