@@ -542,11 +542,18 @@ impl ImageApi {
         Ok(())
     }
 
-    /// Upload `size` bytes made of `chunk` repeated; the time from the request's start to the
-    /// server's answer (the data is on disk by then).
-    async fn upload(&self, id: &str, size: u64, chunk: &Bytes) -> anyhow::Result<Duration> {
+    /// Upload `size` bytes made of `chunk` repeated. Returns the time from the request's start
+    /// to the server's answer (the data is on disk by then), and the part of it after the last
+    /// chunk was handed to the connection (the server finishing its hashes and flushing the file).
+    async fn upload(&self, id: &str, size: u64, chunk: &Bytes) -> anyhow::Result<(Duration, Duration)> {
         let (chunk, step) = (chunk.clone(), chunk.len() as u64);
-        let chunks = futures::stream::iter((0..size.div_ceil(step)).map(move |i| {
+        let count = size.div_ceil(step);
+        let last_sent = Arc::new(std::sync::OnceLock::new());
+        let mark = last_sent.clone();
+        let chunks = futures::stream::iter((0..count).map(move |i| {
+            if i + 1 == count {
+                let _ = mark.set(Instant::now());
+            }
             let len = (size - i * step).min(step) as usize;
             Ok::<_, std::io::Error>(chunk.slice(..len))
         }));
@@ -562,7 +569,9 @@ impl ImageApi {
             .await
             .context("uploading the image data")?;
         expect(r, 204, "uploading the image data").await?;
-        Ok(started.elapsed())
+        let answered = Instant::now();
+        let after_last = last_sent.get().map(|t| answered.duration_since(*t)).unwrap_or_default();
+        Ok((answered.duration_since(started), after_last))
     }
 
     /// After an upload, the image must be `active`, of the size sent.
@@ -618,6 +627,8 @@ fn noise(len: usize) -> Bytes {
 /// One transfer.
 struct Run {
     secs: f64,
+    /// Uploads: seconds from handing over the last chunk to the server's answer.
+    after_last: Option<f64>,
     /// Peak RSS growth of the server during the transfer, in bytes (`None`: not measured).
     rss_growth: Option<u64>,
 }
@@ -639,8 +650,12 @@ fn rss_text(growth: Option<u64>) -> String {
 }
 
 fn report_run(dir: &str, n: u32, size: u64, r: &Run) {
+    let after_last = match r.after_last {
+        Some(s) => format!("  (answer {s:.2} s after the last chunk)"),
+        None => String::new(),
+    };
     println!(
-        "{dir:<8} run {n}: {:>7.2} s  {:>8.1} MB/s  {:>8.1} MiB/s  {}",
+        "{dir:<8} run {n}: {:>7.2} s  {:>8.1} MB/s  {:>8.1} MiB/s  {}{after_last}",
         r.secs,
         mb_s(size, r.secs),
         mib_s(size, r.secs),
@@ -752,8 +767,9 @@ async fn transfers(
         let id = api.create().await?;
         created.push(id.clone());
         let sampler = RssSampler::start(pid)?;
-        let took = api.upload(&id, size, chunk).await.with_context(|| format!("upload run {n}"))?;
-        let run = Run { secs: took.as_secs_f64(), rss_growth: sampler.map(RssSampler::finish) };
+        let (took, after_last) = api.upload(&id, size, chunk).await.with_context(|| format!("upload run {n}"))?;
+        let rss_growth = sampler.map(RssSampler::finish);
+        let run = Run { secs: took.as_secs_f64(), after_last: Some(after_last.as_secs_f64()), rss_growth };
         api.check_active(&id, size).await?;
         report_run("upload", n, size, &run);
         up.push(run);
@@ -763,7 +779,7 @@ async fn transfers(
     for n in 1..=b.runs {
         let sampler = RssSampler::start(pid)?;
         let took = api.download(&id, size).await.with_context(|| format!("download run {n}"))?;
-        let run = Run { secs: took.as_secs_f64(), rss_growth: sampler.map(RssSampler::finish) };
+        let run = Run { secs: took.as_secs_f64(), after_last: None, rss_growth: sampler.map(RssSampler::finish) };
         report_run("download", n, size, &run);
         down.push(run);
     }

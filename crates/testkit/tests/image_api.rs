@@ -735,3 +735,40 @@ async fn http_locations_and_web_download() {
     }
     panic!("web-download never finished");
 }
+
+#[tokio::test]
+async fn glance_download_from_the_catalog() {
+    let (backend, db) = stratus_testkit::fresh_urls().await.into_iter().next().unwrap();
+    let c = Cloud::start_with(backend, &db, |cfg| cfg.image.allowed_url_hosts = vec!["127.0.0.1".into()]).await;
+    let admin = c.admin_token().await;
+    let src = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare", "os_distro": "rhel", "hw_cpu_cores": "5", "speed": "fast"})).await;
+    let src = src["id"].as_str().unwrap();
+    let data = random(300_000);
+    assert_eq!(c.upload(&admin, src, data.clone()).await.status, 204);
+    let imp = |remote: &str, region: &str| json!({"method": {"name": "glance-download", "glance_image_id": remote, "glance_region": region, "glance_service_interface": "public"}});
+    let dst =
+        c.create_image(&admin, json!({"disk_format": "iso", "container_format": "ovf", "os_distro": "windows"})).await;
+    let dst = dst["id"].as_str().unwrap();
+    let r =
+        c.image_call(Method::POST, &format!("/v2/images/{dst}/import"), &admin, Some(imp("foo", "RegionOne"))).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("does not look like a UUID"), "{}", r.text);
+    let r = c.image_call(Method::POST, &format!("/v2/images/{dst}/import"), &admin, Some(imp(src, "RegionOne"))).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(wait_tasks(&c, &admin, dst).await[0]["status"], "success");
+    let b = show(&c, &admin, dst).await.body;
+    assert_eq!(b["status"], "active");
+    assert_eq!((b["disk_format"].as_str(), b["container_format"].as_str()), (Some("raw"), Some("bare")));
+    assert_eq!((b["os_distro"].as_str(), b["hw_cpu_cores"].as_str()), (Some("rhel"), Some("5")));
+    assert!(b.get("speed").is_none(), "only the chosen properties are copied");
+    assert_eq!(b["checksum"], md5_hex(&data));
+    // a missing source or region: the task fails and the image is queued again
+    for (remote, region) in [("36d4b546-64a2-4bb9-bdd0-ba676aa48f2c", "RegionOne"), (src, "nowhere")] {
+        let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
+        let id = img["id"].as_str().unwrap();
+        let r = c.image_call(Method::POST, &format!("/v2/images/{id}/import"), &admin, Some(imp(remote, region))).await;
+        assert_eq!(r.status, 202);
+        assert_eq!(wait_tasks(&c, &admin, id).await[0]["status"], "failure");
+        assert_eq!(show(&c, &admin, id).await.body["status"], "queued");
+    }
+}

@@ -10,6 +10,8 @@ use serde_json::{Map, Value, json};
 use stratus_core::auth::Auth;
 use stratus_core::extract::Json;
 
+use futures::StreamExt;
+
 use super::ok;
 use crate::entity::image;
 use crate::error::{ImageError, Result, bad, conflict};
@@ -22,6 +24,7 @@ impl ImageService {
         let mut m = vec!["glance-direct", "copy-image"];
         if !self.cfg.image.allowed_url_hosts.is_empty() {
             m.push("web-download");
+            m.push("glance-download");
         }
         m
     }
@@ -154,6 +157,55 @@ async fn import(
     let (img, _) = svc.authorized(&ctx, &id, rule).await?;
     let mut props = super::props(&img);
     match method {
+        "glance-download" => {
+            let remote = body["method"]["glance_image_id"].as_str().unwrap_or_default().to_string();
+            if uuid::Uuid::parse_str(&remote).is_err() {
+                return Err(bad(format!("Remote image id does not look like a UUID: {remote}")));
+            }
+            let region = body["method"]["glance_region"].as_str().unwrap_or_default().to_string();
+            let interface = body["method"]["glance_service_interface"].as_str().unwrap_or("public").to_string();
+            if img.status != "queued" {
+                return Err(conflict(format!(
+                    "Image {id} must be queued for glance-download (status {}).",
+                    img.status
+                )));
+            }
+            if targets.is_empty() {
+                targets.push(svc.stores.default.clone());
+            }
+            set_prop(&mut props, "os_glance_importing_to_stores", &targets);
+            set_prop(&mut props, "os_glance_failed_import", &[]);
+            let sets = vec![(image::Column::Properties, Value::Object(props).to_string().into())];
+            if !images::transition(&svc.db, &id, &["queued"], "importing", sets).await? {
+                return Err(conflict(format!("Image {id} is already being imported.")));
+            }
+            let input =
+                json!({"glance_image_id": remote, "glance_region": region, "glance_service_interface": interface});
+            let task =
+                crate::store::image_tasks::create_image_task(&svc.db, &id, "api_image_import", &ctx, input).await?;
+            let svc2 = svc.clone();
+            let token = ctx.token.clone();
+            tokio::spawn(async move {
+                let r = glance_download(&svc2, &id, &token, &remote, &region, &interface, &targets).await;
+                let (status, message) = match &r {
+                    Ok(()) => ("success", String::new()),
+                    Err(m) => ("failure", m.clone()),
+                };
+                if let Err(m) = &r {
+                    tracing::info!(image = %id, reason = %m, "glance-download failed");
+                    let mut props = match images::get_fresh(&svc2.db, &id).await {
+                        Ok(Some(img)) => super::props(&img),
+                        _ => Map::new(),
+                    };
+                    set_prop(&mut props, "os_glance_importing_to_stores", &[]);
+                    set_prop(&mut props, "os_glance_failed_import", &targets);
+                    let sets = vec![(image::Column::Properties, Value::Object(props).to_string().into())];
+                    let _ = images::transition(&svc2.db, &id, &["importing"], "queued", sets).await;
+                }
+                let _ = crate::store::image_tasks::finish_image_task(&svc2.db, &task, status, &message).await;
+            });
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
         "web-download" => {
             if img.status != "queued" {
                 return Err(conflict(format!("Image {id} must be queued for web-download (status {}).", img.status)));
@@ -198,6 +250,7 @@ async fn import(
                 return Err(conflict(format!("Image {id} is already in every requested store.")));
             }
             set_prop(&mut props, "os_glance_importing_to_stores", &targets);
+            set_prop(&mut props, "os_glance_failed_import", &[]);
             let sets = vec![(image::Column::Properties, Value::Object(props).to_string().into())];
             if !images::transition(&svc.db, &id, &["active"], "active", sets).await? {
                 return Err(conflict(format!("Image {id} changed while the copy was requested.")));
@@ -376,4 +429,99 @@ async fn delete_from_store(
         tracing::warn!(image = %id, store = %store_id, error = %e, "could not remove image data");
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Properties glance-download copies from the source image (Glance's
+/// `glance_download_properties.extra_properties` defaults).
+const DOWNLOAD_PROPERTIES: &[&str] = &["hw_", "trait:", "os_distro", "os_secure_boot", "os_type"];
+
+/// glance-download: find the image service of `region` in the caller's
+/// catalog, read the source image there with the caller's token, and store
+/// its data and chosen properties here.
+async fn glance_download(
+    svc: &ImageService,
+    id: &str,
+    token: &str,
+    remote: &str,
+    region: &str,
+    interface: &str,
+    targets: &[String],
+) -> std::result::Result<(), String> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let cat_url = format!("{}/v3/auth/catalog", svc.cfg.identity_public_url());
+    let r = http.get(&cat_url).header("x-auth-token", token).send().await.map_err(|e| e.to_string())?;
+    let catalog: Value = r.json().await.map_err(|e| format!("reading the catalog: {e}"))?;
+    let base = catalog["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "image")
+        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .find(|e| (e["region_id"] == region || e["region"] == region) && e["interface"] == interface)
+        .and_then(|e| e["url"].as_str().map(|u| u.trim_end_matches('/').to_string()))
+        .ok_or_else(|| format!("No image service in region {region:?} with interface {interface:?}"))?;
+    let meta_url = format!("{base}/v2/images/{remote}");
+    crate::backend::url_allowed(&svc.cfg.image.allowed_url_hosts, &meta_url)?;
+    let r = http.get(&meta_url).header("x-auth-token", token).send().await.map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("The remote image {remote} could not be read: {}", r.status()));
+    }
+    let src: Value = r.json().await.map_err(|e| e.to_string())?;
+    if src["status"] != "active" {
+        return Err(format!("The remote image {remote} is not active"));
+    }
+    let r =
+        http.get(format!("{meta_url}/file")).header("x-auth-token", token).send().await.map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("The remote image data could not be read: {}", r.status()));
+    }
+    let disk_format = src["disk_format"].as_str().map(str::to_string);
+    let target = targets.first().and_then(|t| svc.stores.get(t)).cloned().ok_or("no target store")?;
+    let stream = r.bytes_stream().map(|c| c.map_err(std::io::Error::other));
+    let stored = super::data::store_stream(
+        target.as_ref(),
+        id,
+        disk_format.as_deref(),
+        Box::pin(stream),
+        svc.cfg.image.image_size_cap,
+    )
+    .await
+    .map_err(|e| match e {
+        super::data::StoreFailure::Broken(m) => m,
+        super::data::StoreFailure::Refused(e) => e.to_string(),
+    })?;
+    let Some(img) = images::get_fresh(&svc.db, id).await.map_err(|e| e.to_string())? else {
+        let _ = target.delete(&stored.url).await;
+        return Err("the image was deleted during the download".into());
+    };
+    let mut props = super::props(&img);
+    if let Value::Object(src_props) = &src {
+        for (k, v) in src_props {
+            if DOWNLOAD_PROPERTIES.iter().any(|p| k.starts_with(p)) && v.is_string() {
+                props.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    set_prop(&mut props, "os_glance_importing_to_stores", &[]);
+    let loc = super::data::location(&stored.url, target.id());
+    let sets = vec![
+        (image::Column::Locations, Value::Array(vec![loc]).to_string().into()),
+        (image::Column::Properties, Value::Object(props).to_string().into()),
+        (image::Column::Checksum, Some(stored.digests.md5.clone()).into()),
+        (image::Column::OsHashAlgo, Some("sha512".to_string()).into()),
+        (image::Column::OsHashValue, Some(stored.digests.sha512.clone()).into()),
+        (image::Column::Size, Some(stored.digests.size as i64).into()),
+        (image::Column::VirtualSize, stored.virtual_size.map(|v| v as i64).into()),
+        (image::Column::DiskFormat, disk_format.into()),
+        (image::Column::ContainerFormat, src["container_format"].as_str().map(str::to_string).into()),
+    ];
+    if !images::transition(&svc.db, id, &["importing"], "active", sets).await.map_err(|e| e.to_string())? {
+        let _ = target.delete(&stored.url).await;
+        return Err("the image changed during the download".into());
+    }
+    Ok(())
 }
