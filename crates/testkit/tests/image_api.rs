@@ -536,6 +536,43 @@ async fn quotas_from_unified_limits() {
 }
 
 #[tokio::test]
+async fn racing_creates_never_exceed_the_image_count_quota() {
+    for c in clouds().await {
+        let admin = c.admin_token().await;
+        let (pid, _, member) = c.user_with_role(&admin, "member").await;
+        let svc =
+            c.get("/v3/services?type=image", &admin).await.body["services"][0]["id"].as_str().unwrap().to_string();
+        let r = c
+            .post(
+                "/v3/registered_limits",
+                &admin,
+                json!({"registered_limits": [
+                {"service_id": svc, "resource_name": "image_count_total", "default_limit": 100}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = c
+            .post(
+                "/v3/limits",
+                &admin,
+                json!({"limits": [
+                {"service_id": svc, "project_id": pid, "resource_name": "image_count_total", "resource_limit": 3}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let creates = (0..8)
+            .map(|i| c.image_call(Method::POST, "/v2/images", &member, Some(json!({"name": format!("race-{i}")}))));
+        let results = futures::future::join_all(creates).await;
+        let ok = results.iter().filter(|r| r.status == 201).count();
+        assert!(results.iter().all(|r| r.status == 201 || r.status == 413), "only 201 or 413");
+        let listed =
+            c.image_call(Method::GET, "/v2/images", &member, None).await.body["images"].as_array().unwrap().len();
+        assert!(ok <= 3 && ok >= 1, "{} created {ok}", c.backend);
+        assert_eq!(listed, ok, "{}: every 201 is an image, no 413 left one behind", c.backend);
+    }
+}
+
+#[tokio::test]
 async fn interoperable_import_and_copy_between_stores() {
     let (backend, url) = stratus_testkit::fresh_urls().await.into_iter().next().unwrap();
     let c = Cloud::start_with(backend, &url, |cfg| {

@@ -251,6 +251,15 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Bytes) -> R
         }
         Err(e) => return Err(e),
     };
+    // the check above raced with other creates: settle it now that the row
+    // exists (the earliest images keep their place, the late one goes)
+    if let Some(o) = &img.owner
+        && let Some(limit) = crate::api::data::effective_limit(&svc, o, "image_count_total").await?
+        && images::rank_of(&svc.db, &img).await? >= limit
+    {
+        images::purge(&svc.db, &img.id).await?;
+        return Err(ImageError::TooLarge(format!("Quota exceeded for image_count_total: {limit} images allowed.")));
+    }
     let mut resp = created(svc.view(&img, &tags));
     let h = resp.headers_mut();
     if let Ok(v) = format!("/v2/images/{id}").parse() {

@@ -360,6 +360,29 @@ pub async fn list(db: &Db, f: &ListFilter) -> Result<Vec<Image>> {
     Ok(rows)
 }
 
+/// How many live images of the same owner came before this one (by creation
+/// time, then id): the order quota races are settled in.
+pub async fn rank_of(db: &Db, img: &Image) -> Result<i64> {
+    use sea_orm::PaginatorTrait;
+    let earlier = Condition::any().add(image::Column::CreatedAt.lt(img.created_at)).add(
+        Condition::all().add(image::Column::CreatedAt.eq(img.created_at)).add(image::Column::Id.lt(img.id.clone())),
+    );
+    let n = image::Entity::find()
+        .filter(image::Column::Owner.eq(img.owner.clone()))
+        .filter(image::Column::Deleted.eq(false))
+        .filter(earlier)
+        .count(&db.write)
+        .await?;
+    Ok(n as i64)
+}
+
+/// Remove an image row that never became visible (a create refused after the fact).
+pub async fn purge(db: &Db, id: &str) -> Result<()> {
+    image_tag::Entity::delete_many().filter(image_tag::Column::ImageId.eq(id)).exec(&db.write).await?;
+    image::Entity::delete_by_id(id.to_string()).exec(&db.write).await?;
+    Ok(())
+}
+
 /// Total bytes and count of a project's images (for quotas).
 pub async fn usage(db: &Db, owner: &str) -> Result<(i64, i64)> {
     let rows = image::Entity::find()
