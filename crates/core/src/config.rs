@@ -126,6 +126,8 @@ pub struct ImageConfig {
     /// Hosts image data may be fetched from (web-download import, HTTP locations).
     /// Empty: never fetch anything over the network.
     pub allowed_url_hosts: Vec<String>,
+    /// Image files `stratus up` registers as public images (once, by file name).
+    pub preload: Vec<String>,
     /// Largest image accepted, in bytes.
     pub image_size_cap: u64,
     /// How many images a project may have when no unified limit says otherwise (-1: unlimited).
@@ -147,6 +149,7 @@ impl Default for ImageConfig {
             show_multiple_locations: false,
             show_image_direct_url: false,
             allowed_url_hosts: Vec::new(),
+            preload: Vec::new(),
             image_size_cap: 1 << 40,
             default_image_count_total: -1,
             default_image_size_total: -1,
@@ -312,5 +315,20 @@ mod tests {
     fn bad_file_is_an_error() {
         assert!(Config::from_parts("[identity]\nlisten = 5\n", std::iter::empty()).is_err());
         assert!(Config::from_parts("[nonsense]\n", std::iter::empty()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod sample_file {
+    use super::*;
+
+    /// etc/stratus.toml documents every option with its default value.
+    #[test]
+    fn the_sample_file_is_the_defaults() {
+        let text = include_str!("../../../etc/stratus.toml");
+        let cfg = Config::from_parts(text, std::iter::empty()).unwrap_or_else(|e| panic!("etc/stratus.toml: {e}"));
+        let a = toml::Value::try_from(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let b = toml::Value::try_from(Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a, b, "etc/stratus.toml and Config::default() differ");
     }
 }

@@ -16,6 +16,7 @@ pub mod migration_metadefs;
 pub mod migration_tasks;
 pub mod pipeline;
 pub mod policies;
+pub mod preload;
 pub mod quota;
 pub mod schemas;
 pub mod store;

@@ -22,6 +22,13 @@ pub enum BenchCommand {
     /// Password, token and application-credential auth, and token validation.
     Identity(IdentityBench),
     /// Upload and download of one large image: MB/s each way and the server's memory growth.
+    ///
+    /// Creates an image, uploads --size-mib MiB of random data to it (PUT /v2/images/{id}/file,
+    /// streamed) and downloads it back (GET), --runs times each way, over loopback. For each
+    /// transfer it prints the time, the throughput and how much the server's resident memory
+    /// (RSS) grew meanwhile, then the best and median and whether the targets are met: at least
+    /// 500 MB/s each way, and less than 64 MB of RSS growth (the server must stream image data,
+    /// never hold it whole). The images it made are deleted at the end.
     Image(ImageBench),
 }
 
@@ -267,13 +274,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
   stratus bench image                              (1 GiB, 3 runs each way, on a throwaway cloud)
   stratus bench image --size-mib 256 --runs 1      (a quick check)
   stratus bench image --url http://127.0.0.1:5000 --image-url http://127.0.0.1:9292 \\
-      --password \"$ADMIN_PASSWORD\" --pid \"$(pgrep -f 'stratus up')\"
+      --password \"$ADMIN_PASSWORD\" --pid <pid of its stratus process>
 
 Measure a release build (cargo build --release): a debug build is many times slower.")]
 pub struct ImageBench {
-    /// Identity URL of a running cloud (e.g. http://127.0.0.1:5000); needs --image-url too.
-    /// Without it, a throwaway cloud is started as a separate process (this program, `stratus up`)
-    /// on free loopback ports in a temporary directory, and stopped and removed at the end.
+    /// Identity URL of a running cloud to measure (e.g. http://127.0.0.1:5000); needs --image-url
+    /// and --password too. Default: a throwaway cloud.
+    ///
+    /// Without --url, a throwaway cloud is started as a separate process (this program, `stratus
+    /// up`, so that its memory is measured apart from the client's) on free loopback ports with
+    /// its data in a temporary directory; it is stopped and the directory removed at the end.
     #[arg(long, requires = "image_url")]
     url: Option<String>,
     /// Image API URL of the running cloud given by --url (e.g. http://127.0.0.1:9292).
@@ -282,8 +292,10 @@ pub struct ImageBench {
     /// Admin password of the running cloud given by --url.
     #[arg(long, env = "STRATUS_ADMIN_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// Process id of the running cloud's server, whose memory (VmRSS in /proc/<pid>/status) is
-    /// sampled during each transfer. Without it, with --url, memory is not measured.
+    /// Process id of the running cloud's server, to measure its memory; with --url only.
+    ///
+    /// Its VmRSS (in /proc/<pid>/status) is read every 20 ms during each transfer. Without
+    /// --pid, against a running cloud, memory is not measured.
     #[arg(long, requires = "url")]
     pid: Option<u32>,
     /// Size of the image, in MiB (2^20 bytes).
@@ -293,8 +305,10 @@ pub struct ImageBench {
     /// median are reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// Size of the chunks the client sends the upload in, in KiB (to see how the server copes
-    /// with small writes; the default matches the server's own 1 MiB batches).
+    /// Size of the pieces the client hands its connection during an upload, in KiB.
+    ///
+    /// Every piece is the same pre-made random buffer of this size, so making the data costs
+    /// the client nothing.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     chunk_kib: u32,
 }
@@ -323,7 +337,7 @@ struct LocalCloud {
     child: std::process::Child,
     log: PathBuf,
     cloud: Cloud,
-    // declared last: dropped after `drop` below has stopped the server
+    // removed once `drop` below has stopped the server (a struct's `drop` runs before its fields')
     _dir: TempDir,
 }
 
@@ -398,9 +412,9 @@ impl LocalCloud {
             },
             _dir: dir,
         };
-        local.wait_ready().await.with_context(|| {
-            format!("the server did not start; the end of its log ({}):\n{}", local.log.display(), tail(&local.log, 30))
-        })?;
+        if let Err(why) = local.wait_ready().await {
+            bail!("the server did not start: {why:#}; the end of its log:\n{}", tail(&local.log, 30));
+        }
         println!(
             "started a throwaway cloud: {} up (pid {pid}), identity {}, image {}",
             exe.display(),
@@ -713,9 +727,19 @@ async fn image(b: ImageBench) -> anyhow::Result<()> {
             pid: b.pid,
         },
         _ => {
-            local = LocalCloud::start().await?;
+            local = tokio::select! {
+                r = LocalCloud::start() => r?,
+                _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+            };
             &local.cloud
         }
+    };
+    let pid = match cloud.pid {
+        Some(p) if rss_bytes(p).is_none() => {
+            eprintln!("warning: cannot read VmRSS from /proc/{p}/status: the server's memory is not measured");
+            None
+        }
+        p => p,
     };
     let http = reqwest::Client::builder().build()?;
     let (token, _) = issue(&http, &cloud.identity, &password_body(&cloud.password)).await.context("getting a token")?;
@@ -730,7 +754,7 @@ async fn image(b: ImageBench) -> anyhow::Result<()> {
     );
     let mut created = Vec::new();
     let outcome = tokio::select! {
-        r = transfers(&b, &api, cloud.pid, size, &chunk, &mut created) => r,
+        r = transfers(&b, &api, pid, size, &chunk, &mut created) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
     for id in &created {

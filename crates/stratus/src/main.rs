@@ -163,9 +163,23 @@ impl stratus_image::quota::LimitSource for InProcessLimits {
 }
 
 /// Every API of the cloud, served from this process until a shutdown signal.
-async fn serve_all(identity: stratus_identity::State, cfg: &Config) -> anyhow::Result<()> {
+async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_project: Option<&str>) -> anyhow::Result<()> {
     let limits = std::sync::Arc::new(InProcessLimits(identity.clone(), "image"));
     let image = stratus_image::ImageService::open(cfg.clone(), identity.db.clone(), limits)?;
+    if let Some(owner) = admin_project {
+        for p in &cfg.image.preload {
+            let path = Path::new(p);
+            if !path.is_file() {
+                tracing::warn!(path = %p, "image.preload: no such file, skipped");
+                continue;
+            }
+            match stratus_image::preload::preload(&image, owner, path).await {
+                Ok(Some(id)) => println!("  registered image {} ({id})", path.display()),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "image.preload failed"),
+            }
+        }
+    }
     let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
         std::sync::Arc::new(stratus_identity::token::Validator(identity.clone()));
     let addr: SocketAddr = cfg.image.listen.parse().with_context(|| format!("image.listen {:?}", cfg.image.listen))?;
@@ -231,7 +245,7 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
         println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());
         println!("  openstack --os-cloud stratus token issue");
     }
-    serve_all(identity, &cfg).await
+    serve_all(identity, &cfg, Some(&outcome.admin_project_id)).await
 }
 
 fn abs(p: &Path) -> PathBuf {
@@ -245,7 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api => {
             let db = open_db(&cfg).await?;
             let identity = Identity::open(cfg.clone(), db).await?;
-            serve_all(identity, &cfg).await
+            serve_all(identity, &cfg, None).await
         }
         Command::Db { command: DbCommand::Sync } => {
             open_db(&cfg).await?;

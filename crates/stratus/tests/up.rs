@@ -141,3 +141,53 @@ async fn data_and_tokens_survive_restart_and_key_rotation() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// `image.preload` files become public images at `stratus up`, once.
+#[tokio::test]
+async fn up_registers_preloaded_images_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("tiny.qcow2");
+    let out = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&disk).arg("8M").output();
+    let out = out.unwrap_or_else(|e| panic!("qemu-img is needed (install qemu-utils): {e}"));
+    assert!(out.status.success());
+    let data = dir.path().join("data");
+    let (port, image_port) = (free_port(), free_port());
+    let client = reqwest::Client::new();
+    for round in 0..2 {
+        let child = Command::new(BIN)
+            .args(["up", "--admin-password", "pre-secret", "--data-dir"])
+            .arg(&data)
+            .env("STRATUS_IDENTITY__LISTEN", format!("127.0.0.1:{port}"))
+            .env("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{image_port}"))
+            .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+            .env("STRATUS_IMAGE__PRELOAD", format!("[\"{}\"]", disk.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _p = Proc(child);
+        wait_ready(&client, port).await;
+        let tok = token(&client, port, "pre-secret").await;
+        let mut images = Vec::new();
+        for _ in 0..100 {
+            if let Ok(r) = client
+                .get(format!("http://127.0.0.1:{image_port}/v2/images?name=tiny.qcow2"))
+                .header("x-auth-token", &tok)
+                .send()
+                .await
+                && let Ok(v) = r.json::<serde_json::Value>().await
+            {
+                images = v["images"].as_array().cloned().unwrap_or_default();
+                if !images.is_empty() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(images.len(), 1, "round {round}: one image, registered once: {images:?}");
+        assert_eq!(images[0]["status"], "active");
+        assert_eq!(images[0]["disk_format"], "qcow2");
+        assert_eq!(images[0]["visibility"], "public");
+        assert_eq!(images[0]["virtual_size"], 8 * 1024 * 1024);
+    }
+}
