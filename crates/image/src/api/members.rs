@@ -97,8 +97,8 @@ async fn show(
     Ok(ok(view(&m)))
 }
 
+/// Clients (openstacksdk) send the whole member back; only `status` counts.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UpdateMember {
     status: String,
 }
