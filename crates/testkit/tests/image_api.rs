@@ -316,6 +316,22 @@ async fn list_filters_sorting_and_paging() {
         let page2 = list(next.trim_start_matches("/v2/images")).await;
         assert_eq!(names(&page2), vec!["img-3"]);
         assert!(page2.get("next").is_none());
+        // paging one by one gives the same order as one page, for every sort (NULL sizes included)
+        for sort in ["size:asc,name:desc", "size:desc", "name:asc", "disk_format:desc,created_at:asc", "status:asc"] {
+            let all = names(&list(&format!("?sort={sort}")).await);
+            let mut walked = Vec::new();
+            let mut q = format!("?sort={sort}&limit=1");
+            for _ in 0..10 {
+                let page = list(&q).await;
+                walked.extend(names(&page));
+                match page["next"].as_str() {
+                    Some(n) => q = n.trim_start_matches("/v2/images").to_string(),
+                    None => break,
+                }
+            }
+            assert_eq!(walked, all, "{} sort {sort}", c.backend);
+            assert_eq!(all.len(), 4);
+        }
         // hidden images are left out unless asked for
         assert_eq!(
             patch(&c, &member, &ids[0], json!([{"op": "replace", "path": "/os_hidden", "value": true}])).await.status,
@@ -567,8 +583,16 @@ async fn racing_creates_never_exceed_the_image_count_quota() {
         assert!(results.iter().all(|r| r.status == 201 || r.status == 413), "only 201 or 413");
         let listed =
             c.image_call(Method::GET, "/v2/images", &member, None).await.body["images"].as_array().unwrap().len();
-        assert!((1..=3).contains(&ok), "{} created {ok}", c.backend);
+        assert!(ok <= 3, "{} created {ok}", c.backend);
         assert_eq!(listed, ok, "{}: every 201 is an image, no 413 left one behind", c.backend);
+        // a close race may refuse more than needed; one by one, the rest fills to exactly the limit
+        for i in ok..3 {
+            let r =
+                c.image_call(Method::POST, "/v2/images", &member, Some(json!({"name": format!("after-{i}")}))).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+        let r = c.image_call(Method::POST, "/v2/images", &member, Some(json!({}))).await;
+        assert_eq!(r.status, 413);
     }
 }
 

@@ -251,11 +251,13 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Bytes) -> R
         }
         Err(e) => return Err(e),
     };
-    // the check above raced with other creates: settle it now that the row
-    // exists (the earliest images keep their place, the late one goes)
+    // the check above raced with other creates: count again now that the row
+    // is committed, and withdraw it if the project is over its limit. Of the
+    // images kept, the one counted last saw all the others, so the limit holds
+    // (a close race may refuse more than needed, never fewer).
     if let Some(o) = &img.owner
         && let Some(limit) = crate::api::data::effective_limit(&svc, o, "image_count_total").await?
-        && images::rank_of(&svc.db, &img).await? >= limit
+        && images::count_fresh(&svc.db, o).await? > limit
     {
         images::purge(&svc.db, &img.id).await?;
         return Err(ImageError::TooLarge(format!("Quota exceeded for image_count_total: {limit} images allowed.")));
@@ -377,19 +379,6 @@ fn parse_sort(q: &RawQuery) -> Result<Vec<(String, bool)>> {
     Ok(out)
 }
 
-fn cmp_key(a: &Image, b: &Image, key: &str) -> std::cmp::Ordering {
-    match key {
-        "name" => a.name.cmp(&b.name),
-        "status" => a.status.cmp(&b.status),
-        "container_format" => a.container_format.cmp(&b.container_format),
-        "disk_format" => a.disk_format.cmp(&b.disk_format),
-        "size" => a.size.cmp(&b.size),
-        "created_at" => a.created_at.cmp(&b.created_at),
-        "updated_at" => a.updated_at.cmp(&b.updated_at),
-        _ => a.id.cmp(&b.id),
-    }
-}
-
 /// Query parameters that are not property filters.
 const NON_FILTERS: &[&str] = &[
     "limit",
@@ -480,29 +469,16 @@ async fn list(AxState(svc): AxState<State>, Auth(ctx): Auth, q: RawQuery) -> Res
     }
     .min(MAX_LIMIT);
     let sort = parse_sort(&q)?;
-    let mut rows = images::list(&svc.db, &f).await?;
-    rows.sort_by(|a, b| {
-        for (k, asc) in &sort {
-            let o = cmp_key(a, b, k);
-            let o = if *asc { o } else { o.reverse() };
-            if o != std::cmp::Ordering::Equal {
-                return o;
-            }
+    let marker = match q.get("marker") {
+        None => None,
+        Some(m) => {
+            // the marker must be an image this listing shows
+            let mf = ListFilter { ids: vec![m.to_string()], ..f.clone() };
+            let found = images::list(&svc.db, &mf).await?.into_iter().next();
+            Some(found.ok_or_else(|| bad(format!("No image found with ID {m}")))?)
         }
-        std::cmp::Ordering::Equal
-    });
-    let start = match q.get("marker") {
-        None => 0,
-        Some(m) => match rows.iter().position(|r| r.id == m) {
-            Some(i) => i + 1,
-            None => {
-                // a marker the caller cannot see is as bad as one that does not exist
-                return Err(bad(format!("No image found with ID {m}")));
-            }
-        },
     };
-    let page: Vec<&Image> = rows.iter().skip(start).take(limit).collect();
-    let more = start + page.len() < rows.len();
+    let (page, more) = images::list_page(&svc.db, &f, &sort, marker.as_ref(), limit as u64).await?;
     let ids: Vec<String> = page.iter().map(|i| i.id.clone()).collect();
     let tags = images::tags_of(&svc.db, &ids).await?;
     let items: Vec<Value> =

@@ -195,7 +195,7 @@ pub enum Op {
 }
 
 /// The list query, as the API parsed it.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub struct ListFilter {
     /// The caller's project (None: unscoped).
     pub project: Option<String>,
@@ -250,6 +250,136 @@ fn members_of(project: &str, status: &str) -> sea_orm::sea_query::SelectStatemen
 
 /// The images the filter selects, unsorted.
 pub async fn list(db: &Db, f: &ListFilter) -> Result<Vec<Image>> {
+    let rows = image::Entity::find().filter(condition(f)).all(&db.read).await?;
+    Ok(filter_properties(f, rows))
+}
+
+/// Custom-property filters (JSON text, so checked here rather than in SQL).
+fn filter_properties(f: &ListFilter, mut rows: Vec<Image>) -> Vec<Image> {
+    if !f.properties.is_empty() {
+        rows.retain(|img| {
+            let props: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&img.properties).unwrap_or_default();
+            f.properties.iter().all(|(k, v)| props.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
+        });
+    }
+    rows
+}
+
+fn sort_column(key: &str) -> (image::Column, bool) {
+    match key {
+        "name" => (image::Column::Name, true),
+        "status" => (image::Column::Status, false),
+        "container_format" => (image::Column::ContainerFormat, true),
+        "disk_format" => (image::Column::DiskFormat, true),
+        "size" => (image::Column::Size, true),
+        "created_at" => (image::Column::CreatedAt, false),
+        "updated_at" => (image::Column::UpdatedAt, false),
+        _ => (image::Column::Id, false),
+    }
+}
+
+fn sort_value(img: &Image, key: &str) -> sea_orm::Value {
+    match key {
+        "name" => img.name.clone().into(),
+        "status" => img.status.clone().into(),
+        "container_format" => img.container_format.clone().into(),
+        "disk_format" => img.disk_format.clone().into(),
+        "size" => img.size.into(),
+        "created_at" => img.created_at.into(),
+        "updated_at" => img.updated_at.into(),
+        _ => img.id.clone().into(),
+    }
+}
+
+fn is_null(v: &sea_orm::Value) -> bool {
+    matches!(v, sea_orm::Value::String(None) | sea_orm::Value::BigInt(None))
+}
+
+/// One page of the images the filter selects, in SQL: ordered by `sort`
+/// (NULL lowest, the same on every backend), after `marker`, at most `limit`;
+/// with whether more follow. `sort` must end with a unique key (`id`).
+pub async fn list_page(
+    db: &Db,
+    f: &ListFilter,
+    sort: &[(String, bool)],
+    marker: Option<&Image>,
+    limit: u64,
+) -> Result<(Vec<Image>, bool)> {
+    use sea_orm::{Order, QuerySelect};
+    if !f.properties.is_empty() {
+        // property filters run after the query: page in memory
+        let mut rows = list(db, f).await?;
+        sort_in_memory(&mut rows, sort);
+        let start = match marker {
+            Some(m) => rows.iter().position(|r| r.id == m.id).map(|i| i + 1).unwrap_or(rows.len()),
+            None => 0,
+        };
+        let more = rows.len() > start + limit as usize;
+        return Ok((rows.into_iter().skip(start).take(limit as usize).collect(), more));
+    }
+    let mut cond = condition(f);
+    if let Some(m) = marker {
+        let mut after = Condition::any();
+        for i in 0..sort.len() {
+            let mut c = Condition::all();
+            for (k, _) in &sort[..i] {
+                let (col, _) = sort_column(k);
+                let v = sort_value(m, k);
+                c = c.add(if is_null(&v) { Expr::col(col).is_null() } else { Expr::col(col).eq(v) });
+            }
+            let (k, asc) = &sort[i];
+            let (col, _) = sort_column(k);
+            let v = sort_value(m, k);
+            let step = match (asc, is_null(&v)) {
+                (true, true) => Condition::all().add(Expr::col(col).is_not_null()),
+                (true, false) => Condition::all().add(Expr::col(col).gt(v)),
+                (false, true) => continue,
+                (false, false) => Condition::any().add(Expr::col(col).lt(v)).add(Expr::col(col).is_null()),
+            };
+            after = after.add(c.add(step));
+        }
+        cond = cond.add(after);
+    }
+    let mut q = image::Entity::find().filter(cond);
+    for (k, asc) in sort {
+        let (col, nullable) = sort_column(k);
+        if nullable {
+            q = q.order_by(Expr::col(col).is_null(), if *asc { Order::Desc } else { Order::Asc });
+        }
+        q = q.order_by(col, if *asc { Order::Asc } else { Order::Desc });
+    }
+    let mut rows = q.limit(limit + 1).all(&db.read).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}
+
+/// The same order as `list_page`, for rows already in memory.
+pub fn sort_in_memory(rows: &mut [Image], sort: &[(String, bool)]) {
+    rows.sort_by(|a, b| {
+        for (k, asc) in sort {
+            let o = match k.as_str() {
+                "name" => a.name.cmp(&b.name),
+                "status" => a.status.cmp(&b.status),
+                "container_format" => a.container_format.cmp(&b.container_format),
+                "disk_format" => a.disk_format.cmp(&b.disk_format),
+                "size" => a.size.cmp(&b.size),
+                "created_at" => a.created_at.cmp(&b.created_at),
+                "updated_at" => a.updated_at.cmp(&b.updated_at),
+                _ => a.id.cmp(&b.id),
+            };
+            let o = if *asc { o } else { o.reverse() };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
+/// The SQL condition of a list filter (all but custom properties).
+fn condition(f: &ListFilter) -> Condition {
     let mut cond = Condition::all().add(image::Column::Deleted.eq(false));
     let project = f.project.clone().unwrap_or_default();
     let owned = image::Column::Owner.eq(project.clone());
@@ -349,28 +479,15 @@ pub async fn list(db: &Db, f: &ListFilter) -> Result<Vec<Image>> {
         q.column(image_tag::Column::ImageId).from(image_tag::Entity).and_where(Expr::col(image_tag::Column::Tag).eq(t));
         cond = cond.add(image::Column::Id.in_subquery(q));
     }
-    let mut rows = image::Entity::find().filter(cond).all(&db.read).await?;
-    if !f.properties.is_empty() {
-        rows.retain(|img| {
-            let props: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&img.properties).unwrap_or_default();
-            f.properties.iter().all(|(k, v)| props.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
-        });
-    }
-    Ok(rows)
+    cond
 }
 
-/// How many live images of the same owner came before this one (by creation
-/// time, then id): the order quota races are settled in.
-pub async fn rank_of(db: &Db, img: &Image) -> Result<i64> {
+/// How many live images a project has, read from the writer (what is committed now).
+pub async fn count_fresh(db: &Db, owner: &str) -> Result<i64> {
     use sea_orm::PaginatorTrait;
-    let earlier = Condition::any().add(image::Column::CreatedAt.lt(img.created_at)).add(
-        Condition::all().add(image::Column::CreatedAt.eq(img.created_at)).add(image::Column::Id.lt(img.id.clone())),
-    );
     let n = image::Entity::find()
-        .filter(image::Column::Owner.eq(img.owner.clone()))
+        .filter(image::Column::Owner.eq(owner))
         .filter(image::Column::Deleted.eq(false))
-        .filter(earlier)
         .count(&db.write)
         .await?;
     Ok(n as i64)
