@@ -47,7 +47,8 @@ pub trait Store: Send + Sync {
 /// Data being written. Dropping it without `commit` aborts.
 #[async_trait::async_trait]
 pub trait Upload: Send {
-    async fn write(&mut self, chunk: Bytes) -> anyhow::Result<()>;
+    /// Append a batch of chunks (in order).
+    async fn write(&mut self, chunks: Vec<Bytes>) -> anyhow::Result<()>;
     /// Make the data durable and visible; returns its location URL.
     async fn commit(self: Box<Self>) -> anyhow::Result<String>;
     async fn abort(self: Box<Self>);
@@ -84,7 +85,143 @@ impl FileStore {
 }
 
 enum Op {
-    Data(Bytes),
+    Data(Vec<Bytes>),
+}
+
+/// Flush written data to disk every this many bytes, so the final sync at
+/// commit has little left to do (and dirty pages never pile up).
+const SYNC_EVERY: u64 = 64 << 20;
+/// Direct I/O block alignment and the size of the aligned staging buffer.
+const ALIGN: usize = 4096;
+const DIRECT_BUF: usize = 4 << 20;
+
+/// A new image file, written with direct I/O where the filesystem allows it:
+/// image data is written once and rarely read back soon, so copying it through
+/// the page cache only costs CPU (here buffered writes ran at a third of the
+/// speed of direct ones). Data goes through an aligned buffer; the unaligned
+/// tail, and everything on filesystems without O_DIRECT, is written normally.
+struct ImageFile {
+    path: std::path::PathBuf,
+    direct: Option<std::fs::File>,
+    buffered: Option<std::fs::File>,
+    buf: Vec<u8>,
+    off: usize,
+    fill: usize,
+    unsynced: u64,
+    /// bytes in the file so far
+    written: u64,
+}
+
+impl ImageFile {
+    fn create(path: &Path) -> anyhow::Result<ImageFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(path);
+        let (direct, buffered) = match direct {
+            Ok(f) => (Some(f), None),
+            Err(_) => {
+                let f = std::fs::File::create_new(path).with_context(|| format!("cannot create {}", path.display()))?;
+                (None, Some(f))
+            }
+        };
+        let (buf, off) = if direct.is_some() {
+            let buf = vec![0u8; DIRECT_BUF + ALIGN];
+            let off = buf.as_ptr().align_offset(ALIGN);
+            (buf, off)
+        } else {
+            (Vec::new(), 0)
+        };
+        Ok(ImageFile { path: path.to_path_buf(), direct, buffered, buf, off, fill: 0, unsynced: 0, written: 0 })
+    }
+
+    /// Leave direct I/O: the rest is written through a normal handle.
+    fn buffered_file(&mut self) -> std::io::Result<&mut std::fs::File> {
+        self.direct = None;
+        if self.buffered.is_none() {
+            self.buffered = Some(std::fs::OpenOptions::new().append(true).open(&self.path)?);
+        }
+        self.buffered.as_mut().ok_or_else(|| std::io::Error::other("no file"))
+    }
+
+    fn write_buffered(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.unsynced += data.len() as u64;
+        self.written += data.len() as u64;
+        let sync = self.unsynced >= SYNC_EVERY;
+        if sync {
+            self.unsynced = 0;
+        }
+        let f = self.buffered_file()?;
+        f.write_all(data)?;
+        if sync {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Write the aligned part of the buffer with direct I/O.
+    fn drain(&mut self) -> std::io::Result<()> {
+        let n = self.fill / ALIGN * ALIGN;
+        if n == 0 {
+            return Ok(());
+        }
+        let (off, fill) = (self.off, self.fill);
+        let result = match self.direct.as_mut() {
+            Some(f) => f.write_all(&self.buf[off..off + n]),
+            None => return Err(std::io::Error::other("direct file gone")),
+        };
+        if let Err(e) = result {
+            // e.g. a filesystem that accepts O_DIRECT at open but not at write:
+            // fall back to buffered writes from where the file ends now
+            tracing::debug!(error = %e, "direct write refused, writing buffered");
+            let len = std::fs::metadata(&self.path)?.len();
+            let done = (len.saturating_sub(self.written) as usize).min(fill);
+            self.written += done as u64;
+            let pending = self.buf[off + done..off + fill].to_vec();
+            self.fill = 0;
+            return self.write_buffered(&pending);
+        }
+        self.written += n as u64;
+        self.buf.copy_within(off + n..off + fill, off);
+        self.fill -= n;
+        Ok(())
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        if self.direct.is_none() {
+            return self.write_buffered(data);
+        }
+        while !data.is_empty() {
+            let room = DIRECT_BUF - self.fill;
+            let take = room.min(data.len());
+            let at = self.off + self.fill;
+            self.buf[at..at + take].copy_from_slice(&data[..take]);
+            self.fill += take;
+            data = &data[take..];
+            if self.fill == DIRECT_BUF {
+                self.drain()?;
+                if self.direct.is_none() {
+                    return self.write_buffered(data);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write what is left and make it durable.
+    fn finish(mut self) -> std::io::Result<()> {
+        if self.direct.is_some() {
+            self.drain()?;
+            if self.fill > 0 {
+                let (off, fill) = (self.off, self.fill);
+                let rest = self.buf[off..off + fill].to_vec();
+                self.fill = 0;
+                self.write_buffered(&rest)?;
+            }
+        }
+        match (&self.buffered, &self.direct) {
+            (Some(f), _) | (None, Some(f)) => f.sync_data(),
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 struct FileUpload {
@@ -109,16 +246,16 @@ impl Store for FileStore {
     async fn begin(&self, image_id: &str) -> anyhow::Result<Box<dyn Upload>> {
         let target = self.dir.join(image_id);
         let partial = self.dir.join(format!("{image_id}.{}.partial", uuid::Uuid::new_v4().simple()));
-        let mut file =
-            std::fs::File::create_new(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+        let mut file = ImageFile::create(&partial)?;
         // file writes run on their own thread, overlapping with hashing and the network
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Op>(8);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Op>(4);
         let writer = tokio::task::spawn_blocking(move || {
-            while let Some(Op::Data(b)) = rx.blocking_recv() {
-                file.write_all(&b)?;
+            while let Some(Op::Data(batch)) = rx.blocking_recv() {
+                for b in batch {
+                    file.write(&b)?;
+                }
             }
-            file.sync_data()?;
-            Ok(())
+            file.finish()
         });
         Ok(Box::new(FileUpload { tx: Some(tx), writer: Some(writer), partial, target }))
     }
@@ -164,9 +301,9 @@ impl FileUpload {
 
 #[async_trait::async_trait]
 impl Upload for FileUpload {
-    async fn write(&mut self, chunk: Bytes) -> anyhow::Result<()> {
+    async fn write(&mut self, chunks: Vec<Bytes>) -> anyhow::Result<()> {
         let sent = match &self.tx {
-            Some(tx) => tx.send(Op::Data(chunk)).await.is_ok(),
+            Some(tx) => tx.send(Op::Data(chunks)).await.is_ok(),
             None => false,
         };
         if !sent {
@@ -365,5 +502,29 @@ impl Stores {
             weights.push((id.trim().to_string(), n));
         }
         Ok(Stores { list, default: cfg.image.default_store.clone(), staging, weights })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct and buffered writes give the same bytes, whatever the chunking.
+    #[test]
+    fn image_file_writes_exactly_the_data() {
+        let dir = std::env::temp_dir().join(format!("stratus-imagefile-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let data: Vec<u8> = (0..(DIRECT_BUF * 2 + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        for chunk in [1usize, 4095, 4096, 65536, 1 << 20, DIRECT_BUF + 3] {
+            let path = dir.join(format!("f{chunk}"));
+            let mut f = ImageFile::create(&path).unwrap_or_else(|e| panic!("{e}"));
+            for c in data.chunks(chunk) {
+                f.write(c).unwrap_or_else(|e| panic!("{e}"));
+            }
+            f.finish().unwrap_or_else(|e| panic!("{e}"));
+            let back = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(back == data, "chunk {chunk}: {} bytes back of {}", back.len(), data.len());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
