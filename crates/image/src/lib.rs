@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod policies;
 pub mod preload;
 pub mod quota;
+pub mod reaper;
 pub mod schemas;
 pub mod store;
 

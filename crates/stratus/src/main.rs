@@ -180,6 +180,7 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
             }
         }
     }
+    stratus_image::reaper::spawn(image.clone());
     let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
         std::sync::Arc::new(stratus_identity::token::Validator(identity.clone()));
     let addr: SocketAddr = cfg.image.listen.parse().with_context(|| format!("image.listen {:?}", cfg.image.listen))?;

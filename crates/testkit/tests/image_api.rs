@@ -833,3 +833,52 @@ async fn glance_download_from_the_catalog() {
         assert_eq!(show(&c, &admin, id).await.body["status"], "queued");
     }
 }
+
+#[tokio::test]
+async fn images_whose_work_died_are_moved_on() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use stratus_image::entity::image;
+    for c in clouds().await {
+        let admin = c.admin_token().await;
+        let mut ids = Vec::new();
+        for (status, staging) in [
+            ("saving", None),
+            ("uploading", None),
+            ("uploading", Some("file:///x")),
+            ("importing", None),
+            ("saving", None),
+        ] {
+            let img = c.create_image(&admin, json!({"disk_format": "raw", "container_format": "bare"})).await;
+            let id = img["id"].as_str().unwrap().to_string();
+            image::Entity::update_many()
+                .col_expr(image::Column::Status, Expr::value(status))
+                .col_expr(image::Column::Staging, Expr::value(staging.map(str::to_string)))
+                .filter(image::Column::Id.eq(id.clone()))
+                .exec(&c.image.db.write)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        // the last one is still alive: its heartbeat is recent
+        let old = stratus_image::store::now_us() - 600_000_000;
+        image::Entity::update_many()
+            .col_expr(image::Column::UpdatedAt, Expr::value(old))
+            .filter(image::Column::Id.is_in(ids[..4].to_vec()))
+            .exec(&c.image.db.write)
+            .await
+            .unwrap();
+        let n = stratus_image::reaper::reap_once(&c.image, stratus_image::reaper::DEAD_AFTER).await.unwrap();
+        assert_eq!(n, 3, "{}", c.backend);
+        let st = |i: usize| {
+            let c = &c;
+            let admin = admin.clone();
+            let id = ids[i].clone();
+            async move { show(c, &admin, &id).await.body["status"].as_str().unwrap().to_string() }
+        };
+        assert_eq!(st(0).await, "killed");
+        assert_eq!(st(1).await, "queued", "an unfinished staging");
+        assert_eq!(st(2).await, "uploading", "staged data waiting for import stays");
+        assert_eq!(st(3).await, "queued");
+        assert_eq!(st(4).await, "saving", "live work is left alone");
+    }
+}

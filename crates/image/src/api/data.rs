@@ -163,7 +163,9 @@ async fn upload(
         return Err(conflict(format!("Image {id} is already being uploaded or has data.")));
     }
     // the work runs detached from the request: a dropped connection cannot leave it half done
+    let beat = crate::reaper::heartbeat(&svc, &id);
     let task = tokio::spawn(async move {
+        let _beat = beat;
         let stream = body.into_data_stream();
         match store_stream(store.as_ref(), &id, img.disk_format.as_deref(), stream, budget).await {
             Ok(s) => {
@@ -216,7 +218,9 @@ async fn stage(
     if !images::transition(&svc.db, &id, &["queued"], "uploading", vec![]).await? {
         return Err(conflict(format!("Image {id} is already being staged or has data.")));
     }
+    let beat = crate::reaper::heartbeat(&svc, &id);
     let task = tokio::spawn(async move {
+        let _beat = beat;
         let staging = svc.stores.staging.clone();
         // the format is checked at import, when the data goes to its stores
         match store_stream(staging.as_ref(), &id, None, body.into_data_stream(), budget).await {

@@ -185,7 +185,9 @@ async fn import(
                 crate::store::image_tasks::create_image_task(&svc.db, &id, "api_image_import", &ctx, input).await?;
             let svc2 = svc.clone();
             let token = ctx.token.clone();
+            let beat = crate::reaper::heartbeat(&svc, &id);
             tokio::spawn(async move {
+                let _beat = beat;
                 let r = glance_download(&svc2, &id, &token, &remote, &region, &interface, &targets).await;
                 let (status, message) = match &r {
                     Ok(()) => ("success", String::new()),
@@ -259,7 +261,9 @@ async fn import(
     }
     let svc2 = svc.clone();
     let method = method.to_string();
+    let beat = crate::reaper::heartbeat(&svc, &id);
     tokio::spawn(async move {
+        let _beat = beat;
         if let Err(e) = run_import(&svc2, &id, &method, targets, must_all).await {
             tracing::error!(image = %id, error = %e, "import failed");
         }
