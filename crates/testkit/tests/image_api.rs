@@ -597,6 +597,55 @@ async fn racing_creates_never_exceed_the_image_count_quota() {
 }
 
 #[tokio::test]
+async fn racing_uploads_never_exceed_the_size_quota() {
+    for c in clouds().await {
+        let admin = c.admin_token().await;
+        let (pid, _, member) = c.user_with_role(&admin, "member").await;
+        let svc =
+            c.get("/v3/services?type=image", &admin).await.body["services"][0]["id"].as_str().unwrap().to_string();
+        let r = c
+            .post(
+                "/v3/registered_limits",
+                &admin,
+                json!({"registered_limits": [
+                {"service_id": svc, "resource_name": "image_size_total", "default_limit": 100}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = c
+            .post(
+                "/v3/limits",
+                &admin,
+                json!({"limits": [
+                {"service_id": svc, "project_id": pid, "resource_name": "image_size_total", "resource_limit": 2}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        // four uploads of 800 KB each, all checked against an empty quota of 2 MiB at once
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let img = c.create_image(&member, json!({"disk_format": "raw", "container_format": "bare"})).await;
+            ids.push(img["id"].as_str().unwrap().to_string());
+        }
+        let uploads = ids.iter().map(|id| c.upload(&member, id, random(800_000)));
+        let results = futures::future::join_all(uploads).await;
+        assert!(results.iter().all(|r| r.status == 204 || r.status == 413), "only 204 or 413");
+        let ok = results.iter().filter(|r| r.status == 204).count();
+        assert!(ok <= 2, "{}: {ok} uploads of 800 KB fit in 2 MiB", c.backend);
+        let mut active = 0;
+        for id in &ids {
+            match show(&c, &member, id).await.body["status"].as_str().unwrap() {
+                "active" => active += 1,
+                "queued" => {}
+                s => panic!("{}: image left {s}", c.backend),
+            }
+        }
+        assert_eq!(active, ok, "{}: every 204 is an active image, every 413 a queued one", c.backend);
+        assert_eq!(store_files(&c).len(), ok, "refused data is not kept");
+    }
+}
+
+#[tokio::test]
 async fn interoperable_import_and_copy_between_stores() {
     let (backend, url) = stratus_testkit::fresh_urls().await.into_iter().next().unwrap();
     let c = Cloud::start_with(backend, &url, |cfg| {

@@ -183,6 +183,30 @@ async fn upload(
                     let _ = store.delete(&s.url).await;
                     return Err(ImageError::Status(StatusCode::GONE, "Image deleted during upload.".into()));
                 }
+                // uploads that finished together may have passed the size quota between
+                // them: recount now that this one is committed, and withdraw it if so
+                // (of the uploads kept, the last to count saw all the others)
+                if let Some(owner) = &img.owner
+                    && let Some(limit_mib) = effective_limit(&svc, owner, "image_size_total").await?
+                {
+                    let used = images::bytes_fresh(&svc.db, owner).await?;
+                    if used > limit_mib.max(0).saturating_mul(1024 * 1024) {
+                        let undo = vec![
+                            (image::Column::Checksum, Option::<String>::None.into()),
+                            (image::Column::OsHashAlgo, Option::<String>::None.into()),
+                            (image::Column::OsHashValue, Option::<String>::None.into()),
+                            (image::Column::Size, Option::<i64>::None.into()),
+                            (image::Column::VirtualSize, Option::<i64>::None.into()),
+                            (image::Column::Locations, "[]".into()),
+                        ];
+                        if images::transition(&svc.db, &id, &["active"], "queued", undo).await? {
+                            let _ = store.delete(&s.url).await;
+                        }
+                        return Err(ImageError::TooLarge(format!(
+                            "Quota exceeded for image_size_total: {used} bytes would be in use, {limit_mib} MiB allowed."
+                        )));
+                    }
+                }
                 Ok(())
             }
             Err(StoreFailure::Broken(why)) => {

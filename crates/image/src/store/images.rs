@@ -493,6 +493,17 @@ pub async fn count_fresh(db: &Db, owner: &str) -> Result<i64> {
     Ok(n as i64)
 }
 
+/// Bytes of image data a project stores, read from the writer (what is committed now).
+pub async fn bytes_fresh(db: &Db, owner: &str) -> Result<i64> {
+    let rows = image::Entity::find()
+        .filter(image::Column::Owner.eq(owner))
+        .filter(image::Column::Deleted.eq(false))
+        .filter(image::Column::Size.is_not_null())
+        .all(&db.write)
+        .await?;
+    Ok(rows.iter().filter_map(|r| r.size).sum())
+}
+
 /// Remove an image row that never became visible (a create refused after the fact).
 pub async fn purge(db: &Db, id: &str) -> Result<()> {
     image_tag::Entity::delete_many().filter(image_tag::Column::ImageId.eq(id)).exec(&db.write).await?;
