@@ -44,7 +44,7 @@ impl Transport for InProcess {
         let mut env = env;
         while !q.consumers.is_empty() {
             let i = q.next % q.consumers.len();
-            match q.consumers[i].send(Delivery { envelope: env }) {
+            match q.consumers[i].send(Delivery::new(env)) {
                 Ok(()) => {
                     q.next = i + 1;
                     return Ok(());
@@ -68,7 +68,7 @@ impl Transport for InProcess {
     async fn publish(&self, topic: &str, env: Envelope) -> Result<(), BusError> {
         let mut listeners = self.listeners.lock().map_err(|_| poisoned())?;
         if let Some(ls) = listeners.get_mut(topic) {
-            ls.retain(|l| l.send(Delivery { envelope: env.clone() }).is_ok());
+            ls.retain(|l| l.send(Delivery::new(env.clone())).is_ok());
         }
         Ok(())
     }
@@ -78,7 +78,7 @@ impl Transport for InProcess {
         let mut queues = self.queues.lock().map_err(|_| poisoned())?;
         let q = queues.entry(topic.to_string()).or_default();
         while let Some(env) = q.waiting.pop_front() {
-            let _ = tx.send(Delivery { envelope: env });
+            let _ = tx.send(Delivery::new(env));
         }
         q.consumers.push(tx);
         Ok(Subscription { rx })

@@ -116,6 +116,25 @@ pub enum BusError {
 /// A message handed to a consumer.
 pub struct Delivery {
     pub envelope: Envelope,
+    /// Confirms the message was handled (a broker then forgets it; until then a
+    /// consumer that dies gets it redelivered to another). None: nothing to confirm.
+    pub ack: Option<Ack>,
+}
+
+/// The confirmation of one delivery.
+pub type Ack = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
+impl Delivery {
+    pub fn new(envelope: Envelope) -> Delivery {
+        Delivery { envelope, ack: None }
+    }
+
+    /// Confirm the message (after it was handled).
+    pub async fn ack(&mut self) {
+        if let Some(a) = self.ack.take() {
+            a().await;
+        }
+    }
 }
 
 /// Deliveries of a topic, as a consumer or a fanout listener receives them.
@@ -160,7 +179,8 @@ impl Bus {
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let routes = pending.clone();
         tokio::spawn(async move {
-            while let Some(d) = sub.rx.recv().await {
+            while let Some(mut d) = sub.rx.recv().await {
+                d.ack().await;
                 let Some(id) = d.envelope.correlation_id.clone() else { continue };
                 let waiter = routes.lock().ok().and_then(|mut p| p.remove(&id));
                 match waiter {
@@ -242,11 +262,13 @@ impl Bus {
     fn run(&self, mut sub: Subscription, handler: Arc<dyn Handler>) -> tokio::task::JoinHandle<()> {
         let transport = self.transport.clone();
         tokio::spawn(async move {
-            while let Some(d) = sub.rx.recv().await {
-                let env = d.envelope;
+            while let Some(mut d) = sub.rx.recv().await {
+                let env = d.envelope.clone();
                 let (reply_to, correlation_id) = (env.reply_to.clone(), env.correlation_id.clone());
                 let (name, request_id) = (env.name.clone(), env.request_id.clone());
                 let result = handler.handle(env).await;
+                // handled: only now may the transport forget the message
+                d.ack().await;
                 let Some(reply_to) = reply_to else {
                     if let Err(e) = result {
                         tracing::warn!(message = %name, request_id = %request_id, error = %e, "cast handler failed");
