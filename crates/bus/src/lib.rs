@@ -9,11 +9,12 @@
 //!
 //! Backends implement [`Transport`]. [`inproc::InProcess`] (the default of
 //! `stratus up`) delivers within one process: at most once, and what is queued
-//! is lost when the process ends. The RabbitMQ backend (AMQP 0-9-1) will
-//! implement the same trait with durable queues, acknowledgements after the
-//! handler ran (so a consumer that dies mid-message gets it redelivered to
-//! another) and reconnection.
+//! is lost when the process ends. [`amqp::Amqp`] (RabbitMQ, AMQP 0-9-1) uses
+//! durable queues and acknowledgements after the handler ran, so a consumer
+//! that dies mid-message gets it redelivered to another (at least once), and
+//! reconnects with backoff; its module documents the semantics in full.
 
+pub mod amqp;
 pub mod inproc;
 
 use std::collections::HashMap;
