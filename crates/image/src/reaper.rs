@@ -8,11 +8,7 @@
 
 use std::time::Duration;
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
 use crate::State;
-use crate::entity::image;
 
 /// How often running work touches its image.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -46,37 +42,7 @@ pub fn heartbeat(svc: &State, id: &str) -> Heartbeat {
 pub async fn reap_once(svc: &State, dead_after: Duration) -> anyhow::Result<u64> {
     let now = crate::store::now_us();
     let cutoff = now - dead_after.as_micros() as i64;
-    let mut n = 0;
-    let stale = || image::Column::UpdatedAt.lt(cutoff);
-    let r = image::Entity::update_many()
-        .col_expr(image::Column::Status, Expr::value("killed"))
-        .col_expr(image::Column::UpdatedAt, Expr::value(now))
-        .filter(image::Column::Status.eq("saving"))
-        .filter(image::Column::Deleted.eq(false))
-        .filter(stale())
-        .exec(&svc.db.write)
-        .await?;
-    n += r.rows_affected;
-    let r = image::Entity::update_many()
-        .col_expr(image::Column::Status, Expr::value("queued"))
-        .col_expr(image::Column::UpdatedAt, Expr::value(now))
-        .filter(image::Column::Status.eq("uploading"))
-        .filter(image::Column::Staging.is_null())
-        .filter(image::Column::Deleted.eq(false))
-        .filter(stale())
-        .exec(&svc.db.write)
-        .await?;
-    n += r.rows_affected;
-    let r = image::Entity::update_many()
-        .col_expr(image::Column::Status, Expr::value("queued"))
-        .col_expr(image::Column::Staging, Expr::value(Option::<String>::None))
-        .col_expr(image::Column::UpdatedAt, Expr::value(now))
-        .filter(image::Column::Status.eq("importing"))
-        .filter(image::Column::Deleted.eq(false))
-        .filter(stale())
-        .exec(&svc.db.write)
-        .await?;
-    n += r.rows_affected;
+    let n = crate::store::images::reap_stale(&svc.db, cutoff, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if n > 0 {
         tracing::warn!(images = n, "images whose upload or import died were moved on (killed / queued)");
     }

@@ -24,25 +24,6 @@ pub fn routes() -> Router<State> {
         .route("/v2/images/{id}/actions/reactivate", post(reactivate))
 }
 
-/// Attributes clients may never send.
-const DISALLOWED: &[&str] = &["direct_url", "self", "file", "schema", "stores"];
-const READ_ONLY: &[&str] = &[
-    "created_at",
-    "updated_at",
-    "status",
-    "checksum",
-    "size",
-    "virtual_size",
-    "direct_url",
-    "self",
-    "file",
-    "schema",
-    "id",
-    "os_hash_algo",
-    "os_hash_value",
-];
-const RESERVED: &[&str] = &["location", "deleted", "deleted_at"];
-const RESERVED_NAMESPACE: &str = "os_glance";
 /// Core attributes: they live in columns, not in the custom properties.
 const BASE: &[&str] = &[
     "checksum",
@@ -72,7 +53,7 @@ const DEFAULT_LIMIT: usize = 25;
 const MAX_LIMIT: usize = 1000;
 
 fn check_reserved(key: &str) -> Result<()> {
-    if RESERVED.contains(&key) || key.starts_with(RESERVED_NAMESPACE) {
+    if crate::schemas::is_reserved(key) {
         return Err(forbidden(format!("Attribute '{key}' is reserved.")));
     }
     Ok(())
@@ -150,12 +131,12 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Bytes) -> R
     let Value::Object(mut body) = body else {
         return Err(bad("Body expected in request."));
     };
-    for k in DISALLOWED {
+    for k in crate::schemas::create_disallowed_properties() {
         if body.contains_key(*k) {
             return Err(forbidden(format!("Attribute '{k}' is read-only.")));
         }
     }
-    for k in READ_ONLY.iter().filter(|k| **k != "id") {
+    for k in crate::schemas::read_only_properties().iter().filter(|k| **k != "id") {
         if body.contains_key(*k) {
             return Err(forbidden(format!("Attribute '{k}' is read-only.")));
         }
@@ -606,7 +587,7 @@ fn parse_changes(content_type: &str, body: &[u8]) -> Result<Vec<Change>> {
         if !depth_ok {
             return Err(bad(format!("Invalid JSON pointer for this resource: '/{}'", path.join("/"))));
         }
-        if READ_ONLY.contains(&root.as_str()) || DISALLOWED.contains(&root.as_str()) {
+        if crate::schemas::read_only_properties().contains(&root.as_str()) {
             return Err(forbidden(format!("Attribute '{root}' is read-only.")));
         }
         check_reserved(&root)?;

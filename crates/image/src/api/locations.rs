@@ -347,7 +347,7 @@ async fn verify_location(
         }
     }
     let got = h.finish();
-    let got_md5: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let got_md5 = crate::pipeline::hex(&md5.finalize());
     let bad_hash = want.is_some_and(|w| w != got) || want_md5.is_some_and(|w| w != got_md5);
     if bad_hash {
         let sets = vec![
@@ -399,7 +399,7 @@ impl Hasher {
             Hasher::S384(h) => h.finalize().to_vec(),
             Hasher::S512(h) => h.finalize().to_vec(),
         };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        crate::pipeline::hex(&bytes)
     }
 }
 

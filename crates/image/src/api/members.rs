@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use stratus_core::auth::Auth;
 use stratus_core::extract::Json;
 
-use super::{no_content, ok};
+use super::{no_content, ok, time};
 use crate::State;
 use crate::error::{ImageError, Result, bad, forbidden, not_found};
 use crate::store::members::{self, Member};
@@ -22,10 +22,6 @@ pub fn routes() -> Router<State> {
 
 /// Glance's image_member_quota default.
 const MAX_MEMBERS: u64 = 128;
-
-fn time(us: i64) -> String {
-    stratus_core::time::iso_seconds(chrono::DateTime::from_timestamp_micros(us).unwrap_or_default())
-}
 
 fn view(m: &Member) -> Value {
     json!({

@@ -22,7 +22,7 @@ use stratus_core::AuthContext;
 use stratus_core::auth::Auth;
 use stratus_core::extract::RawQuery;
 
-use super::{created, is_admin, no_content, ok};
+use super::{created, is_admin, no_content, ok, time};
 use crate::error::{Result, bad, forbidden, not_found};
 use crate::store::metadefs::{
     self as store, Association, Content, Namespace, NamespaceFilter, NewNamespace, Object, Property, Tag,
@@ -82,10 +82,6 @@ const PROPERTY_FIELDS: &[&str] = &[
     "maxItems",
     "additionalItems",
 ];
-
-fn time(us: i64) -> String {
-    stratus_core::time::iso_seconds(chrono::DateTime::from_timestamp_micros(us).unwrap_or_default())
-}
 
 // ---- request bodies ---------------------------------------------------------
 

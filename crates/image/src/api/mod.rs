@@ -68,7 +68,8 @@ pub fn store_ids(img: &Image) -> Vec<String> {
     locations(img).iter().filter_map(|l| l["metadata"]["store"].as_str().map(str::to_string)).collect()
 }
 
-fn time(us: i64) -> String {
+/// A stored time (microseconds) as the API shows it.
+pub(crate) fn time(us: i64) -> String {
     stratus_core::time::iso_seconds(chrono::DateTime::from_timestamp_micros(us).unwrap_or_default())
 }
 

@@ -25,7 +25,7 @@ use stratus_core::auth::Auth;
 use stratus_core::extract::RawQuery;
 use stratus_core::http::RequestId;
 
-use super::{created, is_admin, ok};
+use super::{created, is_admin, ok, time};
 use crate::entity::image;
 use crate::error::{ImageError, Result, bad, forbidden, not_found};
 use crate::store::images::{self, Image};
@@ -90,10 +90,6 @@ const READ_ONLY: &[&str] = &[
 ];
 const MAX_PROPERTIES: usize = 128;
 const MAX_TAGS: usize = 128;
-
-fn time(us: i64) -> String {
-    stratus_core::time::iso_seconds(chrono::DateTime::from_timestamp_micros(us).unwrap_or_default())
-}
 
 fn json_of(text: &Option<String>) -> Value {
     text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null)

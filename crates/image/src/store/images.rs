@@ -504,6 +504,44 @@ pub async fn bytes_fresh(db: &Db, owner: &str) -> Result<i64> {
     Ok(rows.iter().filter_map(|r| r.size).sum())
 }
 
+/// Images whose work stopped beating before `cutoff` move on: `saving` →
+/// `killed`, an unfinished staging (`uploading`, nothing staged) → `queued`,
+/// `importing` → `queued`. Returns how many moved.
+pub async fn reap_stale(db: &Db, cutoff: i64, now: i64) -> Result<u64> {
+    let stale = || image::Column::UpdatedAt.lt(cutoff);
+    let live = || image::Column::Deleted.eq(false);
+    let mut n = 0;
+    let r = image::Entity::update_many()
+        .col_expr(image::Column::Status, Expr::value("killed"))
+        .col_expr(image::Column::UpdatedAt, Expr::value(now))
+        .filter(image::Column::Status.eq("saving"))
+        .filter(live())
+        .filter(stale())
+        .exec(&db.write)
+        .await?;
+    n += r.rows_affected;
+    let r = image::Entity::update_many()
+        .col_expr(image::Column::Status, Expr::value("queued"))
+        .col_expr(image::Column::UpdatedAt, Expr::value(now))
+        .filter(image::Column::Status.eq("uploading"))
+        .filter(image::Column::Staging.is_null())
+        .filter(live())
+        .filter(stale())
+        .exec(&db.write)
+        .await?;
+    n += r.rows_affected;
+    let r = image::Entity::update_many()
+        .col_expr(image::Column::Status, Expr::value("queued"))
+        .col_expr(image::Column::Staging, Expr::value(Option::<String>::None))
+        .col_expr(image::Column::UpdatedAt, Expr::value(now))
+        .filter(image::Column::Status.eq("importing"))
+        .filter(live())
+        .filter(stale())
+        .exec(&db.write)
+        .await?;
+    Ok(n + r.rows_affected)
+}
+
 /// Remove an image row that never became visible (a create refused after the fact).
 pub async fn purge(db: &Db, id: &str) -> Result<()> {
     image_tag::Entity::delete_many().filter(image_tag::Column::ImageId.eq(id)).exec(&db.write).await?;
