@@ -15,6 +15,10 @@ pub struct Config {
     pub api: ApiConfig,
     pub identity: IdentityConfig,
     pub image: ImageConfig,
+    pub placement: PlacementConfig,
+    pub compute: ComputeConfig,
+    pub bus: BusConfig,
+    pub service_user: ServiceUserConfig,
     pub policy: PolicyConfig,
     pub bootstrap: BootstrapConfig,
 }
@@ -27,6 +31,10 @@ impl Default for Config {
             api: ApiConfig::default(),
             identity: IdentityConfig::default(),
             image: ImageConfig::default(),
+            placement: PlacementConfig::default(),
+            compute: ComputeConfig::default(),
+            bus: BusConfig::default(),
+            service_user: ServiceUserConfig::default(),
             policy: PolicyConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
@@ -157,6 +165,153 @@ impl Default for ImageConfig {
     }
 }
 
+/// The placement service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementConfig {
+    pub listen: String,
+    /// URL clients reach it by (default: `http://<listen>`).
+    pub public_url: String,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig { listen: "127.0.0.1:8778".into(), public_url: String::new() }
+    }
+}
+
+/// The compute service: API, conductor, scheduler and compute hosts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    pub listen: String,
+    /// URL clients reach it by (default: `http://<listen>`).
+    pub public_url: String,
+    /// Compute hosts `stratus up` runs in its own process (names; empty: none).
+    pub local_hosts: Vec<String>,
+    /// Hypervisor driver of compute hosts: `fake` (`qemu` comes with its issue).
+    pub driver: String,
+    /// The zone of hosts no aggregate puts elsewhere.
+    pub default_availability_zone: String,
+    /// The zone a server gets when it names none (empty: any host).
+    pub default_schedule_zone: String,
+    /// Hosts tried for one server before it goes to ERROR (the first and the alternates).
+    pub max_attempts: u32,
+    /// Seconds without a heartbeat before a service counts as down.
+    pub service_down_time: u64,
+    /// Seconds between a service's heartbeats and inventory reports.
+    pub report_interval: u64,
+    /// Seconds a conductor's saga may go without its owner's heartbeat before another takes it.
+    pub saga_takeover_seconds: u64,
+    /// Seconds the conductor waits for a host to build a server.
+    pub build_timeout: u64,
+    /// Allocation ratios and reserved amounts reported for each host's inventory.
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub reserved_host_cpus: i64,
+    pub reserved_host_memory_mb: i64,
+    pub reserved_host_disk_mb: i64,
+    /// Capacity of a fake host.
+    pub fake_vcpus: i64,
+    pub fake_memory_mb: i64,
+    pub fake_disk_gb: i64,
+    /// Seconds a fake host takes to boot a server.
+    pub fake_boot_seconds: f64,
+    /// Weigher multipliers: positive spreads (prefers free), negative packs.
+    pub ram_weight_multiplier: f64,
+    pub cpu_weight_multiplier: f64,
+    pub disk_weight_multiplier: f64,
+    /// How many of the best hosts the scheduler picks among at random (1: always the best).
+    pub host_subset_size: u32,
+    /// Default quotas per project (-1: unlimited).
+    pub quota_instances: i64,
+    pub quota_cores: i64,
+    pub quota_ram: i64,
+    pub quota_key_pairs: i64,
+    pub quota_server_groups: i64,
+    pub quota_server_group_members: i64,
+    pub quota_metadata_items: i64,
+    pub quota_injected_files: i64,
+    pub quota_injected_file_content_bytes: i64,
+    pub quota_injected_file_path_length: i64,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        ComputeConfig {
+            listen: "127.0.0.1:8774".into(),
+            public_url: String::new(),
+            local_hosts: vec!["compute1".into()],
+            driver: "fake".into(),
+            default_availability_zone: "nova".into(),
+            default_schedule_zone: String::new(),
+            max_attempts: 3,
+            service_down_time: 60,
+            report_interval: 10,
+            saga_takeover_seconds: 30,
+            build_timeout: 600,
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_cpus: 0,
+            reserved_host_memory_mb: 512,
+            reserved_host_disk_mb: 0,
+            fake_vcpus: 64,
+            fake_memory_mb: 262_144,
+            fake_disk_gb: 4096,
+            fake_boot_seconds: 0.0,
+            ram_weight_multiplier: 1.0,
+            cpu_weight_multiplier: 1.0,
+            disk_weight_multiplier: 1.0,
+            host_subset_size: 1,
+            quota_instances: 10,
+            quota_cores: 20,
+            quota_ram: 51_200,
+            quota_key_pairs: 100,
+            quota_server_groups: 10,
+            quota_server_group_members: 10,
+            quota_metadata_items: 128,
+            quota_injected_files: 5,
+            quota_injected_file_content_bytes: 10_240,
+            quota_injected_file_path_length: 255,
+        }
+    }
+}
+
+/// The message bus inside services.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `inprocess` (one process only) or an AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// Seconds a `call` waits for its reply.
+    pub call_timeout: u64,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig { url: "inprocess".into(), call_timeout: 60 }
+    }
+}
+
+/// The user services authenticate as when they call each other over REST.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceUserConfig {
+    pub username: String,
+    /// Empty: bootstrap generates one into `<data_dir>/service-password`, where every role reads it.
+    pub password: String,
+    /// Its project (in the Default domain).
+    pub project: String,
+}
+
+impl Default for ServiceUserConfig {
+    fn default() -> Self {
+        ServiceUserConfig { username: "stratus".into(), password: String::new(), project: "service".into() }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -246,6 +401,27 @@ impl Config {
         } else {
             self.image.public_url.trim_end_matches('/').to_string()
         }
+    }
+
+    pub fn placement_public_url(&self) -> String {
+        if self.placement.public_url.is_empty() {
+            format!("http://{}", self.placement.listen)
+        } else {
+            self.placement.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    pub fn compute_public_url(&self) -> String {
+        if self.compute.public_url.is_empty() {
+            format!("http://{}", self.compute.listen)
+        } else {
+            self.compute.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// Where the generated service-user password lives when the configuration gives none.
+    pub fn service_password_file(&self) -> PathBuf {
+        self.data_dir.join("service-password")
     }
 
     pub fn fernet_key_repository(&self) -> PathBuf {

@@ -17,6 +17,9 @@ pub enum FaultStyle {
     Network,
     /// Glance: `{"message": "...", "code": "404 Not Found", "title": "Not Found"}`
     Image,
+    /// Placement: `{"errors": [{"status": 404, "title": "Not Found", "detail": "...",
+    /// "code": "placement.undefined_code", "request_id": "req-..."}]}`
+    Placement,
 }
 
 /// An error on its way to the client: status, message, the service's style.
@@ -25,7 +28,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub style: FaultStyle,
-    /// Neutron's `type` (e.g. `NetworkNotFound`); other styles ignore it.
+    /// Neutron's `type` (e.g. `NetworkNotFound`) or Placement's error `code`
+    /// (e.g. `placement.concurrent_update`); other styles ignore it.
     pub kind: Option<String>,
     /// Extra response headers (e.g. `WWW-Authenticate` on 401).
     pub headers: Vec<(&'static str, String)>,
@@ -40,6 +44,11 @@ impl ApiError {
     }
     pub fn not_found(style: FaultStyle, message: impl Into<String>) -> Self {
         Self::new(style, StatusCode::NOT_FOUND, message)
+    }
+    /// Set Neutron's error type or Placement's error code.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
     }
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -83,6 +92,13 @@ pub fn fault_body(err: &ApiError) -> serde_json::Value {
         FaultStyle::Image => {
             json!({"message": err.message, "code": format!("{code} {title}"), "title": title})
         }
+        FaultStyle::Placement => json!({"errors": [{
+            "status": code,
+            "title": title,
+            "detail": err.message,
+            "code": err.kind.clone().unwrap_or_else(|| "placement.undefined_code".into()),
+            "request_id": crate::http::current_request_id(),
+        }]}),
     }
 }
 

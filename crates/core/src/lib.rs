@@ -7,8 +7,10 @@ pub mod config;
 pub mod extract;
 pub mod fault;
 pub mod http;
+pub mod microversion;
 pub mod time;
 
 pub use auth::{AuthContext, AuthState, TokenValidator};
 pub use config::Config;
 pub use fault::{ApiError, FaultStyle};
+pub use microversion::{Microversion, VersionRange};
