@@ -1,0 +1,74 @@
+//! Nova v2.1 over HTTP: one module per resource (routes, wire types, handlers).
+//!
+//! Routes live under `/v2.1`; the version documents (`/`, `/v2.1`) need no
+//! token. Every response carries the negotiated microversion.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use stratus_core::{AuthContext, TokenValidator};
+
+use crate::error::{ComputeError, Result};
+use crate::{ComputeService, State};
+
+pub mod resources;
+pub mod versions;
+
+/// Every route of the compute API, with authentication and microversions.
+pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
+    let authed: Router<State> = Router::new().merge(resources::routes());
+    let authed = authed.layer(stratus_core::auth::layer(validator));
+    Router::new()
+        .merge(versions::routes())
+        .merge(authed)
+        .layer(stratus_core::microversion::layer(crate::VERSIONS))
+        .with_state(state)
+}
+
+pub fn ok(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+pub fn created(v: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+pub fn accepted(v: Value) -> Response {
+    (StatusCode::ACCEPTED, axum::Json(v)).into_response()
+}
+
+/// 202 with no body (server actions).
+pub fn accepted_empty() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// 403 in Nova's words unless `rule` allows the caller on `target`.
+pub fn authorize(svc: &ComputeService, ctx: &AuthContext, rule: &str, target: &Value) -> Result<()> {
+    if svc.policy.allowed(ctx, rule, target) {
+        Ok(())
+    } else {
+        Err(ComputeError::Forbidden(format!("Policy doesn't allow {rule} to be performed.")))
+    }
+}
+
+/// Is the caller an admin (Nova's `context.is_admin`)?
+pub fn is_admin(svc: &ComputeService, ctx: &AuthContext) -> bool {
+    svc.policy.allowed(ctx, "context_is_admin", &json!({}))
+}
+
+/// The caller's project (compute is project scoped).
+pub fn project_of(ctx: &AuthContext) -> Result<&str> {
+    ctx.project_id.as_deref().ok_or_else(|| ComputeError::Forbidden("A project-scoped token is required.".into()))
+}
+
+/// The target of project-owned rules.
+pub fn project_target(project_id: &str) -> Value {
+    json!({"project_id": project_id})
+}

@@ -1,0 +1,1 @@
+//! Persistence of the compute service: the API never writes SQL.
