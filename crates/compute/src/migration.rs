@@ -229,7 +229,13 @@ impl MigrationTrait for M0001Servers {
         )
         .await?;
         m.create_index(
-            Index::create().name("services_uuid").table(Services::Table).col(Services::Uuid).unique().if_not_exists().to_owned(),
+            Index::create()
+                .name("services_uuid")
+                .table(Services::Table)
+                .col(Services::Uuid)
+                .unique()
+                .if_not_exists()
+                .to_owned(),
         )
         .await?;
         m.create_table(

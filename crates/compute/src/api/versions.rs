@@ -45,6 +45,7 @@ async fn one(S(svc): S<State>) -> Response {
         {"rel": "self", "href": format!("{}/v2.1/", svc.base_url)},
         {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
     ]);
-    v["media-types"] = json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
+    v["media-types"] =
+        json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
     ok(json!({"version": v}))
 }
