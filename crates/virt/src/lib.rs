@@ -1,0 +1,116 @@
+//! Hypervisor drivers behind one trait. A compute host drives exactly one.
+//!
+//! - [`fake::FakeDriver`]: no guests, but a full participant: configurable
+//!   capacity, boot delay and failure injection, power states, console
+//!   output, snapshots, and its guests survive a restart of the compute host
+//!   (kept in a state file) so re-adoption can be exercised.
+//! - `qemu` (its own issue): real guests through QMP.
+//!
+//! Every operation is idempotent by instance uuid: spawning a guest that
+//! already runs, or destroying one that is gone, succeeds.
+
+pub mod fake;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Nova's power states (the integers the API shows as `OS-EXT-STS:power_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PowerState {
+    NoState = 0,
+    Running = 1,
+    Paused = 3,
+    Shutdown = 4,
+    Crashed = 6,
+    Suspended = 7,
+}
+
+impl PowerState {
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+/// What a host offers, as it reports it to placement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostCapacity {
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub cpu_info: serde_json::Value,
+    /// Placement traits the host has (`COMPUTE_*`, `HW_CPU_*`).
+    pub traits: Vec<String>,
+    pub hypervisor_type: String,
+    pub hypervisor_version: i64,
+    pub host_ip: String,
+}
+
+/// What a guest should be.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GuestSpec {
+    pub uuid: String,
+    pub name: String,
+    pub hostname: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub root_gb: i64,
+    pub ephemeral_gb: i64,
+    pub swap_mb: i64,
+    pub image_id: String,
+    /// The image's data on this host, when the driver needs it (not the fake).
+    pub image_path: Option<PathBuf>,
+    pub image_properties: serde_json::Map<String, serde_json::Value>,
+    pub user_data: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub key_data: Option<String>,
+}
+
+/// A guest as the hypervisor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuestInfo {
+    pub uuid: String,
+    pub power_state: PowerState,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub root_gb: i64,
+}
+
+/// A hypervisor driver.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// `fake`, `QEMU`, ...
+    fn name(&self) -> &'static str;
+    async fn capacity(&self) -> anyhow::Result<HostCapacity>;
+    /// Every guest this hypervisor has (running or not).
+    async fn list(&self) -> anyhow::Result<Vec<GuestInfo>>;
+    /// Create and start a guest; a guest that exists already is left as it is.
+    async fn spawn(&self, spec: &GuestSpec) -> anyhow::Result<()>;
+    /// Stop and remove a guest and its disks; gone already is fine.
+    async fn destroy(&self, uuid: &str) -> anyhow::Result<()>;
+    async fn power_off(&self, uuid: &str) -> anyhow::Result<()>;
+    async fn power_on(&self, uuid: &str) -> anyhow::Result<()>;
+    async fn reboot(&self, uuid: &str, hard: bool) -> anyhow::Result<()>;
+    async fn pause(&self, uuid: &str) -> anyhow::Result<()>;
+    async fn unpause(&self, uuid: &str) -> anyhow::Result<()>;
+    async fn suspend(&self, uuid: &str) -> anyhow::Result<()>;
+    async fn resume(&self, uuid: &str) -> anyhow::Result<()>;
+    /// Give a guest new sizes (resize); it is left powered off.
+    async fn resize(&self, uuid: &str, spec: &GuestSpec) -> anyhow::Result<()>;
+    /// The guest's serial console, the last `lines` lines when given.
+    async fn console_output(&self, uuid: &str, lines: Option<usize>) -> anyhow::Result<String>;
+    /// Write the guest's root disk to `dest`; returns its disk format (`raw`, `qcow2`).
+    async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> anyhow::Result<String>;
+}
+
+/// A guest that is not on this hypervisor.
+#[derive(Debug)]
+pub struct NoSuchGuest(pub String);
+
+impl std::fmt::Display for NoSuchGuest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no guest {} on this host", self.0)
+    }
+}
+
+impl std::error::Error for NoSuchGuest {}
