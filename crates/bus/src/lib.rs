@@ -262,38 +262,52 @@ impl Bus {
 
     fn run(&self, mut sub: Subscription, handler: Arc<dyn Handler>) -> tokio::task::JoinHandle<()> {
         let transport = self.transport.clone();
+        // messages are handled side by side, up to a bound (a slow one does not hold up the rest)
+        let slots = Arc::new(tokio::sync::Semaphore::new(HANDLER_CONCURRENCY));
         tokio::spawn(async move {
-            while let Some(mut d) = sub.rx.recv().await {
-                let env = d.envelope.clone();
-                let (reply_to, correlation_id) = (env.reply_to.clone(), env.correlation_id.clone());
-                let (name, request_id) = (env.name.clone(), env.request_id.clone());
-                let result = handler.handle(env).await;
-                // handled: only now may the transport forget the message
-                d.ack().await;
-                let Some(reply_to) = reply_to else {
-                    if let Err(e) = result {
-                        tracing::warn!(message = %name, request_id = %request_id, error = %e, "cast handler failed");
-                    }
-                    continue;
-                };
-                let (payload, error) = match result {
-                    Ok(v) => (v, None),
-                    Err(e) => (Value::Null, Some(e)),
-                };
-                let reply = Envelope {
-                    name: format!("{name}.reply"),
-                    version: 1,
-                    payload,
-                    correlation_id,
-                    reply_to: None,
-                    request_id,
-                    error,
-                };
-                if let Err(e) = transport.send(&reply_to, reply).await {
-                    tracing::warn!(message = %name, error = %e, "could not send a reply");
-                }
+            while let Some(d) = sub.rx.recv().await {
+                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let (transport, handler) = (transport.clone(), handler.clone());
+                tokio::spawn(async move {
+                    handle_one(d, &*handler, &*transport).await;
+                    drop(permit);
+                });
             }
         })
+    }
+}
+
+/// Messages one subscription handles at once.
+pub const HANDLER_CONCURRENCY: usize = 64;
+
+async fn handle_one(mut d: Delivery, handler: &dyn Handler, transport: &dyn Transport) {
+    let env = d.envelope.clone();
+    let (reply_to, correlation_id) = (env.reply_to.clone(), env.correlation_id.clone());
+    let (name, request_id) = (env.name.clone(), env.request_id.clone());
+    let result = handler.handle(env).await;
+    // handled: only now may the transport forget the message
+    d.ack().await;
+    let Some(reply_to) = reply_to else {
+        if let Err(e) = result {
+            tracing::warn!(message = %name, request_id = %request_id, error = %e, "cast handler failed");
+        }
+        return;
+    };
+    let (payload, error) = match result {
+        Ok(v) => (v, None),
+        Err(e) => (Value::Null, Some(e)),
+    };
+    let reply = Envelope {
+        name: format!("{name}.reply"),
+        version: 1,
+        payload,
+        correlation_id,
+        reply_to: None,
+        request_id,
+        error,
+    };
+    if let Err(e) = transport.send(&reply_to, reply).await {
+        tracing::warn!(message = %name, error = %e, "could not send a reply");
     }
 }
 

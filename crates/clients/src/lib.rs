@@ -2,5 +2,9 @@
 //! over HTTP with a service token found through the catalog.
 
 pub mod identity;
+pub mod image;
+pub mod placement;
 
 pub use identity::{IdentityClient, ServiceCredentials};
+pub use image::ImageClient;
+pub use placement::PlacementClient;

@@ -6,12 +6,19 @@
 //! `store/` the persistence; `model` the states and rules of servers.
 
 pub mod api;
+pub mod conductor;
 pub mod entity;
 pub mod error;
+pub mod manager;
 pub mod migration;
 pub mod migration_resources;
+pub mod model;
+pub mod placement;
 pub mod policies;
 pub mod policies_resources;
+pub mod roles;
+pub mod rpc;
+pub mod scheduler;
 pub mod store;
 
 use std::sync::Arc;
@@ -38,6 +45,17 @@ pub struct ComputeService {
     pub policy: Policy,
     /// Base URL for links: `http://host:8774`.
     pub base_url: String,
+    /// The bus and the other services' clients, attached once the process has them.
+    pub deps: std::sync::OnceLock<Deps>,
+}
+
+/// What the API needs beyond its database: the bus to the conductor and the
+/// hosts, placement, the image service, and the service token.
+pub struct Deps {
+    pub bus: stratus_bus::Bus,
+    pub placement: Arc<placement::Placement>,
+    pub images: Arc<stratus_clients::ImageClient>,
+    pub tokens: placement::TokenSource,
 }
 
 pub type State = Arc<ComputeService>;
@@ -52,7 +70,22 @@ impl ComputeService {
         }
         let policy = Policy::new(enforcer, FaultStyle::Compute);
         let base_url = cfg.compute_public_url();
-        Ok(Arc::new(ComputeService { cfg, db, policy, base_url }))
+        Ok(Arc::new(ComputeService { cfg, db, policy, base_url, deps: std::sync::OnceLock::new() }))
+    }
+
+    /// Attach the bus and clients (once).
+    pub fn attach(&self, deps: Deps) {
+        let _ = self.deps.set(deps);
+    }
+
+    /// The bus and clients, or a 503 when this process runs the API without them.
+    pub fn deps(&self) -> error::Result<&Deps> {
+        self.deps.get().ok_or_else(|| {
+            error::ComputeError::Status(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The compute service is not connected to its bus yet.".into(),
+            )
+        })
     }
 }
 

@@ -148,7 +148,12 @@ enum QuotaLocks {
     Generation,
 }
 
-async fn unique(m: &SchemaManager<'_>, name: &str, table: impl IntoIden, cols: Vec<DynIden>) -> Result<(), DbErr> {
+async fn unique(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden + 'static,
+    cols: Vec<DynIden>,
+) -> Result<(), DbErr> {
     let mut idx = Index::create().name(name).table(table).unique().if_not_exists().to_owned();
     for c in cols {
         idx.col(c);
@@ -156,7 +161,12 @@ async fn unique(m: &SchemaManager<'_>, name: &str, table: impl IntoIden, cols: V
     m.create_index(idx).await
 }
 
-async fn index(m: &SchemaManager<'_>, name: &str, table: impl IntoIden, cols: Vec<DynIden>) -> Result<(), DbErr> {
+async fn index(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: impl IntoIden + 'static,
+    cols: Vec<DynIden>,
+) -> Result<(), DbErr> {
     let mut idx = Index::create().name(name).table(table).if_not_exists().to_owned();
     for c in cols {
         idx.col(c);

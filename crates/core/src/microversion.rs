@@ -96,7 +96,10 @@ pub fn negotiate(range: &VersionRange, headers: &HeaderMap) -> Result<Microversi
         return Ok(range.max);
     }
     let Some(v) = Microversion::parse(&asked) else {
-        return Err((StatusCode::BAD_REQUEST, format!("API Version String {asked} is of invalid format. Must be of format MajorNum.MinorNum.")));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("API Version String {asked} is of invalid format. Must be of format MajorNum.MinorNum."),
+        ));
     };
     if v < range.min || v > range.max {
         return Err((
@@ -194,10 +197,7 @@ mod tests {
         assert_eq!(negotiate(&NOVA, &h(&[("openstack-api-version", "compute latest")])), Ok(Microversion(2, 96)));
         // the standard header wins over the legacy one
         assert_eq!(
-            negotiate(
-                &NOVA,
-                &h(&[("openstack-api-version", "compute 2.3"), ("x-openstack-nova-api-version", "2.20")])
-            ),
+            negotiate(&NOVA, &h(&[("openstack-api-version", "compute 2.3"), ("x-openstack-nova-api-version", "2.20")])),
             Ok(Microversion(2, 3))
         );
         // another service's version is not ours
@@ -206,8 +206,17 @@ mod tests {
             negotiate(&NOVA, &h(&[("openstack-api-version", "placement 1.9, compute 2.7")])),
             Ok(Microversion(2, 7))
         );
-        assert_eq!(negotiate(&NOVA, &h(&[("openstack-api-version", "compute 3.0")])).map_err(|e| e.0), Err(StatusCode::NOT_ACCEPTABLE));
-        assert_eq!(negotiate(&NOVA, &h(&[("openstack-api-version", "compute 2.0")])).map_err(|e| e.0), Err(StatusCode::NOT_ACCEPTABLE));
-        assert_eq!(negotiate(&NOVA, &h(&[("openstack-api-version", "compute 2.x")])).map_err(|e| e.0), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            negotiate(&NOVA, &h(&[("openstack-api-version", "compute 3.0")])).map_err(|e| e.0),
+            Err(StatusCode::NOT_ACCEPTABLE)
+        );
+        assert_eq!(
+            negotiate(&NOVA, &h(&[("openstack-api-version", "compute 2.0")])).map_err(|e| e.0),
+            Err(StatusCode::NOT_ACCEPTABLE)
+        );
+        assert_eq!(
+            negotiate(&NOVA, &h(&[("openstack-api-version", "compute 2.x")])).map_err(|e| e.0),
+            Err(StatusCode::BAD_REQUEST)
+        );
     }
 }

@@ -52,6 +52,71 @@ async fn ensure_project(id: &Identity, name: &str, description: &str) -> Result<
     Ok(p.id)
 }
 
+/// The user services call each other as: in the `project` project with the
+/// admin and service roles, password as given (reset when it changed), never
+/// locked out and never expiring.
+pub async fn ensure_service_user(id: &Identity, username: &str, password: &str, project: &str) -> Result<String> {
+    let db = &id.db;
+    let project_id = ensure_project(id, project, "Project of the services' own users").await?;
+    let admin_role = ensure_role(id, "admin").await?;
+    let service_role = ensure_role(id, "service").await?;
+    let mut options = Map::new();
+    options.insert("ignore_lockout_failure_attempts".into(), json!(true));
+    options.insert("ignore_password_expiry".into(), json!(true));
+    let user_id = match user::by_name(db, "default", username).await? {
+        Some(u) => {
+            let same = match &u.password_hash {
+                Some(h) => user::verify_password(password, h).await,
+                None => false,
+            };
+            if !same {
+                user::update(
+                    db,
+                    &id.cfg,
+                    &id.revocations,
+                    &u.id,
+                    user::UserUpdate { password: Some(password.to_string()), ..Default::default() },
+                )
+                .await?;
+            }
+            u.id
+        }
+        None => {
+            user::create(
+                db,
+                &id.cfg,
+                user::NewUser {
+                    id: None,
+                    name: username.into(),
+                    domain_id: "default".into(),
+                    enabled: true,
+                    default_project_id: Some(project_id.clone()),
+                    password: Some(password.to_string()),
+                    options,
+                    extra: Map::new(),
+                },
+            )
+            .await?
+            .id
+        }
+    };
+    for role in [admin_role, service_role] {
+        assignment::grant(
+            db,
+            &Assignment {
+                kind: "UserProject".into(),
+                actor_id: user_id.clone(),
+                target_id: project_id.clone(),
+                role_id: role,
+                inherited: false,
+            },
+        )
+        .await?;
+    }
+    id.invalidate_tokens();
+    Ok(user_id)
+}
+
 pub async fn run(id: &Identity, admin_password: &str, region: &str, services: &[ServiceEntry]) -> Result<Outcome> {
     let db = &id.db;
     if resource::get(db, "default").await?.is_none() {

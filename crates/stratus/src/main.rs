@@ -45,6 +45,26 @@ enum Command {
     },
     /// Serve the REST APIs only (stateless; scale out behind a load balancer).
     Api,
+    /// Run a conductor: build sagas and resizes (scale out: sagas are taken over when one dies).
+    Conductor {
+        /// The name its service record carries (default: this machine's host name).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Run a scheduler: picks hosts through placement.
+    Scheduler {
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Run a compute host driving a hypervisor.
+    Compute {
+        /// The compute host's name.
+        #[arg(long)]
+        host: String,
+        /// Hypervisor driver (default: compute.driver).
+        #[arg(long)]
+        driver: Option<String>,
+    },
     /// Database maintenance.
     Db {
         #[command(subcommand)]
@@ -102,6 +122,9 @@ async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(&cfg.database_url()).await.context("cannot open the database")?;
     db.migrate::<Migrator>().await.context("identity migrations failed")?;
     db.migrate::<stratus_image::Migrator>().await.context("image migrations failed")?;
+    db.migrate::<stratus_placement::Migrator>().await.context("placement migrations failed")?;
+    db.migrate::<stratus_compute::Migrator>().await.context("compute migrations failed")?;
+    db.migrate::<stratus_saga::Migrator>().await.context("saga migrations failed")?;
     Ok(db)
 }
 
@@ -117,7 +140,46 @@ fn service_entries(cfg: &Config) -> Vec<stratus_identity::bootstrap::ServiceEntr
             name: "glance".into(),
             url: cfg.image_public_url(),
         },
+        stratus_identity::bootstrap::ServiceEntry {
+            kind: "placement".into(),
+            name: "placement".into(),
+            url: cfg.placement_public_url(),
+        },
+        stratus_identity::bootstrap::ServiceEntry {
+            kind: "compute".into(),
+            name: "nova".into(),
+            url: format!("{}/v2.1", cfg.compute_public_url()),
+        },
     ]
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The service user's password: configured, else kept in the data dir (made once, 0600).
+fn ensure_service_password(cfg: &Config) -> anyhow::Result<String> {
+    if !cfg.service_user.password.is_empty() {
+        return Ok(cfg.service_user.password.clone());
+    }
+    let path = cfg.service_password_file();
+    if let Ok(p) = std::fs::read_to_string(&path)
+        && !p.trim().is_empty()
+    {
+        return Ok(p.trim().to_string());
+    }
+    let pw = generate_password();
+    std::fs::write(&path, &pw).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(pw)
 }
 
 fn generate_password() -> String {
@@ -185,10 +247,68 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         std::sync::Arc::new(stratus_identity::token::Validator(identity.clone()));
     let addr: SocketAddr = cfg.image.listen.parse().with_context(|| format!("image.listen {:?}", cfg.image.listen))?;
     tracing::info!(%addr, "image (glance v2) listening");
-    let image_srv = stratus_core::http::serve(addr, stratus_image::router(image, validator), shutdown_signal());
+    let image_srv = stratus_core::http::serve(addr, stratus_image::router(image, validator.clone()), shutdown_signal());
+
+    let db = identity.db.clone();
+    let placement = stratus_placement::PlacementService::open(cfg.clone(), db.clone())?;
+    let addr: SocketAddr =
+        cfg.placement.listen.parse().with_context(|| format!("placement.listen {:?}", cfg.placement.listen))?;
+    tracing::info!(%addr, "placement listening");
+    let placement_srv =
+        stratus_core::http::serve(addr, stratus_placement::router(placement, validator.clone()), shutdown_signal());
+
+    let compute = stratus_compute::ComputeService::open(cfg.clone(), db.clone())?;
+    let addr: SocketAddr =
+        cfg.compute.listen.parse().with_context(|| format!("compute.listen {:?}", cfg.compute.listen))?;
+    tracing::info!(%addr, "compute (nova v2.1) listening");
+    let compute_srv =
+        stratus_core::http::serve(addr, stratus_compute::router(compute.clone(), validator), shutdown_signal());
     let identity_srv = serve_identity(identity, cfg);
-    tokio::try_join!(identity_srv, image_srv)?;
+    let roles = async {
+        // the other services' APIs must answer before the roles register with them
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let bus = stratus_compute::roles::connect_bus(cfg).await?;
+        let shared = stratus_compute::roles::Shared::new(db.clone(), cfg.clone(), bus).await?;
+        compute.attach(shared.deps());
+        if admin_project.is_some() {
+            stratus_compute::store::flavors::ensure_default_flavors(&db).await?;
+            shared.start_conductor(&hostname()).await?;
+            shared.start_scheduler(&hostname()).await?;
+            for host in &cfg.compute.local_hosts {
+                let driver = stratus_compute::roles::driver(cfg, &cfg.compute.driver, host)?;
+                start_compute_retrying(&shared, host, driver).await?;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let roles = async {
+        roles.await?;
+        std::future::pending::<anyhow::Result<()>>().await
+    };
+    tokio::select! {
+        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv) } => { r?; }
+        r = roles => { r?; }
+    }
     Ok(())
+}
+
+/// A compute host registers with placement over REST: retry while the APIs come up.
+async fn start_compute_retrying(
+    shared: &stratus_compute::roles::Shared,
+    host: &str,
+    driver: std::sync::Arc<dyn stratus_virt::Driver>,
+) -> anyhow::Result<()> {
+    let mut last = None;
+    for _ in 0..50 {
+        match shared.start_compute(host, driver.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("compute host {host} did not start")))
 }
 
 async fn serve_identity(identity: stratus_identity::State, cfg: &Config) -> anyhow::Result<()> {
@@ -231,6 +351,15 @@ async fn boot(cfg: &Config, admin_password: Option<String>) -> anyhow::Result<Bo
     let outcome = stratus_identity::bootstrap::run(&identity, &password, &cfg.bootstrap.region, &service_entries(cfg))
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+    let service_password = ensure_service_password(cfg)?;
+    stratus_identity::bootstrap::ensure_service_user(
+        &identity,
+        &cfg.service_user.username,
+        &service_password,
+        &cfg.service_user.project,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("bootstrap of the service user failed: {e}"))?;
     Ok(Booted { identity, outcome, password, given: given.is_some() })
 }
 
@@ -241,7 +370,13 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
     if outcome.created_admin && !given {
         println!("Generated admin password (shown once): {password}");
     }
-    println!("Stratus is up. Identity: {}/v3  Image: {}", cfg.identity_public_url(), cfg.image_public_url());
+    println!(
+        "Stratus is up. Identity: {}/v3  Image: {}  Compute: {}/v2.1  Placement: {}",
+        cfg.identity_public_url(),
+        cfg.image_public_url(),
+        cfg.compute_public_url(),
+        cfg.placement_public_url()
+    );
     if let Some(path) = written {
         println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());
         println!("  openstack --os-cloud stratus token issue");
@@ -261,6 +396,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_db(&cfg).await?;
             let identity = Identity::open(cfg.clone(), db).await?;
             serve_all(identity, &cfg, None).await
+        }
+        Command::Conductor { host } => {
+            let db = open_db(&cfg).await?;
+            let bus = stratus_compute::roles::connect_bus(&cfg).await?;
+            let shared = stratus_compute::roles::Shared::new(db, cfg.clone(), bus).await?;
+            shared.start_conductor(&host.unwrap_or_else(hostname)).await?;
+            shutdown_signal().await;
+            Ok(())
+        }
+        Command::Scheduler { host } => {
+            let db = open_db(&cfg).await?;
+            let bus = stratus_compute::roles::connect_bus(&cfg).await?;
+            let shared = stratus_compute::roles::Shared::new(db, cfg.clone(), bus).await?;
+            shared.start_scheduler(&host.unwrap_or_else(hostname)).await?;
+            shutdown_signal().await;
+            Ok(())
+        }
+        Command::Compute { host, driver } => {
+            let db = open_db(&cfg).await?;
+            let bus = stratus_compute::roles::connect_bus(&cfg).await?;
+            let shared = stratus_compute::roles::Shared::new(db, cfg.clone(), bus).await?;
+            let d = stratus_compute::roles::driver(&cfg, driver.as_deref().unwrap_or(&cfg.compute.driver), &host)?;
+            start_compute_retrying(&shared, &host, d).await?;
+            shutdown_signal().await;
+            Ok(())
         }
         Command::Db { command: DbCommand::Sync } => {
             open_db(&cfg).await?;

@@ -42,12 +42,31 @@ pub struct Cloud {
     pub data_dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
     image_task: tokio::task::JoinHandle<()>,
+    /// Placement and compute, when started with [`Cloud::start_compute`].
+    pub compute: Option<ComputeParts>,
+}
+
+/// The compute side of a test cloud: placement and compute APIs, the
+/// conductor, the scheduler and fake compute hosts, on the in-process bus.
+pub struct ComputeParts {
+    pub placement_url: String,
+    pub compute_url: String,
+    pub api: stratus_compute::State,
+    pub shared: stratus_compute::roles::Shared,
+    pub conductor: std::sync::Arc<stratus_compute::conductor::Conductor>,
+    pub hosts: Vec<std::sync::Arc<stratus_compute::manager::ComputeHost>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Cloud {
     fn drop(&mut self) {
         self.task.abort();
         self.image_task.abort();
+        if let Some(c) = &self.compute {
+            for t in &c.tasks {
+                t.abort();
+            }
+        }
     }
 }
 
@@ -139,6 +158,137 @@ impl Cloud {
             data_dir,
             task,
             image_task,
+            compute: None,
+        }
+    }
+
+    /// A cloud with compute: identity, image, placement and compute APIs, a
+    /// conductor, a scheduler and one fake compute host per name in `hosts`.
+    pub async fn start_compute(
+        backend: &'static str,
+        db_url: &str,
+        hosts: &[&str],
+        tweak: impl FnOnce(&mut stratus_core::Config),
+    ) -> Cloud {
+        let placement_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let compute_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (p_addr, c_addr) = (placement_listener.local_addr().unwrap(), compute_listener.local_addr().unwrap());
+        let mut cloud = Self::start_with(backend, db_url, |cfg| {
+            cfg.placement.listen = p_addr.to_string();
+            cfg.compute.listen = c_addr.to_string();
+            cfg.service_user.password = "testkit-service-secret".into();
+            cfg.compute.report_interval = 1;
+            cfg.compute.service_down_time = 5;
+            tweak(cfg);
+        })
+        .await;
+        let cfg = cloud.identity.cfg.clone();
+        let db = cloud.identity.db.clone();
+        db.migrate::<stratus_placement::Migrator>().await.unwrap();
+        db.migrate::<stratus_compute::Migrator>().await.unwrap();
+        db.migrate::<stratus_saga::Migrator>().await.unwrap();
+        stratus_identity::bootstrap::ensure_service_user(
+            &cloud.identity,
+            "stratus",
+            "testkit-service-secret",
+            "service",
+        )
+        .await
+        .unwrap();
+        stratus_compute::store::flavors::ensure_default_flavors(&db).await.unwrap();
+        let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
+            std::sync::Arc::new(stratus_identity::token::Validator(cloud.identity.clone()));
+        let placement = stratus_placement::PlacementService::open(cfg.clone(), db.clone()).unwrap();
+        let placement_router = stratus_placement::router(placement, validator.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            let _ = axum::serve(placement_listener, placement_router).await;
+        })];
+        let api = stratus_compute::ComputeService::open(cfg.clone(), db.clone()).unwrap();
+        let compute_router = stratus_compute::router(api.clone(), validator);
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(compute_listener, compute_router).await;
+        }));
+        let bus = stratus_compute::roles::connect_bus(&cfg).await.unwrap();
+        let shared = stratus_compute::roles::Shared::new(db.clone(), cfg.clone(), bus).await.unwrap();
+        api.attach(shared.deps());
+        let conductor = shared.start_conductor("conductor-test").await.unwrap();
+        shared.start_scheduler("scheduler-test").await.unwrap();
+        let mut started = Vec::new();
+        for h in hosts {
+            let driver = stratus_compute::roles::driver(&cfg, "fake", h).unwrap();
+            started.push(shared.start_compute(h, driver).await.unwrap());
+        }
+        cloud.compute = Some(ComputeParts {
+            placement_url: format!("http://{p_addr}"),
+            compute_url: format!("http://{c_addr}"),
+            api,
+            shared,
+            conductor,
+            hosts: started,
+            tasks,
+        });
+        cloud
+    }
+
+    fn parts(&self) -> &ComputeParts {
+        self.compute.as_ref().expect("started without compute: use Cloud::start_compute")
+    }
+
+    /// A request to the compute API at microversion `mv` (e.g. "2.96").
+    pub async fn nova(&self, method: Method, path: &str, token: &str, mv: &str, body: Option<Value>) -> Resp {
+        let mut rb = self
+            .http
+            .request(method, format!("{}/v2.1{}", self.parts().compute_url, path))
+            .header("x-auth-token", token)
+            .header("openstack-api-version", format!("compute {mv}"));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        Self::resp(rb.send().await.unwrap()).await
+    }
+
+    /// A request to placement at microversion `mv` (e.g. "1.39").
+    pub async fn placement(&self, method: Method, path: &str, token: &str, mv: &str, body: Option<Value>) -> Resp {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{}", self.parts().placement_url, path))
+            .header("x-auth-token", token)
+            .header("openstack-api-version", format!("placement {mv}"));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        Self::resp(rb.send().await.unwrap()).await
+    }
+
+    /// An active public image (a few bytes of raw data) to boot servers from.
+    pub async fn boot_image(&self, admin: &str) -> String {
+        let img = self
+            .create_image(
+                admin,
+                json!({"name": "boot", "disk_format": "raw", "container_format": "bare", "visibility": "public"}),
+            )
+            .await;
+        let id = img["id"].as_str().unwrap().to_string();
+        let r = self.upload(admin, &id, vec![7u8; 4096]).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        id
+    }
+
+    /// Poll a server until `done(server)` holds; panics after `secs`.
+    pub async fn wait_server(&self, token: &str, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let r = self.nova(Method::GET, &format!("/servers/{id}"), token, "2.96", None).await;
+            if r.status == 404 && done(&Value::Null) {
+                return Value::Null;
+            }
+            if r.status == 200 && done(&r.body["server"]) {
+                return r.body["server"].clone();
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("server {id} did not reach the state in {secs}s: {} {}", r.status, r.text);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 

@@ -106,6 +106,10 @@ impl Driver for FakeDriver {
         "fake"
     }
 
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn capacity(&self) -> anyhow::Result<HostCapacity> {
         let o = self.opts();
         Ok(HostCapacity {

@@ -81,6 +81,8 @@ pub struct GuestInfo {
 pub trait Driver: Send + Sync + 'static {
     /// `fake`, `QEMU`, ...
     fn name(&self) -> &'static str;
+    /// The driver itself, for tests that reach a fake's controls.
+    fn as_any(&self) -> &dyn std::any::Any;
     async fn capacity(&self) -> anyhow::Result<HostCapacity>;
     /// Every guest this hypervisor has (running or not).
     async fn list(&self) -> anyhow::Result<Vec<GuestInfo>>;

@@ -14,12 +14,21 @@ use stratus_core::{AuthContext, TokenValidator};
 use crate::error::{ComputeError, Result};
 use crate::{ComputeService, State};
 
+pub mod instance_actions;
 pub mod resources;
+pub mod server_actions;
+pub mod server_meta;
+pub mod servers;
 pub mod versions;
 
 /// Every route of the compute API, with authentication and microversions.
 pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
-    let authed: Router<State> = Router::new().merge(resources::routes());
+    let authed: Router<State> = Router::new()
+        .merge(resources::routes())
+        .merge(servers::routes())
+        .merge(server_actions::routes())
+        .merge(server_meta::routes())
+        .merge(instance_actions::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new()
         .merge(versions::routes())
