@@ -271,7 +271,6 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         let shared = stratus_compute::roles::Shared::new(db.clone(), cfg.clone(), bus).await?;
         compute.attach(shared.deps());
         if admin_project.is_some() {
-            stratus_compute::store::flavors::ensure_default_flavors(&db).await?;
             shared.start_conductor(&hostname()).await?;
             shared.start_scheduler(&hostname()).await?;
             for host in &cfg.compute.local_hosts {
@@ -360,6 +359,9 @@ async fn boot(cfg: &Config, admin_password: Option<String>) -> anyhow::Result<Bo
     )
     .await
     .map_err(|e| anyhow::anyhow!("bootstrap of the service user failed: {e}"))?;
+    stratus_compute::store::flavors::ensure_default_flavors(&identity.db)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap of the default flavors failed: {e}"))?;
     Ok(Booted { identity, outcome, password, given: given.is_some() })
 }
 
