@@ -92,6 +92,7 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-simple-tenant-usage:show", "rule:project_reader_or_admin"),
     ("os_compute_api:os-simple-tenant-usage:list", "rule:admin_api"),
     ("os_compute_api:os-server-diagnostics", "rule:admin_api"),
+    ("os_compute_api:os-server-external-events:create", "rule:service_api"),
     ("os_compute_api:os-migrate-server:migrate", "rule:admin_api"),
     ("os_compute_api:os-migrate-server:migrate_live", "rule:admin_api"),
     ("os_compute_api:os-create-backup", "rule:project_member_or_admin"),

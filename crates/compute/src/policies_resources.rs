@@ -66,4 +66,6 @@ pub const RESOURCE_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-hosts:reboot", "rule:context_is_admin"),
     ("os_compute_api:os-hosts:shutdown", "rule:context_is_admin"),
     ("os_compute_api:os-hosts:start", "rule:context_is_admin"),
+    ("os_compute_api:os-instance-usage-audit-log:list", "rule:context_is_admin"),
+    ("os_compute_api:os-instance-usage-audit-log:show", "rule:context_is_admin"),
 ];

@@ -66,7 +66,13 @@ impl Db {
         // per connection: a pool may open more later, sqlx applies these only here,
         // so the pool's other connections rely on sqlx's own defaults (WAL is per file,
         // busy_timeout defaults to 5 s in sqlx)
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON"] {
+        for pragma in [
+            "PRAGMA journal_mode=WAL",
+            // with WAL, NORMAL stays consistent after a crash and syncs at checkpoints, not per commit
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=10000",
+            "PRAGMA foreign_keys=ON",
+        ] {
             conn.execute_unprepared(pragma).await?;
         }
         Ok(())

@@ -77,12 +77,6 @@ fn aggregate(i: usize) -> String {
     format!("aaaaaaaa-0000-4000-8000-{:012}", i % 20)
 }
 
-/// Fill the database for profiling (as the bench does).
-#[doc(hidden)]
-pub async fn populate_for_profile(db: &stratus_db::Db, n: usize) -> anyhow::Result<()> {
-    populate(db, n).await
-}
-
 /// Fill the database: `n` compute nodes.
 async fn populate(db: &stratus_db::Db, n: usize) -> anyhow::Result<()> {
     let now = crate::store::now_us();
@@ -201,6 +195,7 @@ struct Counted {
 
 struct Phase {
     latencies: Vec<Duration>,
+    claim_latencies: Vec<Duration>,
     elapsed: Duration,
     candidates: usize,
     bytes: usize,
@@ -232,7 +227,14 @@ impl Phase {
             self.bytes as f64 / n.max(1) as f64 / 1024.0,
         );
         if self.claims > 0 {
-            s.push_str(&format!("; {} claims ({} conflicts)", self.claims, self.conflicts));
+            self.claim_latencies.sort();
+            s.push_str(&format!(
+                "; {} claims ({} conflicts), claim latency p50 {:.1} ms, p99 {:.1} ms",
+                self.claims,
+                self.conflicts,
+                pct(&self.claim_latencies, 0.50),
+                pct(&self.claim_latencies, 0.99)
+            ));
         }
         s
     }
@@ -249,6 +251,7 @@ async fn phase(url: &str, requests: usize, concurrency: usize, claim_every: usiz
         tasks.push(tokio::spawn(async move {
             let mut p = Phase {
                 latencies: Vec::new(),
+                claim_latencies: Vec::new(),
                 elapsed: Duration::ZERO,
                 candidates: 0,
                 bytes: 0,
@@ -294,6 +297,7 @@ async fn phase(url: &str, requests: usize, concurrency: usize, claim_every: usiz
                         o.insert("consumer_generation".into(), serde_json::Value::Null);
                         o.insert("consumer_type".into(), "INSTANCE".into());
                     }
+                    let t = Instant::now();
                     let r = http
                         .put(format!("{url}/allocations/{}", uuid::Uuid::new_v4()))
                         .header("x-auth-token", TOKEN)
@@ -302,6 +306,7 @@ async fn phase(url: &str, requests: usize, concurrency: usize, claim_every: usiz
                         .send()
                         .await?;
                     p.claims += 1;
+                    p.claim_latencies.push(t.elapsed());
                     match r.status().as_u16() {
                         204 => {}
                         409 => p.conflicts += 1,
@@ -312,11 +317,19 @@ async fn phase(url: &str, requests: usize, concurrency: usize, claim_every: usiz
             Ok::<Phase, anyhow::Error>(p)
         }));
     }
-    let mut all =
-        Phase { latencies: Vec::new(), elapsed: Duration::ZERO, candidates: 0, bytes: 0, claims: 0, conflicts: 0 };
+    let mut all = Phase {
+        latencies: Vec::new(),
+        claim_latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+        candidates: 0,
+        bytes: 0,
+        claims: 0,
+        conflicts: 0,
+    };
     for t in tasks {
         let p = t.await.context("bench worker")??;
         all.latencies.extend(p.latencies);
+        all.claim_latencies.extend(p.claim_latencies);
         all.candidates += p.candidates;
         all.bytes += p.bytes;
         all.claims += p.claims;

@@ -111,7 +111,7 @@ fn resolve(idx: &Index, g: &RequestGroup, index: usize, lists: bool) -> Result<O
         let fits = |p: &Provider| p.inv(*rc).is_some_and(|i| i.fits(*amount));
         let list: Vec<(ProviderId, ProviderId)> = match tree_root {
             Some(root) => idx.tree(root).filter(|p| fits(p)).map(|p| (p.id, p.root)).collect(),
-            None => idx.providers.values().filter(|p| fits(p)).map(|p| (p.id, p.root)).collect(),
+            None => idx.iter().filter(|p| fits(p)).map(|p| (p.id, p.root)).collect(),
         };
         if list.is_empty() {
             return Ok(None);
@@ -196,7 +196,7 @@ fn single(idx: &Index, g: &Resolved, anchors: &Option<HashSet<ProviderId>>, shar
             // a resourceless group (1.36, in a same_subtree)
             let all: Box<dyn Iterator<Item = &Provider>> = match g.tree_root {
                 Some(root) => Box::new(idx.tree(root)),
-                None => Box::new(idx.providers.values()),
+                None => Box::new(idx.iter()),
             };
             all.filter(|p| ok(p)).map(|p| (p.id, p.root)).collect()
         }
@@ -429,8 +429,7 @@ fn search_with(idx: &Index, req: &CandidateRequest, fast: bool) -> Result<Candid
             let required = trait_ids(idx, &req.wide.root_required)?;
             let forbidden = trait_ids(idx, &req.wide.root_forbidden)?;
             let roots: HashSet<ProviderId> = idx
-                .providers
-                .values()
+                .iter()
                 .filter(|p| p.parent.is_none() && required.iter().all(|t| p.has_trait(*t)) && !has_any(p, &forbidden))
                 .map(|p| p.id)
                 .collect();
@@ -526,7 +525,7 @@ fn one_provider_each(
         Some(ids) => Box::new(ids.into_iter().filter_map(|id| idx.get(id))),
         None => match rg.tree_root {
             Some(root) => Box::new(idx.tree(root)),
-            None => Box::new(idx.providers.values()),
+            None => Box::new(idx.iter()),
         },
     };
     let limit = req.wide.limit.unwrap_or(usize::MAX);

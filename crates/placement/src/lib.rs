@@ -63,7 +63,7 @@ impl PlacementService {
     pub async fn allocation_candidates(
         &self,
         req: &model::CandidateRequest,
-    ) -> error::Result<(candidates::Candidates, tokio::sync::RwLockReadGuard<'_, index::Index>)> {
+    ) -> error::Result<(candidates::Candidates, Arc<index::Index>)> {
         let idx = self.index.read(&self.db).await?;
         let found = candidates::search(&idx, req).map_err(query::search_error)?;
         Ok((found, idx))

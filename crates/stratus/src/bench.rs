@@ -30,6 +30,23 @@ pub enum BenchCommand {
     /// 500 MB/s each way, and less than 64 MB of RSS growth (the server must stream image data,
     /// never hold it whole). The images it made are deleted at the end.
     Image(ImageBench),
+    /// N servers on M fake compute hosts through the REST API: servers/s to ACTIVE, create p50/p99.
+    Compute(crate::bench_compute::ComputeBench),
+    /// Allocation candidates with P resource providers: p50/p99 and req/s of GET /allocation_candidates.
+    Placement(PlacementBench),
+}
+
+#[derive(Args)]
+pub struct PlacementBench {
+    /// Resource providers.
+    #[arg(long, default_value_t = 10_000)]
+    providers: usize,
+    /// Requests to measure.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
 }
 
 #[derive(Args)]
@@ -56,6 +73,11 @@ pub async fn run(cmd: BenchCommand, cfg: &Config) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Identity(b) => identity(b, cfg).await,
         BenchCommand::Image(b) => image(b).await,
+        BenchCommand::Compute(b) => crate::bench_compute::run(b).await,
+        BenchCommand::Placement(b) => {
+            println!("{}", stratus_placement::bench::run(b.providers, b.requests, b.concurrency).await?);
+            Ok(())
+        }
     }
 }
 
@@ -393,6 +415,9 @@ impl LocalCloud {
             .arg(format!("--admin-password={password}"))
             .env("STRATUS_IDENTITY__LISTEN", format!("127.0.0.1:{identity_port}"))
             .env("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{image_port}"))
+            .env("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{}", free_ports()?.0))
+            .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{}", free_ports()?.1))
+            .env("STRATUS_COMPUTE__LOCAL_HOSTS", "[]")
             // bootstrap hashes the admin password: keep it fast, nothing here is worth protecting
             .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
             .env("STRATUS_LOG", "warn")

@@ -10,6 +10,7 @@ use stratus_db::Db;
 use stratus_identity::{Identity, Migrator};
 
 mod bench;
+mod bench_compute;
 mod files;
 
 #[derive(Parser)]

@@ -17,6 +17,8 @@ use crate::{ComputeService, State};
 pub mod instance_actions;
 pub mod resources;
 pub mod server_actions;
+pub mod server_diagnostics;
+pub mod server_external_events;
 pub mod server_meta;
 pub mod servers;
 pub mod versions;
@@ -28,7 +30,9 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(servers::routes())
         .merge(server_actions::routes())
         .merge(server_meta::routes())
-        .merge(instance_actions::routes());
+        .merge(instance_actions::routes())
+        .merge(server_diagnostics::routes())
+        .merge(server_external_events::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new()
         .merge(versions::routes())

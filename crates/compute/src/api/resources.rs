@@ -1,6 +1,7 @@
 //! The resources beside servers: flavors (with access and extra specs),
 //! keypairs, aggregates, availability zones, hypervisors, services, quotas
-//! and quota classes, limits, server groups, usage, extensions, hosts.
+//! and quota classes, limits, server groups, usage, extensions, hosts, the
+//! instance usage audit log.
 //! One module per resource under `resources/`.
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub mod flavor_extra_specs;
 pub mod flavors;
 pub mod hosts;
 pub mod hypervisors;
+pub mod instance_usage_audit_log;
 pub mod keypairs;
 pub mod limits;
 pub mod os_services;
@@ -46,6 +48,7 @@ pub fn routes() -> Router<State> {
         .merge(tenant_usage::routes())
         .merge(extensions::routes())
         .merge(hosts::routes())
+        .merge(instance_usage_audit_log::routes())
         .layer(middleware::from_fn(no_nul))
 }
 

@@ -334,7 +334,10 @@ async fn console(svc: &ComputeService, ctx: &AuthContext, inst: &Instance, arg: 
         return Err(conflict(format!("Instance {} is not ready yet", inst.uuid)));
     }
     let host = inst.host.clone().unwrap_or_default();
-    let msg = rpc::GetConsoleOutput { instance_uuid: inst.uuid.clone(), length };
+    // The whole log is fetched and cut here the way Nova's compute manager
+    // does (`_tail_log`): the last `length` pieces of `split('\n')`, so a log
+    // ending in a newline yields length - 1 lines plus the final newline.
+    let msg = rpc::GetConsoleOutput { instance_uuid: inst.uuid.clone(), length: None };
     let rid = stratus_core::http::current_request_id();
     let out: std::result::Result<String, _> = svc
         .deps()?
@@ -342,8 +345,20 @@ async fn console(svc: &ComputeService, ctx: &AuthContext, inst: &Instance, arg: 
         .call(&format!("{}.console", rpc::compute_topic(&host)), &msg, &rid, std::time::Duration::from_secs(30))
         .await;
     match out {
-        Ok(o) => Ok(ok(json!({"output": o}))),
+        Ok(o) => Ok(ok(json!({"output": tail_log(&o, length)}))),
         Err(e) => Err(conflict(format!("Console output of instance {} is not available: {e}", inst.uuid))),
+    }
+}
+
+/// Nova's `_tail_log`: the last `length` pieces of the log split on newlines.
+fn tail_log(log: &str, length: Option<usize>) -> String {
+    match length {
+        None => log.to_string(),
+        Some(0) => String::new(),
+        Some(n) => {
+            let parts: Vec<&str> = log.split('\n').collect();
+            parts[parts.len().saturating_sub(n)..].join("\n")
+        }
     }
 }
 
@@ -481,6 +496,15 @@ async fn rebuild(
         let m = c::object(v, Some("metadata"))?;
         ch.metadata = Some(Value::Object(m.clone()).to_string());
     }
+    if let Some(v) = o.get("accessIPv4") {
+        ch.access_ip_v4 = Some(Some(servers::ip("accessIPv4", v, false)?));
+    }
+    if let Some(v) = o.get("accessIPv6") {
+        ch.access_ip_v6 = Some(Some(servers::ip("accessIPv6", v, true)?));
+    }
+    if let Some(v) = o.get("OS-DCF:diskConfig") {
+        ch.system_metadata = Some(servers::system_metadata_with_disk_config(inst, servers::parse_disk_config(v)?));
+    }
     begin(svc, inst, "rebuild", &[vm::ACTIVE, vm::STOPPED, vm::ERROR], task::REBUILDING).await?;
     instances::update(&svc.db, &inst.uuid, &Expect::live(), ch).await?;
     let rid = record(svc, ctx, inst, "rebuild").await?;
@@ -492,36 +516,11 @@ async fn rebuild(
     v["adminPass"] = json!(
         o.get("adminPass").and_then(Value::as_str).map(str::to_string).unwrap_or_else(servers::generate_password)
     );
-    if !mv.at_least(2, 75)
-        && let Some(m) = v.as_object_mut()
-    {
-        // before 2.75 rebuild answered a shorter view
-        for k in [
-            "OS-EXT-AZ:availability_zone",
-            "config_drive",
-            "key_name",
-            "OS-SRV-USG:launched_at",
-            "OS-SRV-USG:terminated_at",
-            "OS-EXT-STS:task_state",
-            "OS-EXT-STS:vm_state",
-            "OS-EXT-STS:power_state",
-            "os-extended-volumes:volumes_attached",
-            "OS-EXT-SRV-ATTR:host",
-            "OS-EXT-SRV-ATTR:hypervisor_hostname",
-            "OS-EXT-SRV-ATTR:instance_name",
-            "OS-EXT-SRV-ATTR:reservation_id",
-            "OS-EXT-SRV-ATTR:launch_index",
-            "OS-EXT-SRV-ATTR:hostname",
-            "OS-EXT-SRV-ATTR:kernel_id",
-            "OS-EXT-SRV-ATTR:ramdisk_id",
-            "OS-EXT-SRV-ATTR:root_device_name",
-            "OS-EXT-SRV-ATTR:user_data",
-            "host_status",
-            "server_groups",
-            "locked_reason",
-        ] {
-            m.remove(k);
-        }
+    servers::trim_before_275(mv, &mut v);
+    if let Some(m) = v.as_object_mut() {
+        // rebuild shows the user data as `user_data` (2.57), never as the
+        // extended attribute
+        m.remove("OS-EXT-SRV-ATTR:user_data");
         if mv.at_least(2, 54) {
             m.insert("key_name".into(), json!(now.key_name));
         }
@@ -570,12 +569,17 @@ async fn resize(svc: &ComputeService, ctx: &AuthContext, inst: &Instance, arg: &
             )));
         }
     }
+    let auto_disk = o.get("OS-DCF:diskConfig").map(servers::parse_disk_config).transpose()?;
     begin(svc, inst, "resize", &[vm::ACTIVE, vm::STOPPED], task::RESIZE_PREP).await?;
     instances::update(
         &svc.db,
         &inst.uuid,
         &Expect::live(),
-        Change { new_flavor: Some(Some(flavor.to_json().to_string())), ..Default::default() },
+        Change {
+            new_flavor: Some(Some(flavor.to_json().to_string())),
+            system_metadata: auto_disk.map(|a| servers::system_metadata_with_disk_config(inst, a)),
+            ..Default::default()
+        },
     )
     .await?;
     let rid = record(svc, ctx, inst, "resize").await?;
@@ -590,4 +594,20 @@ async fn resize(svc: &ComputeService, ctx: &AuthContext, inst: &Instance, arg: &
         .await
         .map_err(|e| anyhow::anyhow!("bus: {e}"))?;
     Ok(accepted_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_log;
+
+    #[test]
+    fn console_tail_is_novas() {
+        let log = "a\nb\nc\n";
+        assert_eq!(tail_log(log, None), log);
+        assert_eq!(tail_log(log, Some(0)), "");
+        // the last 3 pieces of split('\n'): "b", "c", ""
+        assert_eq!(tail_log(log, Some(3)), "b\nc\n");
+        assert_eq!(tail_log(log, Some(3)).split('\n').count(), 3);
+        assert_eq!(tail_log(log, Some(10)), log);
+    }
 }

@@ -143,7 +143,7 @@ pub fn view(svc: &ComputeService, ctx: &AuthContext, mv: Microversion, i: &Insta
         "accessIPv4": i.access_ip_v4.clone().unwrap_or_default(),
         "accessIPv6": i.access_ip_v6.clone().unwrap_or_default(),
         "links": c::links(svc, "servers", &i.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": disk_config(i),
         "key_name": i.key_name,
         "config_drive": if i.config_drive { "True" } else { "" },
         "OS-EXT-AZ:availability_zone": i.availability_zone.clone().unwrap_or_default(),
@@ -540,25 +540,89 @@ async fn update(
         ch.hostname = Some(hostname_value("hostname", v)?);
     }
     if let Some(v) = s.get("OS-DCF:diskConfig") {
-        c::one_of("OS-DCF:diskConfig", v, &["AUTO", "MANUAL"])?;
+        ch.system_metadata = Some(system_metadata_with_disk_config(&inst, parse_disk_config(v)?));
     }
     instances::update(&svc.db, &id, &Expect::live(), ch).await?;
     let inst = visible(&svc, &ctx, &id).await?;
     let x = extras(&svc, std::slice::from_ref(&inst)).await?;
-    Ok(ok(json!({"server": view(&svc, &ctx, mv, &inst, &x, true)})))
+    let mut v = view(&svc, &ctx, mv, &inst, &x, true);
+    trim_before_275(mv, &mut v);
+    Ok(ok(json!({ "server": v })))
 }
 
-fn ip(field: &str, v: &Value, v6: bool) -> Result<String> {
+pub fn ip(field: &str, v: &Value, v6: bool) -> Result<String> {
     let s = v.as_str().ok_or_else(|| invalid(field, v, &format!("{} is not of type 'string'", py_repr(v))))?;
     if s.is_empty() {
         return Ok(String::new());
     }
-    let okay = if v6 { s.parse::<std::net::Ipv6Addr>().is_ok() } else { s.parse::<std::net::Ipv4Addr>().is_ok() };
-    if !okay {
+    // stored canonical, as Nova's IPAddress field does (RFC 5952 for IPv6)
+    let canonical = if v6 {
+        s.parse::<std::net::Ipv6Addr>().ok().map(|a| a.to_string())
+    } else {
+        s.parse::<std::net::Ipv4Addr>().ok().map(|a| a.to_string())
+    };
+    canonical.ok_or_else(|| {
         let kind = if v6 { "ipv6" } else { "ipv4" };
-        return Err(invalid(field, v, &format!("{} is not a '{kind}'", py_repr(v))));
+        invalid(field, v, &format!("{} is not a '{kind}'", py_repr(v)))
+    })
+}
+
+/// Before 2.75 the update and rebuild answers are a shorter view than show:
+/// no zone, config drive, key, usage, extended status, volumes, extended
+/// attributes, host status, server groups or lock reason.
+pub fn trim_before_275(mv: Microversion, v: &mut Value) {
+    if mv.at_least(2, 75) {
+        return;
     }
-    Ok(s.to_string())
+    if let Some(m) = v.as_object_mut() {
+        for k in [
+            "OS-EXT-AZ:availability_zone",
+            "config_drive",
+            "key_name",
+            "OS-SRV-USG:launched_at",
+            "OS-SRV-USG:terminated_at",
+            "OS-EXT-STS:task_state",
+            "OS-EXT-STS:vm_state",
+            "OS-EXT-STS:power_state",
+            "os-extended-volumes:volumes_attached",
+            "OS-EXT-SRV-ATTR:host",
+            "OS-EXT-SRV-ATTR:hypervisor_hostname",
+            "OS-EXT-SRV-ATTR:instance_name",
+            "OS-EXT-SRV-ATTR:reservation_id",
+            "OS-EXT-SRV-ATTR:launch_index",
+            "OS-EXT-SRV-ATTR:hostname",
+            "OS-EXT-SRV-ATTR:kernel_id",
+            "OS-EXT-SRV-ATTR:ramdisk_id",
+            "OS-EXT-SRV-ATTR:root_device_name",
+            "OS-EXT-SRV-ATTR:user_data",
+            "host_status",
+            "server_groups",
+            "locked_reason",
+            "security_groups",
+        ] {
+            m.remove(k);
+        }
+    }
+}
+
+/// `OS-DCF:diskConfig` of a server: `AUTO` when `auto_disk_config` is set
+/// in its system metadata, else `MANUAL`.
+pub fn disk_config(i: &Instance) -> &'static str {
+    let sys: Value = serde_json::from_str(&i.system_metadata).unwrap_or(Value::Null);
+    if sys["auto_disk_config"].as_bool().unwrap_or(false) { "AUTO" } else { "MANUAL" }
+}
+
+/// Validate an `OS-DCF:diskConfig` value: `true` for AUTO.
+pub fn parse_disk_config(v: &Value) -> Result<bool> {
+    c::one_of("OS-DCF:diskConfig", v, &["AUTO", "MANUAL"])?;
+    Ok(v.as_str() == Some("AUTO"))
+}
+
+/// The server's system metadata (JSON) with `auto_disk_config` set.
+pub fn system_metadata_with_disk_config(i: &Instance, auto: bool) -> String {
+    let mut sys: Map<String, Value> = serde_json::from_str(&i.system_metadata).unwrap_or_default();
+    sys.insert("auto_disk_config".into(), json!(auto));
+    Value::Object(sys).to_string()
 }
 
 fn hostname_value(field: &str, v: &Value) -> Result<String> {
@@ -735,7 +799,11 @@ fn string_map(field: &str, v: &Value) -> Result<Map<String, Value>> {
             Some(s) if s.chars().count() <= 255 => {}
             Some(_) => return Err(invalid(&format!("{field}/{k}"), val, &format!("{} is too long", py_repr(val)))),
             None => {
-                return Err(invalid(&format!("{field}/{k}"), val, &format!("{} is not of type 'string'", py_repr(val))));
+                return Err(invalid(
+                    &format!("{field}/{k}"),
+                    val,
+                    &format!("{} is not of type 'string'", py_repr(val)),
+                ));
             }
         }
     }
@@ -765,6 +833,7 @@ struct Parsed {
     networks: Value,
     security_groups: Vec<String>,
     bdms: Vec<Value>,
+    auto_disk_config: bool,
 }
 
 fn parse_create(mv: Microversion, body: &Value) -> Result<Parsed> {
@@ -931,7 +1000,9 @@ fn parse_create(mv: Microversion, body: &Value) -> Result<Parsed> {
         None => false,
         Some(v) => c::boolean("return_reservation_id", v)?,
     };
+    let auto_disk_config = s.get("OS-DCF:diskConfig").map(parse_disk_config).transpose()?.unwrap_or(false);
     Ok(Parsed {
+        auto_disk_config,
         name,
         image_id,
         flavor_ref,
@@ -1118,6 +1189,7 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
     sys.insert("image_min_disk".into(), json!(min_disk));
     sys.insert("requested_networks".into(), p.networks.clone());
     sys.insert("security_groups".into(), json!(p.security_groups));
+    sys.insert("auto_disk_config".into(), json!(p.auto_disk_config));
     let spec_json = serde_json::to_string(&spec).map_err(|e| ComputeError::Internal(e.into()))?;
     // quotas are counted and the servers recorded under one lock per project
     quotas::ensure_lock_row(&svc.db, &project, "instances").await?;
@@ -1238,7 +1310,7 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
     let mut server = json!({
         "id": first,
         "links": c::links(&svc, "servers", first),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": if p.auto_disk_config { "AUTO" } else { "MANUAL" },
         "security_groups": p.security_groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>(),
     });
     if p.security_groups.is_empty() {
@@ -1257,4 +1329,22 @@ pub fn generate_password() -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let bytes: [u8; 9] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod access_ip_tests {
+    use serde_json::json;
+
+    use super::ip;
+
+    #[test]
+    fn access_ips_are_stored_canonical() {
+        assert_eq!(
+            ip("accessIPv6", &json!("0000:0000:0000:0000:0000:babe:220.12.22.2"), true).unwrap(),
+            "::babe:dc0c:1602"
+        );
+        assert_eq!(ip("accessIPv4", &json!("1.1.1.1"), false).unwrap(), "1.1.1.1");
+        assert_eq!(ip("accessIPv4", &json!(""), false).unwrap(), "");
+        assert!(ip("accessIPv4", &json!("1.1.1"), false).is_err());
+    }
 }

@@ -10,7 +10,12 @@ use super::ok;
 use crate::{State, VERSIONS};
 
 pub fn routes() -> Router<State> {
-    Router::new().route("/", get(all)).route("/v2.1", get(one)).route("/v2.1/", get(one))
+    Router::new()
+        .route("/", get(all))
+        .route("/v2.1", get(one))
+        .route("/v2.1/", get(one))
+        .route("/v2", get(legacy))
+        .route("/v2/", get(legacy))
 }
 
 fn v21(base: &str) -> Value {
@@ -48,4 +53,17 @@ async fn one(S(svc): S<State>) -> Response {
     v["media-types"] =
         json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
     ok(json!({"version": v}))
+}
+
+/// `GET /v2/`: the legacy v2.0 endpoint's document (Nova serves v2.0 as 2.1
+/// without microversions; only its version document is offered here).
+async fn legacy(S(svc): S<State>) -> Response {
+    let mut v = v20(&svc.base_url);
+    v["links"] = json!([
+        {"rel": "self", "href": format!("{}/v2/", svc.base_url)},
+        {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
+    ]);
+    v["media-types"] =
+        json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}]);
+    ok(json!({ "version": v }))
 }

@@ -6,8 +6,6 @@
 
 use axum::Router;
 use axum::extract::State as AxState;
-use std::io::Write;
-
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -41,7 +39,59 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn put_int(out: &mut Vec<u8>, n: i64) {
-    let _ = write!(out, "{n}");
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// One provider summary: `{"resources": {...}, "traits": [...],
+/// "parent_provider_uuid": ..., "root_provider_uuid": ...}`, with only the
+/// `requested` classes when given (before 1.27), traits from 1.17, parent
+/// and root from 1.29 (what the index caches per provider is the 1.29 form).
+pub fn write_summary(
+    idx: &Index,
+    p: &crate::index::Provider,
+    requested: Option<&std::collections::BTreeSet<crate::index::NameId>>,
+    traits: bool,
+    tree: bool,
+    out: &mut Vec<u8>,
+) {
+    let uuid = |id: i64| idx.get(id).map(|p| p.uuid.as_str()).unwrap_or("");
+    out.extend_from_slice(b"{\"resources\":{");
+    let mut invs: Vec<_> = p.invs.iter().filter(|i| requested.is_none_or(|r| r.contains(&i.rc))).collect();
+    invs.sort_by_key(|i| idx.rc_rank(i.rc));
+    for (n, i) in invs.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        put_str(out, idx.rcs.name(i.rc));
+        out.extend_from_slice(b":{\"capacity\":");
+        put_int(out, i.capacity());
+        out.extend_from_slice(b",\"used\":");
+        put_int(out, i.used);
+        out.push(b'}');
+    }
+    out.push(b'}');
+    if traits {
+        out.extend_from_slice(b",\"traits\":[");
+        let mut names: Vec<&str> = p.traits.iter().map(|t| idx.traits.name(*t)).collect();
+        names.sort_unstable();
+        for (n, t) in names.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            put_str(out, t);
+        }
+        out.push(b']');
+    }
+    if tree {
+        out.extend_from_slice(b",\"parent_provider_uuid\":");
+        match p.parent {
+            Some(parent) => put_str(out, uuid(parent)),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"root_provider_uuid\":");
+        put_str(out, if p.root == p.id { &p.uuid } else { uuid(p.root) });
+    }
+    out.push(b'}');
 }
 
 /// The response body of a search as the microversion shapes it, written
@@ -110,6 +160,7 @@ pub fn render(idx: &Index, req: &CandidateRequest, found: &Candidates, mv: Micro
     }
     out.extend_from_slice(b"],\"provider_summaries\":{");
     let all_classes = mv.at_least(1, 27);
+    let requested = (!all_classes).then_some(&found.requested);
     let mut first_summary = true;
     for id in &found.summaries {
         let Some(p) = idx.get(*id) else { continue };
@@ -118,43 +169,12 @@ pub fn render(idx: &Index, req: &CandidateRequest, found: &Candidates, mv: Micro
         }
         first_summary = false;
         put_str(&mut out, &p.uuid);
-        out.extend_from_slice(b":{\"resources\":{");
-        let mut invs: Vec<_> = p.invs.iter().filter(|i| all_classes || found.requested.contains(&i.rc)).collect();
-        invs.sort_by_key(|i| idx.rc_rank(i.rc));
-        for (n, i) in invs.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            put_str(&mut out, idx.rcs.name(i.rc));
-            out.extend_from_slice(b":{\"capacity\":");
-            put_int(&mut out, i.capacity());
-            out.extend_from_slice(b",\"used\":");
-            put_int(&mut out, i.used);
-            out.push(b'}');
+        out.push(b':');
+        if mv.at_least(1, 29) && !p.summary.is_empty() {
+            out.extend_from_slice(&p.summary);
+        } else {
+            write_summary(idx, p, requested, mv.at_least(1, 17), mv.at_least(1, 29), &mut out);
         }
-        out.push(b'}');
-        if mv.at_least(1, 17) {
-            out.extend_from_slice(b",\"traits\":[");
-            let mut names: Vec<&str> = p.traits.iter().map(|t| idx.traits.name(*t)).collect();
-            names.sort_unstable();
-            for (n, t) in names.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                put_str(&mut out, t);
-            }
-            out.push(b']');
-        }
-        if mv.at_least(1, 29) {
-            out.extend_from_slice(b",\"parent_provider_uuid\":");
-            match p.parent {
-                Some(parent) => put_str(&mut out, uuid(parent)),
-                None => out.extend_from_slice(b"null"),
-            }
-            out.extend_from_slice(b",\"root_provider_uuid\":");
-            put_str(&mut out, uuid(p.root));
-        }
-        out.push(b'}');
     }
     out.extend_from_slice(b"}}");
     out

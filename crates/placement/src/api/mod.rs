@@ -39,6 +39,28 @@ pub fn routes(state: State) -> Router {
         .merge(allocation_candidates::routes())
         .merge(reshaper::routes())
         .with_state(state)
+        .layer(axum::middleware::from_fn(reject_nul))
+}
+
+/// A NUL in a path or query string can name nothing placement stores (and
+/// PostgreSQL refuses it in text): 400 before any handler looks it up.
+async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = req.uri();
+    let raw = format!("{}?{}", uri.path(), uri.query().unwrap_or(""));
+    if raw.to_ascii_lowercase().contains("%00") {
+        return bad("NUL characters are not allowed in the URL.").into_response();
+    }
+    next.run(req).await
+}
+
+/// Does any string in the document hold a NUL?
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// 404 (or another status) below the microversion an operation appeared in,
@@ -77,6 +99,9 @@ pub fn json_body(headers: &HeaderMap, body: &[u8], schema: &Schema) -> Result<Va
     require_json(headers)?;
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("Malformed JSON: {e}")))?;
     schema.validate(&v).map_err(|e| bad(format!("JSON does not validate: {e}")))?;
+    if has_nul(&v) {
+        return Err(bad("JSON does not validate: NUL characters are not allowed in strings."));
+    }
     Ok(v)
 }
 

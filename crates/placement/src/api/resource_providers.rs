@@ -84,8 +84,7 @@ pub fn filter<'a>(idx: &'a Index, f: &ProviderFilter) -> Result<Vec<&'a Indexed>
     }
     let bad_aggs: Vec<u32> = f.forbidden_aggs.iter().filter_map(|a| idx.agg_id(a)).collect();
     Ok(idx
-        .providers
-        .values()
+        .iter()
         .filter(|p| f.name.as_ref().is_none_or(|n| &p.name == n))
         .filter(|p| f.uuid.as_ref().is_none_or(|u| &p.uuid == u))
         .filter(|p| tree_root.is_none_or(|r| p.root == r))

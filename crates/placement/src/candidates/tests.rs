@@ -87,8 +87,11 @@ impl World {
     }
 }
 
-/// Candidates as sorted (provider, class, amount) lists, and the summarized providers.
-fn ask(idx: &Index, qs: &str, mv: (u16, u16)) -> (Vec<Vec<(String, String, i64)>>, BTreeSet<String>) {
+/// A candidate as sorted (provider, class, amount).
+type Found = Vec<(String, String, i64)>;
+
+/// Candidates, and the summarized providers.
+fn ask(idx: &Index, qs: &str, mv: (u16, u16)) -> (Vec<Found>, BTreeSet<String>) {
     let pairs: Vec<(String, String)> = qs
         .split('&')
         .map(|p| {
@@ -98,7 +101,7 @@ fn ask(idx: &Index, qs: &str, mv: (u16, u16)) -> (Vec<Vec<(String, String, i64)>
         .collect();
     let req = query::candidate_request(&pairs, Microversion(mv.0, mv.1)).unwrap();
     let found = search(idx, &req).unwrap();
-    let mut reqs: Vec<Vec<(String, String, i64)>> = found
+    let mut reqs: Vec<Found> = found
         .requests
         .iter()
         .map(|a| {

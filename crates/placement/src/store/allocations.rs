@@ -211,9 +211,7 @@ pub async fn replace(tx: &mut Tx, items: &[ConsumerAllocations], rules: WriteRul
         }
     }
     let rcs: BTreeSet<String> = wanted.iter().map(|w| w.rc.clone()).collect();
-    for rc in &rcs {
-        resource_classes::require(tx.conn(), rc).await?;
-    }
+    resource_classes::require_all(tx.conn(), &rcs).await?;
     let rp_ids: BTreeSet<i64> = wanted.iter().map(|w| w.rp.id).collect();
     let prev_usage = usage_of(tx.conn(), &rp_ids, &rcs).await?;
 
@@ -270,7 +268,9 @@ pub async fn replace(tx: &mut Tx, items: &[ConsumerAllocations], rules: WriteRul
             .exec(tx.conn())
             .await?;
     }
-    delete_consumers_without_allocations(tx, &consumers).await?;
+    // a consumer whose allocations were emptied goes (the others have some)
+    let emptied: Vec<String> = items.iter().filter(|i| i.allocations.is_empty()).map(|i| i.consumer.clone()).collect();
+    delete_consumers_without_allocations(tx, &emptied).await?;
     Ok(())
 }
 

@@ -27,6 +27,26 @@ pub async fn require(conn: &impl ConnectionTrait, name: &str) -> Result<()> {
     }
 }
 
+/// `ResourceClassNotFound` (for the first, by name) unless all exist.
+pub async fn require_all(conn: &impl ConnectionTrait, names: &std::collections::BTreeSet<String>) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let known: std::collections::BTreeSet<String> = resource_class::Entity::find()
+        .select_only()
+        .column(resource_class::Column::Name)
+        .filter(resource_class::Column::Name.is_in(names.iter().cloned()))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    match names.iter().find(|n| !known.contains(*n)) {
+        Some(missing) => Err(PlacementError::ResourceClassNotFound(missing.clone())),
+        None => Ok(()),
+    }
+}
+
 pub fn is_standard(rc: &ResourceClass) -> bool {
     rc.id < FIRST_CUSTOM_RESOURCE_CLASS_ID
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 use crate::entity::{allocation, inventory, provider, provider_aggregate, provider_trait, resource_class, trait_};
 use crate::error::Result;
 
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub struct Snapshot {
     pub providers: Vec<provider::Model>,
     pub inventories: Vec<inventory::Model>,
