@@ -5,10 +5,7 @@
 use std::collections::BTreeMap;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
-    Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use stratus_db::Db;
 
 use crate::entity::{instance, instance_action, instance_action_event, instance_fault, instance_tag};
@@ -37,23 +34,31 @@ pub async fn insert_in<C: ConnectionTrait>(conn: &C, inst: Instance) -> Result<(
 
 /// Servers counted against quotas: (count, vcpus, ram MB) of a project's live servers.
 pub async fn usage<C: ConnectionTrait>(conn: &C, project_id: &str) -> Result<(i64, i64, i64)> {
-    #[derive(FromQueryResult)]
-    struct U {
-        vcpus: i64,
-        memory_mb: i64,
+    // SUM's type differs per database (numeric on PostgreSQL, decimal on MySQL): cast it back
+    let int = match conn.get_database_backend() {
+        sea_orm::DbBackend::MySql => "SIGNED",
+        _ => "BIGINT",
+    };
+    let sql = format!(
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(vcpus), 0) AS {int}) AS cores, \
+         CAST(COALESCE(SUM(memory_mb), 0) AS {int}) AS ram FROM instances WHERE project_id = {} AND deleted = {}",
+        placeholder(conn, 1),
+        placeholder(conn, 2)
+    );
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        sql,
+        vec![project_id.into(), false.into()],
+    );
+    let Some(row) = conn.query_one(stmt).await? else { return Ok((0, 0, 0)) };
+    Ok((row.try_get("", "n")?, row.try_get("", "cores")?, row.try_get("", "ram")?))
+}
+
+fn placeholder<C: ConnectionTrait>(conn: &C, n: usize) -> String {
+    match conn.get_database_backend() {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
     }
-    // summed here: SUM's type differs per database (numeric on PostgreSQL)
-    let rows = instance::Entity::find()
-        .select_only()
-        .column(instance::Column::Vcpus)
-        .column(instance::Column::MemoryMb)
-        .filter(instance::Column::ProjectId.eq(project_id))
-        .filter(instance::Column::Deleted.eq(false))
-        .into_model::<U>()
-        .all(conn)
-        .await?;
-    let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    Ok((n, rows.iter().map(|r| r.vcpus).sum(), rows.iter().map(|r| r.memory_mb).sum()))
 }
 
 /// What a state change may require of the server's current state.
