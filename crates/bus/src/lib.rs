@@ -7,6 +7,10 @@
 //! version; a receiver decodes the versions it knows and refuses newer ones
 //! with a clear error, so services can be upgraded one at a time.
 //!
+//! A subscription runs its handlers side by side (up to
+//! [`HANDLER_CONCURRENCY`] at once), so messages of one topic are not handled
+//! in the order they were sent.
+//!
 //! Backends implement [`Transport`]. [`inproc::InProcess`] (the default of
 //! `stratus up`) delivers within one process: at most once, and what is queued
 //! is lost when the process ends. [`amqp::Amqp`] (RabbitMQ, AMQP 0-9-1) uses
