@@ -189,6 +189,16 @@ fn queries() -> Vec<String> {
 }
 
 #[derive(serde::Deserialize)]
+struct Claimable {
+    allocation_requests: Vec<Candidate>,
+}
+
+#[derive(serde::Deserialize)]
+struct Candidate {
+    allocations: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
 struct Counted {
     allocation_requests: Vec<serde::de::IgnoredAny>,
 }
@@ -284,19 +294,19 @@ async fn phase(url: &str, requests: usize, concurrency: usize, claim_every: usiz
                     p.candidates += v.allocation_requests.len();
                     continue;
                 }
-                let v: serde_json::Value = serde_json::from_slice(&body)?;
-                let reqs = v["allocation_requests"].as_array().cloned().unwrap_or_default();
+                let v: Claimable = serde_json::from_slice(&body)?;
+                let reqs = v.allocation_requests;
                 p.candidates += reqs.len();
                 if !reqs.is_empty() {
-                    // claim the first candidate, as a scheduler would
-                    let mut claim = reqs[(i / claim_every) % reqs.len()].clone();
-                    if let Some(o) = claim.as_object_mut() {
-                        o.remove("mappings");
-                        o.insert("project_id".into(), "bench".into());
-                        o.insert("user_id".into(), "bench".into());
-                        o.insert("consumer_generation".into(), serde_json::Value::Null);
-                        o.insert("consumer_type".into(), "INSTANCE".into());
-                    }
+                    // claim one of the candidates, as a scheduler would
+                    let pick = &reqs[(i / claim_every) % reqs.len()];
+                    let claim = serde_json::json!({
+                        "allocations": pick.allocations,
+                        "project_id": "bench",
+                        "user_id": "bench",
+                        "consumer_generation": null,
+                        "consumer_type": "INSTANCE",
+                    });
                     let t = Instant::now();
                     let r = http
                         .put(format!("{url}/allocations/{}", uuid::Uuid::new_v4()))

@@ -23,6 +23,30 @@ pub type ProviderId = i64;
 /// An interned name (resource class, trait or aggregate uuid).
 pub type NameId = u32;
 
+/// Hashing for integer keys (provider ids): a multiply, not SipHash; the
+/// keys are database ids, not attacker-chosen strings.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64 ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<ProviderId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Strings interned to small integers, with which ones the database knows.
 #[derive(Default, Debug, Clone)]
 pub struct Interner {
@@ -115,12 +139,12 @@ pub struct Index {
     pub loaded: bool,
     pub epoch: i64,
     pub names_epoch: i64,
-    providers: HashMap<ProviderId, Arc<Provider>>,
+    providers: IdMap<Arc<Provider>>,
     /// provider ids, sorted: the order searches see providers in
     order: Arc<Vec<ProviderId>>,
     by_uuid: Arc<HashMap<String, ProviderId>>,
     /// root -> the providers of its tree
-    members: Arc<HashMap<ProviderId, BTreeSet<ProviderId>>>,
+    members: Arc<IdMap<BTreeSet<ProviderId>>>,
     /// how many providers have a parent
     nested: usize,
     agg_members: Arc<HashMap<NameId, BTreeSet<ProviderId>>>,

@@ -379,13 +379,10 @@ struct Failure {
 
 impl Failure {
     fn render(&self) -> String {
-        let mut spath: String = self.schema_path[..self.schema_path.len().saturating_sub(1)]
+        let spath: String = self.schema_path[..self.schema_path.len().saturating_sub(1)]
             .iter()
             .map(|s| format!("[{}]", py_str(s)))
             .collect();
-        if spath.is_empty() {
-            spath = String::new();
-        }
         let ipath: String = self.instance_path.iter().map(|s| format!("[{}]", py_str(s))).collect();
         format!(
             "{}\n\nFailed validating '{}' in schema{}\n\nOn instance{}:\n    {}",

@@ -774,3 +774,25 @@ async fn bad_input_is_never_a_500() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overage_may_shrink_not_grow() {
+    each(|s| async move {
+        let rp = s.provider("cn", None).await;
+        s.inventory(&rp, &[("VCPU", 4)]).await;
+        let c = "c0000000-0000-4000-8000-0000000000cc";
+        let put = |n: i64, g: Value| json!({"allocations": {rp.as_str(): {"resources": {"VCPU": n}}}, "project_id": "p", "user_id": "u", "consumer_generation": g});
+        assert_eq!(s.put(&format!("/allocations/{c}"), "1.28", &put(4, Value::Null)).await.status, 204);
+        // the inventory shrinks under the allocation: allowed, now over capacity
+        s.inventory(&rp, &[("VCPU", 2)]).await;
+        let r = s.put(&format!("/allocations/{c}"), "1.28", &put(5, json!(1))).await;
+        assert_eq!(r.status, 409, "worse: {}", r.body);
+        let r = s.put(&format!("/allocations/{c}"), "1.28", &put(3, json!(1))).await;
+        assert_eq!(r.status, 204, "better: {}", r.body);
+        let r = s.get(&format!("/resource_providers/{rp}/usages"), "").await;
+        assert_eq!(r.body["usages"]["VCPU"], 3);
+        let r = s.get("/allocation_candidates?resources=VCPU:1", "1.39").await;
+        assert_eq!(r.body["allocation_requests"], json!([]));
+    })
+    .await;
+}

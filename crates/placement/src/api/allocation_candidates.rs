@@ -98,7 +98,17 @@ pub fn write_summary(
 /// straight out (this is the scheduler's hot path: a thousand candidates
 /// make half a megabyte).
 pub fn render(idx: &Index, req: &CandidateRequest, found: &Candidates, mv: Microversion) -> Vec<u8> {
-    let uuid = |id: i64| idx.get(id).map(|p| p.uuid.as_str()).unwrap_or("");
+    // the resources of a candidate mostly come from one provider: look it up once
+    let last: std::cell::Cell<(i64, &str)> = std::cell::Cell::new((i64::MIN, ""));
+    let uuid = |id: i64| {
+        let (lid, lu) = last.get();
+        if lid == id {
+            return lu;
+        }
+        let u = idx.get(id).map(|p| p.uuid.as_str()).unwrap_or("");
+        last.set((id, u));
+        u
+    };
     let mut out: Vec<u8> = Vec::with_capacity(64 + found.requests.len() * 200 + found.summaries.len() * 300);
     out.extend_from_slice(b"{\"allocation_requests\":[");
     for (i, a) in found.requests.iter().enumerate() {

@@ -9,7 +9,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 
 use super::providers::{self, Provider};
 use super::{Tx, now_us, resource_classes};
-use crate::entity::{allocation, consumer, inventory};
+use crate::entity::{allocation, consumer, inventory, provider};
 use crate::error::{PlacementError, Result, bad, codes, conflict_code};
 
 pub type Consumer = consumer::Model;
@@ -217,14 +217,21 @@ pub async fn replace(tx: &mut Tx, items: &[ConsumerAllocations], rules: WriteRul
 
     // a clean slate for the consumers of the request
     let consumers: Vec<String> = items.iter().map(|i| i.consumer.clone()).collect();
+    let mut usage = prev_usage.clone();
     for chunk in consumers.chunks(500) {
-        // their providers' usage changes even where no generation is bumped
         let before = allocation::Entity::find()
             .filter(allocation::Column::ConsumerId.is_in(chunk.iter().cloned()))
             .all(tx.conn())
             .await?;
+        if before.is_empty() {
+            continue;
+        }
         for a in before {
+            // their providers' usage changes even where no generation is bumped
             tx.touch(a.resource_provider_id);
+            if let Some(u) = usage.get_mut(&(a.resource_provider_id, a.resource_class)) {
+                *u -= a.used;
+            }
         }
         allocation::Entity::delete_many()
             .filter(allocation::Column::ConsumerId.is_in(chunk.iter().cloned()))
@@ -232,7 +239,7 @@ pub async fn replace(tx: &mut Tx, items: &[ConsumerAllocations], rules: WriteRul
             .await?;
     }
 
-    check_capacity(tx.conn(), &wanted, &rp_ids, &rcs, &prev_usage).await?;
+    check_capacity(tx.conn(), &wanted, &rp_ids, &usage, &rcs, &prev_usage).await?;
 
     let now = now_us();
     let rows: Vec<allocation::ActiveModel> = wanted
@@ -252,19 +259,27 @@ pub async fn replace(tx: &mut Tx, items: &[ConsumerAllocations], rules: WriteRul
         allocation::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
     }
 
-    // generations: every provider involved, every consumer that had or has allocations
-    for id in &rp_ids {
-        let Some(g) = providers::generation(tx.conn(), *id).await? else {
-            return Err(PlacementError::ConcurrentUpdate);
-        };
-        providers::bump_generation(tx, *id, g).await?;
+    // generations: every provider involved, every consumer that had or has
+    // allocations (the write lock is held: nobody moved them since we read)
+    let ids: Vec<i64> = rp_ids.iter().copied().collect();
+    for chunk in ids.chunks(500) {
+        provider::Entity::update_many()
+            .col_expr(provider::Column::Generation, Expr::col(provider::Column::Generation).add(1))
+            .col_expr(provider::Column::UpdatedAt, Expr::value(now))
+            .filter(provider::Column::Id.is_in(chunk.iter().copied()))
+            .exec(tx.conn())
+            .await?;
     }
-    let visited: BTreeSet<&str> = wanted.iter().map(|w| w.consumer.as_str()).collect();
-    for c in &visited {
+    for id in &ids {
+        tx.touch(*id);
+    }
+    let visited: Vec<String> =
+        wanted.iter().map(|w| w.consumer.clone()).collect::<BTreeSet<String>>().into_iter().collect();
+    for chunk in visited.chunks(500) {
         consumer::Entity::update_many()
             .col_expr(consumer::Column::Generation, Expr::col(consumer::Column::Generation).add(1))
             .col_expr(consumer::Column::UpdatedAt, Expr::value(now))
-            .filter(consumer::Column::Uuid.eq(*c))
+            .filter(consumer::Column::Uuid.is_in(chunk.iter().cloned()))
             .exec(tx.conn())
             .await?;
     }
@@ -293,13 +308,13 @@ async fn check_capacity(
     conn: &impl ConnectionTrait,
     wanted: &[Wanted],
     rp_ids: &BTreeSet<i64>,
+    usage: &HashMap<(i64, String), i64>,
     rcs: &BTreeSet<String>,
     prev_usage: &HashMap<(i64, String), i64>,
 ) -> Result<()> {
     if wanted.is_empty() {
         return Ok(());
     }
-    let usage = usage_of(conn, rp_ids, rcs).await?;
     let mut invs: HashMap<(i64, String), inventory::Model> = HashMap::new();
     let ids: Vec<i64> = rp_ids.iter().copied().collect();
     for chunk in ids.chunks(500) {
