@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::TransactionTrait;
 use serde_json::{Value, json};
 use stratus_bus::{Bus, BusError, RemoteError, handler};
 use stratus_core::Config;
@@ -362,9 +363,11 @@ impl Step<Conductor> for Begin {
     }
     async fn action(&self, c: &Conductor, run: &mut Run) -> anyhow::Result<()> {
         let rid: String = run.get("request_id")?;
+        let txn = c.db.write.begin().await?;
         for u in uuids(run)? {
-            instances::start_event(&c.db, &u, &rid, "conductor_schedule_and_build_instances", None).await?;
+            instances::start_event_in(&txn, &u, &rid, "conductor_schedule_and_build_instances", None).await?;
         }
+        txn.commit().await?;
         Ok(())
     }
     async fn undo(&self, c: &Conductor, run: &mut Run) -> anyhow::Result<()> {
@@ -508,9 +511,11 @@ impl Step<Conductor> for Finish {
     }
     async fn action(&self, c: &Conductor, run: &mut Run) -> anyhow::Result<()> {
         let rid: String = run.get("request_id")?;
+        let txn = c.db.write.begin().await?;
         for u in uuids(run)? {
-            instances::finish_event(&c.db, &u, &rid, "conductor_schedule_and_build_instances", None).await?;
+            instances::finish_event_in(&txn, &u, &rid, "conductor_schedule_and_build_instances", None).await?;
         }
+        txn.commit().await?;
         Ok(())
     }
     async fn undo(&self, _: &Conductor, _: &mut Run) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::TransactionTrait;
 use serde_json::{Map, Value, json};
 use stratus_bus::{Bus, RemoteError, handler};
 use stratus_core::Config;
@@ -307,27 +308,31 @@ impl ComputeHost {
         if inst.vm_state == vm::ACTIVE && inst.host.as_deref() == Some(self.host.as_str()) {
             return Ok(BuildResult::Active);
         }
-        instances::start_event(
-            &self.db,
+        // the event's start and the task state change commit together
+        let txn = self.db.write.begin().await?;
+        instances::start_event_in(
+            &txn,
             &inst.uuid,
             &m.action_request_id,
             "compute__do_build_and_run_instance",
             Some(&self.host),
         )
         .await?;
-        let spawning = instances::update(
-            &self.db,
+        let spawning = instances::update_in(
+            &txn,
             &inst.uuid,
             &Expect::live().vm(&[vm::BUILDING]).on_host(&self.host),
             Change { task_state: Some(Some(task::SPAWNING)), ..Default::default() },
         )
         .await?;
+        txn.commit().await?;
         if !spawning {
             return Ok(BuildResult::Deleted);
         }
         self.driver.spawn(&self.guest_spec(&inst)).await?;
-        let done = instances::update(
-            &self.db,
+        let txn = self.db.write.begin().await?;
+        let done = instances::update_in(
+            &txn,
             &inst.uuid,
             &Expect::live().vm(&[vm::BUILDING]).task(&[Some(task::SPAWNING)]).on_host(&self.host),
             Change {
@@ -340,13 +345,22 @@ impl ComputeHost {
             },
         )
         .await?;
+        if done {
+            instances::finish_event_in(
+                &txn,
+                &inst.uuid,
+                &m.action_request_id,
+                "compute__do_build_and_run_instance",
+                None,
+            )
+            .await?;
+        }
+        txn.commit().await?;
         if !done {
             // deleted while spawning: undo the guest, the delete releases the rest
             self.driver.destroy(&inst.uuid).await?;
             return Ok(BuildResult::Deleted);
         }
-        instances::finish_event(&self.db, &inst.uuid, &m.action_request_id, "compute__do_build_and_run_instance", None)
-            .await?;
         Ok(BuildResult::Active)
     }
 

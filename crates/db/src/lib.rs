@@ -24,12 +24,23 @@ pub struct Db {
 }
 
 fn options(url: &str, max: u32) -> ConnectOptions {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
     let mut opt = ConnectOptions::new(url.to_string());
     opt.max_connections(max)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // SQLite, on every connection the pool opens (a pool replaces idle and
+        // old connections; settings made on one connection would be lost):
+        // WAL; with WAL, NORMAL stays consistent after a crash and syncs at
+        // checkpoints, not per commit; wait for a lock rather than fail
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
     opt
 }
 
@@ -41,7 +52,7 @@ impl Db {
             if url.contains(":memory:") || url.contains("mode=memory") {
                 // one connection: each in-memory connection would be a database of its own
                 let conn = Database::connect(options(url, 1)).await?;
-                Self::tune_sqlite(&conn).await?;
+                Self::check_sqlite(&conn).await?;
                 return Ok(Db { read: conn.clone(), write: conn, backend: DbBackend::Sqlite });
             }
             let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
@@ -52,9 +63,9 @@ impl Db {
                 std::fs::create_dir_all(dir)?;
             }
             let write = Database::connect(options(&url, 1)).await?;
-            Self::tune_sqlite(&write).await?;
+            Self::check_sqlite(&write).await?;
             let read = Database::connect(options(&url, 4)).await?;
-            Self::tune_sqlite(&read).await?;
+            Self::check_sqlite(&read).await?;
             return Ok(Db { read, write, backend: DbBackend::Sqlite });
         }
         let conn = Database::connect(options(url, 16)).await?;
@@ -62,19 +73,12 @@ impl Db {
         Ok(Db { read: conn.clone(), write: conn, backend })
     }
 
-    async fn tune_sqlite(conn: &DatabaseConnection) -> anyhow::Result<()> {
-        // per connection: a pool may open more later, sqlx applies these only here,
-        // so the pool's other connections rely on sqlx's own defaults (WAL is per file,
-        // busy_timeout defaults to 5 s in sqlx)
-        for pragma in [
-            "PRAGMA journal_mode=WAL",
-            // with WAL, NORMAL stays consistent after a crash and syncs at checkpoints, not per commit
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA busy_timeout=10000",
-            "PRAGMA foreign_keys=ON",
-        ] {
-            conn.execute_unprepared(pragma).await?;
-        }
+    /// Check that the connection options took (they are set per connection in [`options`]).
+    async fn check_sqlite(conn: &DatabaseConnection) -> anyhow::Result<()> {
+        use sea_orm::Statement;
+        let row = conn.query_one(Statement::from_string(DbBackend::Sqlite, "PRAGMA synchronous")).await?;
+        let level: Option<i64> = row.and_then(|r| r.try_get_by_index(0).ok());
+        anyhow::ensure!(level == Some(1), "SQLite synchronous is {level:?}, not NORMAL (1)");
         Ok(())
     }
 
@@ -93,4 +97,36 @@ pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
 /// Is this database error a foreign-key violation?
 pub fn is_foreign_key_violation(err: &sea_orm::DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+
+    use super::Db;
+
+    async fn pragma(conn: &impl ConnectionTrait, name: &str) -> String {
+        let row = conn.query_one(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}"))).await.unwrap();
+        let row = row.unwrap();
+        row.try_get_by_index::<String>(0).or_else(|_| row.try_get_by_index::<i64>(0).map(|v| v.to_string())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_sqlite_connection_is_tuned() {
+        let dir = std::env::temp_dir().join(format!("stratus-db-pragmas-{}", std::process::id()));
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.display())).await.unwrap();
+        // hold several readers at once so that the pool opens new connections
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let t = db.read.begin().await.unwrap();
+            assert_eq!(pragma(&t, "synchronous").await, "1", "synchronous=NORMAL");
+            assert_eq!(pragma(&t, "journal_mode").await, "wal");
+            assert_eq!(pragma(&t, "foreign_keys").await, "1");
+            assert_eq!(pragma(&t, "busy_timeout").await, "10000");
+            held.push(t);
+        }
+        assert_eq!(pragma(&db.write, "synchronous").await, "1");
+        drop(held);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

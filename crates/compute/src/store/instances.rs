@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
 use stratus_db::Db;
 
 use crate::entity::{instance, instance_action, instance_action_event, instance_fault, instance_tag};
@@ -431,17 +433,32 @@ pub async fn start_action<C: ConnectionTrait>(
     Ok(am.insert(conn).await?.id)
 }
 
-async fn action_of(db: &Db, uuid: &str, request_id: &str) -> Result<Option<instance_action::Model>> {
+async fn action_of<C: ConnectionTrait>(
+    conn: &C,
+    uuid: &str,
+    request_id: &str,
+) -> Result<Option<instance_action::Model>> {
     Ok(instance_action::Entity::find()
         .filter(instance_action::Column::InstanceUuid.eq(uuid))
         .filter(instance_action::Column::RequestId.eq(request_id))
-        .one(&db.read)
+        .one(conn)
         .await?)
 }
 
 /// Record an event of an action starting (`compute_stop_instance`, ...).
 pub async fn start_event(db: &Db, uuid: &str, request_id: &str, event: &str, host: Option<&str>) -> Result<()> {
-    let Some(a) = action_of(db, uuid, request_id).await? else { return Ok(()) };
+    start_event_in(&db.write, uuid, request_id, event, host).await
+}
+
+/// [`start_event`] inside the caller's transaction.
+pub async fn start_event_in<C: ConnectionTrait>(
+    conn: &C,
+    uuid: &str,
+    request_id: &str,
+    event: &str,
+    host: Option<&str>,
+) -> Result<()> {
+    let Some(a) = action_of(conn, uuid, request_id).await? else { return Ok(()) };
     let am = instance_action_event::ActiveModel {
         action_id: Set(a.id),
         event: Set(event.to_string()),
@@ -453,13 +470,27 @@ pub async fn start_event(db: &Db, uuid: &str, request_id: &str, event: &str, hos
         details: Set(None),
         ..Default::default()
     };
-    am.insert(&db.write).await?;
+    am.insert(conn).await?;
     Ok(())
 }
 
 /// Record an event's end: `Success` or `Error` (with details), and the action's end with it.
 pub async fn finish_event(db: &Db, uuid: &str, request_id: &str, event: &str, error: Option<&str>) -> Result<()> {
-    let Some(a) = action_of(db, uuid, request_id).await? else { return Ok(()) };
+    let txn = db.write.begin().await?;
+    finish_event_in(&txn, uuid, request_id, event, error).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// [`finish_event`] inside the caller's transaction.
+pub async fn finish_event_in<C: ConnectionTrait>(
+    conn: &C,
+    uuid: &str,
+    request_id: &str,
+    event: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let Some(a) = action_of(conn, uuid, request_id).await? else { return Ok(()) };
     let t = now();
     instance_action_event::Entity::update_many()
         .col_expr(instance_action_event::Column::FinishTime, Expr::value(t))
@@ -468,7 +499,7 @@ pub async fn finish_event(db: &Db, uuid: &str, request_id: &str, event: &str, er
         .filter(instance_action_event::Column::ActionId.eq(a.id))
         .filter(instance_action_event::Column::Event.eq(event))
         .filter(instance_action_event::Column::FinishTime.is_null())
-        .exec(&db.write)
+        .exec(conn)
         .await?;
     let mut upd = instance_action::Entity::update_many()
         .col_expr(instance_action::Column::FinishTime, Expr::value(t))
@@ -477,7 +508,7 @@ pub async fn finish_event(db: &Db, uuid: &str, request_id: &str, event: &str, er
     if error.is_some() {
         upd = upd.col_expr(instance_action::Column::Message, Expr::value("Error"));
     }
-    upd.exec(&db.write).await?;
+    upd.exec(conn).await?;
     Ok(())
 }
 
@@ -491,7 +522,7 @@ pub async fn actions(db: &Db, uuid: &str) -> Result<Vec<instance_action::Model>>
 }
 
 pub async fn action(db: &Db, uuid: &str, request_id: &str) -> Result<Option<instance_action::Model>> {
-    action_of(db, uuid, request_id).await
+    action_of(&db.read, uuid, request_id).await
 }
 
 pub async fn events(db: &Db, action_id: i64) -> Result<Vec<instance_action_event::Model>> {

@@ -238,6 +238,11 @@ async fn post_allocations(
 
 async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(consumer): Path<String>) -> Result<Response> {
     svc.enforce(&ctx, p::ALLOC_DELETE)?;
+    // nothing to delete: answer without taking the write lock (a delete racing a
+    // claim of the same consumer is then ordered before it)
+    if store::consumer(&svc.db.read, &consumer).await?.is_none() {
+        return Err(not_found(format!("No allocations for consumer '{consumer}'")));
+    }
     let mut tx = Tx::begin(&svc.db).await?;
     if !store::delete_for_consumer(&mut tx, &consumer).await? {
         return Err(not_found(format!("No allocations for consumer '{consumer}'")));
