@@ -232,6 +232,7 @@ impl Conductor {
             )
             .await;
             let _ = instances::add_fault(&self.db, &m.instance_uuid, 500, &msg, None, None).await;
+            let _ = crate::store::migrations::fail_in_progress(&self.db, &m.instance_uuid).await;
             let _ = instances::finish_event(
                 &self.db,
                 &m.instance_uuid,
@@ -284,6 +285,7 @@ impl Conductor {
             dest_node: pick.node.clone(),
             old_vm_state: inst.vm_state.clone(),
         };
+        crate::store::migrations::record_resize(&self.db, &inst, &mig, &m.flavor.id).await?;
         let mut sys: serde_json::Map<String, Value> = serde_json::from_str(&inst.system_metadata).unwrap_or_default();
         sys.insert("migration".into(), serde_json::to_value(&mig)?);
         instances::update(

@@ -6,12 +6,14 @@
 //! `store/` the persistence; `model` the states and rules of servers.
 
 pub mod api;
+pub mod backups;
 pub mod conductor;
 pub mod entity;
 pub mod error;
 pub mod manager;
 pub mod migration;
 pub mod migration_resources;
+pub mod migration_server_migrations;
 pub mod model;
 pub mod placement;
 pub mod policies;

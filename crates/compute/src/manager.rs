@@ -523,6 +523,11 @@ impl ComputeHost {
                 .await
             }
             Action::Snapshot { image_id } => self.snapshot(inst, image_id).await,
+            Action::Backup { image_id, backup_type, rotation } => {
+                self.snapshot(inst, image_id).await?;
+                let token = (self.tokens)().await?;
+                crate::backups::rotate(&self.images, &token, &inst.uuid, backup_type, *rotation).await.map(|_| ())
+            }
             Action::FinishResize => self.finish_resize(inst).await,
             Action::ConfirmResize => self.confirm_resize(inst).await,
             Action::RevertResize => self.revert_resize(inst).await,
@@ -654,6 +659,7 @@ impl ComputeHost {
             },
         )
         .await?;
+        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::FINISHED).await?;
         Ok(())
     }
 
@@ -692,6 +698,7 @@ impl ComputeHost {
             },
         )
         .await?;
+        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::CONFIRMED).await?;
         Ok(())
     }
 
@@ -744,6 +751,7 @@ impl ComputeHost {
             },
         )
         .await?;
+        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::REVERTED).await?;
         Ok(())
     }
 }
@@ -777,6 +785,7 @@ pub fn event_name(a: &Action) -> &'static str {
         Action::Terminate => "compute_terminate_instance",
         Action::Rebuild { .. } => "compute_rebuild_instance",
         Action::Snapshot { .. } => "compute_snapshot_instance",
+        Action::Backup { .. } => "compute_backup_instance",
         Action::FinishResize => "compute_finish_resize",
         Action::ConfirmResize => "compute_confirm_resize",
         Action::RevertResize => "compute_revert_resize",

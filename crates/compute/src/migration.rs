@@ -3,7 +3,8 @@
 //!
 //! M0001: what hosts and servers are (services, compute nodes, instances and
 //! their history). M0002 (`migration_resources`): flavors, keypairs,
-//! aggregates, server groups, quotas.
+//! aggregates, server groups, quotas. M0003 (`migration_server_migrations`):
+//! the migration records of servers.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
@@ -13,7 +14,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Servers), Box::new(crate::migration_resources::M0002Resources)]
+        vec![
+            Box::new(M0001Servers),
+            Box::new(crate::migration_resources::M0002Resources),
+            Box::new(crate::migration_server_migrations::M0003ServerMigrations),
+        ]
     }
     fn migration_table_name() -> DynIden {
         Alias::new("compute_migrations").into_iden()

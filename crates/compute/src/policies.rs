@@ -49,6 +49,7 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
     ("os_compute_api:servers:create_image", "rule:project_member_or_admin"),
     ("os_compute_api:servers:create_image:allow_volume_backed", "rule:project_member_or_admin"),
     ("os_compute_api:servers:start", "rule:project_member_or_admin"),
+    ("os_compute_api:os-create-backup", "rule:project_member_or_admin"),
     ("os_compute_api:servers:stop", "rule:project_member_or_admin"),
     ("os_compute_api:servers:trigger_crash_dump", "rule:project_member_or_admin"),
     ("os_compute_api:os-pause-server:pause", "rule:project_member_or_admin"),

@@ -67,5 +67,8 @@ pub const RESOURCE_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-hosts:shutdown", "rule:context_is_admin"),
     ("os_compute_api:os-hosts:start", "rule:context_is_admin"),
     ("os_compute_api:os-instance-usage-audit-log:list", "rule:context_is_admin"),
+    ("os_compute_api:os-migrations:index", "rule:project_manager_or_admin"),
+    ("os_compute_api:os-migrations:index:all_projects", "rule:context_is_admin"),
+    ("os_compute_api:os-migrations:index:host", "rule:context_is_admin"),
     ("os_compute_api:os-instance-usage-audit-log:show", "rule:context_is_admin"),
 ];

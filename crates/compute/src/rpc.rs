@@ -154,6 +154,13 @@ pub enum Action {
     Snapshot {
         image_id: String,
     },
+    /// A snapshot into `image_id`, then the rotation: the oldest backups of
+    /// the server with this `backup_type` beyond `rotation` are deleted.
+    Backup {
+        image_id: String,
+        backup_type: String,
+        rotation: i64,
+    },
     /// Move the guest here with the new flavor (the server's `new_flavor`).
     FinishResize,
     ConfirmResize,

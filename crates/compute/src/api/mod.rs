@@ -14,6 +14,8 @@ use stratus_core::{AuthContext, TokenValidator};
 use crate::error::{ComputeError, Result};
 use crate::{ComputeService, State};
 
+pub mod image_metadata;
+pub mod images;
 pub mod instance_actions;
 pub mod resources;
 pub mod server_actions;
@@ -30,6 +32,8 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(servers::routes())
         .merge(server_actions::routes())
         .merge(server_meta::routes())
+        .merge(images::routes())
+        .merge(image_metadata::routes())
         .merge(instance_actions::routes())
         .merge(server_diagnostics::routes())
         .merge(server_external_events::routes());

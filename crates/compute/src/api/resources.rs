@@ -1,7 +1,7 @@
 //! The resources beside servers: flavors (with access and extra specs),
 //! keypairs, aggregates, availability zones, hypervisors, services, quotas
 //! and quota classes, limits, server groups, usage, extensions, hosts, the
-//! instance usage audit log.
+//! instance usage audit log, migrations.
 //! One module per resource under `resources/`.
 
 use axum::Router;
@@ -25,6 +25,7 @@ pub mod hypervisors;
 pub mod instance_usage_audit_log;
 pub mod keypairs;
 pub mod limits;
+pub mod migrations;
 pub mod os_services;
 pub mod quota_classes;
 pub mod quota_sets;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<State> {
         .merge(extensions::routes())
         .merge(hosts::routes())
         .merge(instance_usage_audit_log::routes())
+        .merge(migrations::routes())
         .layer(middleware::from_fn(no_nul))
 }
 

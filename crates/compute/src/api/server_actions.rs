@@ -1,5 +1,5 @@
 //! `POST /servers/{id}/action`: power actions, lock, rebuild, resize with
-//! confirm/revert, snapshot (createImage), console output, force delete,
+//! confirm/revert, snapshot (createImage) and backup (createBackup), console output, force delete,
 //! reset state. Each checks the server's state as Nova does (409 when the
 //! state forbids it), records an instance action, and hands the work to the
 //! server's host (or the conductor, for resize).
@@ -190,6 +190,7 @@ async fn action(
         "unlock" => unlock(svc, ctx, &inst).await,
         "os-getConsoleOutput" => console(svc, ctx, &inst, arg).await,
         "createImage" => create_image(svc, ctx, mv, &inst, arg).await,
+        "createBackup" => create_backup(svc, ctx, mv, &inst, arg).await,
         "rebuild" => rebuild(svc, ctx, mv, &inst, arg).await,
         "resize" => resize(svc, ctx, &inst, arg).await,
         "confirmResize" => {
@@ -379,8 +380,27 @@ async fn create_image(
             props.insert(k.clone(), v.clone());
         }
     }
-    begin(svc, inst, "createImage", &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED], task::IMAGE_SNAPSHOT)
-        .await?;
+    let image_id = snapshot_image(svc, ctx, inst, &name, "snapshot", props, task::IMAGE_SNAPSHOT).await?;
+    let rid = record(svc, ctx, inst, "createImage").await?;
+    cast_host(svc, inst, Action::Snapshot { image_id: image_id.clone() }, &rid).await?;
+    Ok(image_accepted(svc, mv, &image_id, true))
+}
+
+/// A snapshot image of the server, queued in the image service, with the
+/// server moved into `task` (409 when its state forbids it): what
+/// createImage and createBackup share. The image's properties are Nova's
+/// (`instance_uuid`, `image_type`, `base_image_ref`, ...) with `extra` over them.
+async fn snapshot_image(
+    svc: &ComputeService,
+    ctx: &AuthContext,
+    inst: &Instance,
+    name: &str,
+    image_type: &str,
+    extra: serde_json::Map<String, Value>,
+    task: &'static str,
+) -> Result<String> {
+    let action = if image_type == "backup" { "createBackup" } else { "createImage" };
+    begin(svc, inst, action, &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED], task).await?;
     let deps = svc.deps()?;
     let sys: serde_json::Map<String, Value> = serde_json::from_str(&inst.system_metadata).unwrap_or_default();
     let mut body = json!({
@@ -390,19 +410,15 @@ async fn create_image(
         "min_ram": sys.get("image_min_ram").cloned().unwrap_or(json!(0)),
         "min_disk": inst.root_gb,
         "instance_uuid": inst.uuid,
-        "image_type": "snapshot",
+        "image_type": image_type,
         "base_image_ref": inst.image_ref,
-        "owner_specified.openstack.object": format!("images/{}", inst.image_ref),
     });
-    for (k, v) in props {
+    for (k, v) in extra {
         body[k] = v;
     }
-    if let Some(o) = body.as_object_mut() {
-        o.remove("owner_specified.openstack.object");
-    }
     let service = (deps.tokens)().await.ok();
-    let img = match deps.images.create(&body, &ctx.token, service.as_deref()).await {
-        Ok(i) => i,
+    match deps.images.create(&body, &ctx.token, service.as_deref()).await {
+        Ok(img) => Ok(img["id"].as_str().unwrap_or_default().to_string()),
         Err(e) => {
             instances::update(
                 &svc.db,
@@ -411,24 +427,60 @@ async fn create_image(
                 Change { task_state: Some(None), ..Default::default() },
             )
             .await?;
-            return Err(bad(format!("{e:#}")));
+            Err(bad(format!("{e:#}")))
         }
-    };
-    let image_id = img["id"].as_str().unwrap_or_default().to_string();
-    let rid = record(svc, ctx, inst, "createImage").await?;
-    cast_host(svc, inst, Action::Snapshot { image_id: image_id.clone() }, &rid).await?;
-    let location = format!("{}/images/{image_id}", svc.base_url);
-    let mut resp = if mv.at_least(2, 45) {
-        (StatusCode::ACCEPTED, axum::Json(json!({"image_id": image_id}))).into_response()
-    } else {
-        StatusCode::ACCEPTED.into_response()
-    };
-    if !mv.at_least(2, 45)
-        && let Ok(v) = axum::http::HeaderValue::from_str(&location)
-    {
+    }
+}
+
+/// 202 for a new image: its id in the body from 2.45, before that in a
+/// `Location` header (which createBackup leaves out when it keeps no backups).
+fn image_accepted(svc: &ComputeService, mv: Microversion, image_id: &str, location: bool) -> Response {
+    if mv.at_least(2, 45) {
+        return (StatusCode::ACCEPTED, axum::Json(json!({"image_id": image_id}))).into_response();
+    }
+    let mut resp = StatusCode::ACCEPTED.into_response();
+    if location && let Ok(v) = axum::http::HeaderValue::from_str(&format!("{}/images/{image_id}", svc.base_url)) {
         resp.headers_mut().insert(axum::http::header::LOCATION, v);
     }
-    Ok(resp)
+    resp
+}
+
+/// createBackup: a snapshot with `image_type` backup and its `backup_type`;
+/// once it is uploaded, the host deletes the oldest backups of that type
+/// beyond `rotation`.
+async fn create_backup(
+    svc: &ComputeService,
+    ctx: &AuthContext,
+    mv: Microversion,
+    inst: &Instance,
+    arg: &Value,
+) -> Result<Response> {
+    authorize(svc, ctx, "os_compute_api:os-create-backup", &project_target(&inst.project_id))?;
+    let o = c::object(arg, Some("createBackup"))?;
+    c::no_extra(o, Some("createBackup"), &["name", "backup_type", "rotation", "metadata"])?;
+    let name = c::name("name", c::required(o, Some("createBackup"), "name")?)?;
+    let backup_type = c::string("backup_type", c::required(o, Some("createBackup"), "backup_type")?, 0, usize::MAX)?;
+    let rotation = c::integer("rotation", c::required(o, Some("createBackup"), "rotation")?, 0, i64::MAX, false)?;
+    let mut props = serde_json::Map::new();
+    if let Some(m) = o.get("metadata") {
+        let m = c::object(m, Some("metadata"))?;
+        super::server_meta::validate_items(m)?;
+        // quotas are not checked on backup metadata from 2.39 on
+        if !mv.at_least(2, 39) {
+            let limits = quotas::limits(&svc.db, &svc.cfg, &inst.project_id, Some(&inst.user_id)).await?;
+            let lim = limits.get("metadata_items").copied().unwrap_or(-1);
+            if lim >= 0 && m.len() as i64 > lim {
+                return Err(ComputeError::OverQuota("Image metadata limit exceeded".into()));
+            }
+        }
+        props.extend(m.clone());
+    }
+    props.insert("backup_type".into(), json!(backup_type));
+    let image_id = snapshot_image(svc, ctx, inst, &name, "backup", props, task::IMAGE_BACKUP).await?;
+    let rid = record(svc, ctx, inst, "createBackup").await?;
+    let act = Action::Backup { image_id: image_id.clone(), backup_type: backup_type.to_string(), rotation };
+    cast_host(svc, inst, act, &rid).await?;
+    Ok(image_accepted(svc, mv, &image_id, rotation > 0))
 }
 
 async fn rebuild(

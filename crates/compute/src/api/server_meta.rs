@@ -69,7 +69,8 @@ fn check_writable(svc: &ComputeService, ctx: &AuthContext, i: &Instance, action:
     Ok(())
 }
 
-fn validate_items(m: &Map<String, Value>) -> Result<()> {
+/// Nova's `metadata` schema: keys of 1-255 characters, string values of at most 255.
+pub(crate) fn validate_items(m: &Map<String, Value>) -> Result<()> {
     for (k, v) in m {
         if k.is_empty() || k.chars().count() > 255 {
             return Err(invalid(

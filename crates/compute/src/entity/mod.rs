@@ -6,6 +6,7 @@ pub mod instance_action;
 pub mod instance_action_event;
 pub mod instance_fault;
 pub mod instance_tag;
+pub mod migration;
 pub mod service;
 // the resources beside servers (M0002)
 pub mod aggregate;

@@ -6,6 +6,7 @@ pub mod compute_nodes;
 pub mod flavors;
 pub mod instances;
 pub mod keypairs;
+pub mod migrations;
 pub mod quotas;
 pub mod server_groups;
 pub mod services;
