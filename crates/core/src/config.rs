@@ -17,6 +17,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub placement: PlacementConfig,
     pub compute: ComputeConfig,
+    pub network: NetworkConfig,
     pub bus: BusConfig,
     pub service_user: ServiceUserConfig,
     pub policy: PolicyConfig,
@@ -33,6 +34,7 @@ impl Default for Config {
             image: ImageConfig::default(),
             placement: PlacementConfig::default(),
             compute: ComputeConfig::default(),
+            network: NetworkConfig::default(),
             bus: BusConfig::default(),
             service_user: ServiceUserConfig::default(),
             policy: PolicyConfig::default(),
@@ -177,6 +179,52 @@ pub struct PlacementConfig {
 impl Default for PlacementConfig {
     fn default() -> Self {
         PlacementConfig { listen: "127.0.0.1:8778".into(), public_url: String::new() }
+    }
+}
+
+/// The network service (Neutron v2.0 API).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub listen: String,
+    /// URL clients reach it by (default: `http://<listen>`).
+    pub public_url: String,
+    /// MTU of tenant networks (VXLAN overhead taken off a 1500 underlay).
+    pub default_mtu: i64,
+    /// Base MAC address of ports: the first three bytes are kept, the rest random.
+    pub base_mac: String,
+    /// How many times a port create retries a MAC or IP that another create took first.
+    pub allocation_retries: u32,
+    /// Default quotas per project (-1: unlimited).
+    pub quota_network: i64,
+    pub quota_subnet: i64,
+    pub quota_port: i64,
+    pub quota_router: i64,
+    pub quota_floatingip: i64,
+    pub quota_security_group: i64,
+    pub quota_security_group_rule: i64,
+    pub quota_subnetpool: i64,
+    pub quota_rbac_policy: i64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            listen: "127.0.0.1:9696".into(),
+            public_url: String::new(),
+            default_mtu: 1450,
+            base_mac: "fa:16:3e:00:00:00".into(),
+            allocation_retries: 10,
+            quota_network: 100,
+            quota_subnet: 100,
+            quota_port: 500,
+            quota_router: 10,
+            quota_floatingip: 50,
+            quota_security_group: 10,
+            quota_security_group_rule: 100,
+            quota_subnetpool: -1,
+            quota_rbac_policy: 10,
+        }
     }
 }
 
@@ -416,6 +464,14 @@ impl Config {
             format!("http://{}", self.compute.listen)
         } else {
             self.compute.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    pub fn network_public_url(&self) -> String {
+        if self.network.public_url.is_empty() {
+            format!("http://{}", self.network.listen)
+        } else {
+            self.network.public_url.trim_end_matches('/').to_string()
         }
     }
 

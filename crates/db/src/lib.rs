@@ -11,6 +11,7 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
+pub mod cols;
 pub mod testing;
 
 pub use sea_orm;

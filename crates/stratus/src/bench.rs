@@ -417,6 +417,7 @@ impl LocalCloud {
             .env("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{image_port}"))
             .env("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{}", free_ports()?.0))
             .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{}", free_ports()?.1))
+            .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", free_ports()?.0))
             .env("STRATUS_COMPUTE__LOCAL_HOSTS", "[]")
             // bootstrap hashes the admin password: keep it fast, nothing here is worth protecting
             .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")

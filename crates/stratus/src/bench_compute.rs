@@ -71,6 +71,7 @@ pub async fn run(b: ComputeBench) -> anyhow::Result<()> {
         .env("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{imp}"))
         .env("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{plp}"))
         .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{cop}"))
+        .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", port()?))
         .env("STRATUS_COMPUTE__LOCAL_HOSTS", format!("[{}]", hosts.join(",")))
         .env("STRATUS_COMPUTE__QUOTA_INSTANCES", "-1")
         .env("STRATUS_COMPUTE__QUOTA_CORES", "-1")

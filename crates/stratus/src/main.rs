@@ -126,6 +126,7 @@ async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
     db.migrate::<stratus_placement::Migrator>().await.context("placement migrations failed")?;
     db.migrate::<stratus_compute::Migrator>().await.context("compute migrations failed")?;
     db.migrate::<stratus_saga::Migrator>().await.context("saga migrations failed")?;
+    db.migrate::<stratus_network::Migrator>().await.context("network migrations failed")?;
     Ok(db)
 }
 
@@ -150,6 +151,11 @@ fn service_entries(cfg: &Config) -> Vec<stratus_identity::bootstrap::ServiceEntr
             kind: "compute".into(),
             name: "nova".into(),
             url: format!("{}/v2.1", cfg.compute_public_url()),
+        },
+        stratus_identity::bootstrap::ServiceEntry {
+            kind: "network".into(),
+            name: "neutron".into(),
+            url: cfg.network_public_url(),
         },
     ]
 }
@@ -263,7 +269,13 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         cfg.compute.listen.parse().with_context(|| format!("compute.listen {:?}", cfg.compute.listen))?;
     tracing::info!(%addr, "compute (nova v2.1) listening");
     let compute_srv =
-        stratus_core::http::serve(addr, stratus_compute::router(compute.clone(), validator), shutdown_signal());
+        stratus_core::http::serve(addr, stratus_compute::router(compute.clone(), validator.clone()), shutdown_signal());
+    let network = stratus_network::NetworkService::open(cfg.clone(), db.clone())?;
+    let addr: SocketAddr =
+        cfg.network.listen.parse().with_context(|| format!("network.listen {:?}", cfg.network.listen))?;
+    tracing::info!(%addr, "network (neutron v2.0) listening");
+    let network_srv =
+        stratus_core::http::serve(addr, stratus_network::router(network, validator.clone()), shutdown_signal());
     let identity_srv = serve_identity(identity, cfg);
     let roles = async {
         // the other services' APIs must answer before the roles register with them
@@ -286,7 +298,7 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         std::future::pending::<anyhow::Result<()>>().await
     };
     tokio::select! {
-        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv) } => { r?; }
+        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv, network_srv) } => { r?; }
         r = roles => { r?; }
     }
     Ok(())
@@ -374,11 +386,12 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
         println!("Generated admin password (shown once): {password}");
     }
     println!(
-        "Stratus is up. Identity: {}/v3  Image: {}  Compute: {}/v2.1  Placement: {}",
+        "Stratus is up. Identity: {}/v3  Image: {}  Compute: {}/v2.1  Placement: {}  Network: {}",
         cfg.identity_public_url(),
         cfg.image_public_url(),
         cfg.compute_public_url(),
-        cfg.placement_public_url()
+        cfg.placement_public_url(),
+        cfg.network_public_url()
     );
     if let Some(path) = written {
         println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());

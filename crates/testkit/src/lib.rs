@@ -44,6 +44,10 @@ pub struct Cloud {
     image_task: tokio::task::JoinHandle<()>,
     /// Placement and compute, when started with [`Cloud::start_compute`].
     pub compute: Option<ComputeParts>,
+    /// The network API's base URL, when started with [`Cloud::start_network`].
+    pub network_url: Option<String>,
+    pub network: Option<stratus_network::State>,
+    extra_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The compute side of a test cloud: placement and compute APIs, the
@@ -62,6 +66,9 @@ impl Drop for Cloud {
     fn drop(&mut self) {
         self.task.abort();
         self.image_task.abort();
+        for t in &self.extra_tasks {
+            t.abort();
+        }
         if let Some(c) = &self.compute {
             for t in &c.tasks {
                 t.abort();
@@ -159,7 +166,55 @@ impl Cloud {
             task,
             image_task,
             compute: None,
+            network_url: None,
+            network: None,
+            extra_tasks: Vec::new(),
         }
+    }
+
+    /// Serve the network API (Neutron) on an ephemeral port over this cloud's
+    /// database, registered in the catalog as `network`.
+    pub async fn start_network(&mut self) {
+        let db = self.identity.db.clone();
+        db.migrate::<stratus_network::Migrator>().await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut cfg = self.identity.cfg.clone();
+        cfg.network.listen = addr.to_string();
+        let svc = stratus_network::NetworkService::open(cfg, db).unwrap();
+        let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
+            std::sync::Arc::new(stratus_identity::token::Validator(self.identity.clone()));
+        let router = stratus_network::router(svc.clone(), validator);
+        self.extra_tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        }));
+        self.network_url = Some(format!("http://{addr}"));
+        self.network = Some(svc);
+    }
+
+    /// A request to the network API (`path` under `/v2.0`, or `/` itself).
+    pub async fn neutron(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
+        self.neutron_h(method, path, token, body, &[]).await
+    }
+
+    pub async fn neutron_h(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let base = self.network_url.as_deref().expect("start_network first");
+        let url = if path == "/" { format!("{base}/") } else { format!("{base}/v2.0{path}") };
+        let mut rb = self.http.request(method, url).header("x-auth-token", token);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        Self::resp(rb.send().await.unwrap()).await
     }
 
     /// A cloud with compute: identity, image, placement and compute APIs, a

@@ -1,0 +1,76 @@
+//! `GET /v2.0/extensions[/{alias}]`: exactly the extensions this API implements
+//! (Tempest's `api_extensions` must be this list).
+
+use axum::Router;
+use axum::extract::Path;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::State;
+use crate::api::ok;
+use crate::error::{Result, not_found};
+
+/// (alias, name, description) of every extension served; each resource
+/// family adds the extensions it implements.
+pub const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("network", "Neutron L2 network", "Networks as the core API defines them"),
+    ("external-net", "Neutron external network", "Adds external network attribute to network resource."),
+    ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
+    ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+    ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
+    ("port-security", "Port Security", "Provides port security"),
+    ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
+    (
+        "standard-attr-timestamp",
+        "Resource timestamps",
+        "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
+    ),
+    (
+        "standard-attr-revisions",
+        "Resource revision numbers",
+        "This extension will display the revision number of neutron resources.",
+    ),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip",
+        "Enables to set tag on resources with standard attribute.",
+    ),
+    (
+        "revision-if-match",
+        "If-Match constraints based on revision_number",
+        "Extension indicating that If-Match based on revision_number is supported.",
+    ),
+    ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
+    ("fields-params", "fields-params", "Extension to support fields parameters in list requests"),
+    ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
+    ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+    ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
+    ("quotas", "Quota management support", "Expose functions for quotas management per project"),
+    ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
+    (
+        "empty-string-filtering",
+        "Empty String Filtering Extension",
+        "Allow filtering by attributes with empty string value",
+    ),
+];
+
+pub fn routes() -> Router<State> {
+    Router::new().route("/v2.0/extensions", get(list)).route("/v2.0/extensions/{alias}", get(show))
+}
+
+fn render(alias: &str, name: &str, description: &str) -> Value {
+    json!({"alias": alias, "name": name, "description": description, "updated": "2013-01-20T00:00:00-00:00", "links": []})
+}
+
+async fn list() -> Response {
+    ok(json!({"extensions": EXTENSIONS.iter().map(|(a, n, d)| render(a, n, d)).collect::<Vec<_>>()}))
+}
+
+async fn show(Path(alias): Path<String>) -> Result<Response> {
+    let (a, n, d) = EXTENSIONS
+        .iter()
+        .find(|(a, _, _)| *a == alias)
+        .ok_or_else(|| not_found("HTTPNotFound", format!("Extension with alias {alias} does not exist")))?;
+    Ok(ok(json!({"extension": render(a, n, d)})))
+}

@@ -1,0 +1,144 @@
+//! Neutron v2.0 over HTTP: one module per resource (routes, wire types, handlers).
+//!
+//! `GET /` (versions) needs no token; everything under `/v2.0` does.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use stratus_core::{AuthContext, TokenValidator};
+
+use crate::error::{NetworkError, Result, forbidden};
+use crate::{NetworkService, State};
+
+pub mod extensions;
+pub mod list;
+pub mod networks;
+pub mod quotas;
+pub mod root;
+pub mod tags;
+
+/// Every route of the network API, with authentication.
+pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
+    let authed: Router<State> = Router::new()
+        .merge(root::authed_routes())
+        .merge(extensions::routes())
+        .merge(networks::routes())
+        .merge(tags::routes())
+        .merge(quotas::routes());
+    let authed = authed.layer(stratus_core::auth::layer(validator));
+    Router::new().merge(root::routes()).merge(authed).with_state(state)
+}
+
+pub fn ok(v: Value) -> Response {
+    (StatusCode::OK, axum::Json(v)).into_response()
+}
+
+pub fn created(v: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Is the caller an admin?
+pub fn is_admin(svc: &NetworkService, ctx: &AuthContext) -> bool {
+    svc.policy.allowed(ctx, "context_is_admin", &json!({}))
+}
+
+/// The caller's project ('' for a system- or domain-scoped admin).
+pub fn project_of(ctx: &AuthContext) -> String {
+    ctx.project_id.clone().unwrap_or_default()
+}
+
+/// Does `rule` allow the caller on a resource of `project_id`?
+pub fn allowed(svc: &NetworkService, ctx: &AuthContext, rule: &str, project_id: &str) -> bool {
+    svc.policy.allowed(ctx, rule, &json!({"project_id": project_id, "tenant_id": project_id}))
+}
+
+/// 403 in Neutron's words unless `rule` allows the caller.
+pub fn authorize(svc: &NetworkService, ctx: &AuthContext, rule: &str, project_id: &str) -> Result<()> {
+    if allowed(svc, ctx, rule, project_id) {
+        Ok(())
+    } else {
+        Err(forbidden(format!("(rule:{rule}) is disallowed by policy")))
+    }
+}
+
+/// For each attribute present in the body, its `<action>_<resource>:<attr>` rule must allow the caller.
+pub fn authorize_attributes(
+    svc: &NetworkService,
+    ctx: &AuthContext,
+    rule_prefix: &str,
+    obj: &serde_json::Map<String, Value>,
+    attrs: &[&str],
+    project_id: &str,
+) -> Result<()> {
+    for a in attrs {
+        if obj.contains_key(*a) {
+            authorize(svc, ctx, &format!("{rule_prefix}:{a}"), project_id)?;
+        }
+    }
+    Ok(())
+}
+
+/// The project a create is for: the body's `project_id`/`tenant_id` (admins
+/// may name another project), else the caller's.
+pub fn owner_for_create(
+    svc: &NetworkService,
+    ctx: &AuthContext,
+    obj: &serde_json::Map<String, Value>,
+) -> Result<String> {
+    let mine = project_of(ctx);
+    let named = match (obj.get("project_id"), obj.get("tenant_id")) {
+        (Some(p), Some(t)) if p != t => {
+            return Err(crate::error::bad("'project_id' and 'tenant_id' do not match"));
+        }
+        (Some(v), _) | (None, Some(v)) => Some(
+            v.as_str().ok_or_else(|| crate::error::invalid("project_id", format!("'{v}' is not a valid string")))?,
+        ),
+        (None, None) => None,
+    };
+    match named {
+        Some(p) if p != mine && !is_admin(svc, ctx) => Err(forbidden(
+            "Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges",
+        )),
+        Some(p) => Ok(p.to_string()),
+        None if mine.is_empty() => {
+            Err(crate::error::bad("A project is required: use a project-scoped token or name one"))
+        }
+        None => Ok(mine),
+    }
+}
+
+/// `If-Match: revision_number=N`: 412 unless the resource is at revision N.
+pub fn check_revision(headers: &HeaderMap, current: i64) -> Result<()> {
+    for v in headers.get_all("if-match") {
+        let Ok(s) = v.to_str() else { continue };
+        for part in s.split(',') {
+            let part = part.trim();
+            if let Some(n) = part.strip_prefix("revision_number=") {
+                let want: i64 =
+                    n.trim().parse().map_err(|_| crate::error::bad(format!("Invalid If-Match header {part}")))?;
+                if want != current {
+                    return Err(crate::error::precondition_failed(format!(
+                        "Constrained to revision number {want}, but the resource is at revision {current}."
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A request body as a JSON value (400 in Neutron's style otherwise).
+pub type Body = stratus_core::extract::Json<Value>;
+
+impl From<NetworkError> for Response {
+    fn from(e: NetworkError) -> Response {
+        e.into_response()
+    }
+}

@@ -1,0 +1,40 @@
+//! `GET /` (API versions, no token) and `GET /v2.0` (the resources served).
+
+use axum::Router;
+use axum::extract::State as AxState;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::State;
+use crate::api::ok;
+
+pub fn routes() -> Router<State> {
+    Router::new().route("/", get(versions))
+}
+
+pub fn authed_routes() -> Router<State> {
+    Router::new().route("/v2.0", get(resources)).route("/v2.0/", get(resources))
+}
+
+async fn versions(AxState(svc): AxState<State>) -> Response {
+    ok(json!({"versions": [{
+        "id": "v2.0",
+        "status": "CURRENT",
+        "links": [{"href": format!("{}/v2.0/", svc.base_url), "rel": "self"}],
+    }]}))
+}
+
+/// The collections this API serves, as Neutron lists them.
+pub const COLLECTIONS: &[(&str, &str)] =
+    &[("network", "networks"), ("subnet", "subnets"), ("subnetpool", "subnetpools"), ("port", "ports")];
+
+async fn resources(AxState(svc): AxState<State>) -> Response {
+    let items: Vec<_> = COLLECTIONS
+        .iter()
+        .map(|(name, coll)| {
+            json!({"name": name, "collection": coll, "links": [{"href": format!("{}/v2.0/{coll}", svc.base_url), "rel": "self"}]})
+        })
+        .collect();
+    ok(json!({"resources": items}))
+}
