@@ -3,8 +3,10 @@
 
 pub mod identity;
 pub mod image;
+pub mod network;
 pub mod placement;
 
 pub use identity::{IdentityClient, ServiceCredentials};
 pub use image::ImageClient;
+pub use network::NetworkClient;
 pub use placement::PlacementClient;

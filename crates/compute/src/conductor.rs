@@ -8,11 +8,14 @@
 //!    server (all or none), with alternates. Undo: release the claims.
 //! 3. `assign_hosts`: the build requests become placed instances (host,
 //!    node, zone). Undo: unassign.
-//! 4. `build_on_hosts`: each host builds its server; a host that fails is
+//! 4. `allocate_networks`: the servers' ports in the network service
+//!    (created, or the user's taken over). Undo: compute's ports deleted,
+//!    the user's unbound.
+//! 5. `build_on_hosts`: each host builds its server (its ports bound to it); a host that fails is
 //!    replaced by the next alternate (claimed anew) up to `max_attempts`;
 //!    a server whose every host failed goes to ERROR with its claims
 //!    released. Undo: the guests built are destroyed, the claims released.
-//! 5. `finish`: the create action is recorded as finished.
+//! 6. `finish`: the create action is recorded as finished.
 //!
 //! Any conductor runs any saga: a saga whose conductor died is adopted by
 //! another (heartbeat older than `saga_takeover_seconds`) and resumed.
@@ -42,6 +45,8 @@ pub struct Conductor {
     pub cfg: Config,
     pub bus: Bus,
     pub placement: Arc<Placement>,
+    /// The network service, when servers have ports.
+    pub network: Option<Arc<crate::network::Networking>>,
     pub engine: Engine,
     /// Failure injection for the next sagas this conductor runs (tests).
     pub faults: std::sync::Mutex<stratus_saga::Faults>,
@@ -57,15 +62,37 @@ fn call_timeout(cfg: &Config) -> Duration {
 }
 
 impl Conductor {
-    pub fn new(db: Db, cfg: Config, bus: Bus, placement: Arc<Placement>, owner: &str) -> Arc<Conductor> {
+    pub fn new(
+        db: Db,
+        cfg: Config,
+        bus: Bus,
+        placement: Arc<Placement>,
+        network: Option<Arc<crate::network::Networking>>,
+        owner: &str,
+    ) -> Arc<Conductor> {
         let engine = Engine::new(db.clone(), owner, Duration::from_secs(cfg.compute.saga_takeover_seconds.max(1)));
-        Arc::new(Conductor { db, cfg, bus, placement, engine, faults: std::sync::Mutex::new(Default::default()) })
+        Arc::new(Conductor {
+            db,
+            cfg,
+            bus,
+            placement,
+            network,
+            engine,
+            faults: std::sync::Mutex::new(Default::default()),
+        })
     }
 
     pub fn build_saga() -> SagaDef<Conductor> {
         SagaDef {
             kind: BUILD,
-            steps: vec![Arc::new(Begin), Arc::new(Select), Arc::new(Assign), Arc::new(BuildOnHosts), Arc::new(Finish)],
+            steps: vec![
+                Arc::new(Begin),
+                Arc::new(Select),
+                Arc::new(Assign),
+                Arc::new(AllocateNetworks),
+                Arc::new(BuildOnHosts),
+                Arc::new(Finish),
+            ],
         }
     }
 
@@ -183,6 +210,11 @@ impl Conductor {
                 }
                 tracing::info!(instance = %uuid, host = %pick.host, attempt, "rescheduled to an alternate host");
             }
+            if let Some(net) = &self.network
+                && let Some(inst) = instances::get_live(&self.db, uuid).await?
+            {
+                net.bind(&crate::network::vifs_of(&inst.system_metadata), &pick.host).await?;
+            }
             let msg = BuildAndRunInstance {
                 instance_uuid: uuid.to_string(),
                 node: pick.node.clone(),
@@ -201,6 +233,11 @@ impl Conductor {
         }
         // every host failed
         self.placement.release(uuid).await?;
+        if let Some(net) = &self.network
+            && let Some(inst) = instances::get(&self.db, uuid).await?
+        {
+            net.deallocate(uuid, &crate::network::preserved(&inst.system_metadata)).await?;
+        }
         let message = format!(
             "Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance {uuid}."
         );
@@ -455,6 +492,61 @@ impl Step<Conductor> for Assign {
                 },
             )
             .await?;
+        }
+        Ok(())
+    }
+}
+
+struct AllocateNetworks;
+
+#[async_trait::async_trait]
+impl Step<Conductor> for AllocateNetworks {
+    fn name(&self) -> &'static str {
+        "allocate_networks"
+    }
+    async fn action(&self, c: &Conductor, run: &mut Run) -> anyhow::Result<()> {
+        let Some(net) = &c.network else { return Ok(()) };
+        for u in uuids(run)? {
+            let Some(inst) = instances::get_live(&c.db, &u).await? else { continue };
+            let mut sys: serde_json::Map<String, Value> =
+                serde_json::from_str(&inst.system_metadata).unwrap_or_default();
+            let requested: Vec<crate::network::Requested> =
+                sys.get("requested_networks").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+            if requested.is_empty() {
+                continue;
+            }
+            let groups: Vec<String> =
+                sys.get("security_groups").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+            let zone =
+                inst.availability_zone.clone().unwrap_or_else(|| c.cfg.compute.default_availability_zone.clone());
+            let vifs = net.allocate(&u, &inst.project_id, &zone, &groups, &requested).await?;
+            sys.insert("network_info".into(), serde_json::to_value(&vifs)?);
+            instances::update(
+                &c.db,
+                &u,
+                &Expect::live(),
+                Change { system_metadata: Some(Value::Object(sys).to_string()), ..Default::default() },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+    async fn undo(&self, c: &Conductor, run: &mut Run) -> anyhow::Result<()> {
+        let Some(net) = &c.network else { return Ok(()) };
+        for u in uuids(run)? {
+            let Some(inst) = instances::get(&c.db, &u).await? else { continue };
+            net.deallocate(&u, &crate::network::preserved(&inst.system_metadata)).await?;
+            let mut sys: serde_json::Map<String, Value> =
+                serde_json::from_str(&inst.system_metadata).unwrap_or_default();
+            if sys.remove("network_info").is_some() {
+                instances::update(
+                    &c.db,
+                    &u,
+                    &Expect::live(),
+                    Change { system_metadata: Some(Value::Object(sys).to_string()), ..Default::default() },
+                )
+                .await?;
+            }
         }
         Ok(())
     }

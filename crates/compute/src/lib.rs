@@ -15,6 +15,7 @@ pub mod migration;
 pub mod migration_resources;
 pub mod migration_server_migrations;
 pub mod model;
+pub mod network;
 pub mod placement;
 pub mod policies;
 pub mod policies_resources;
@@ -58,6 +59,8 @@ pub struct Deps {
     pub placement: Arc<placement::Placement>,
     pub images: Arc<stratus_clients::ImageClient>,
     pub tokens: placement::TokenSource,
+    /// The network service, when servers get ports (`compute.networking`).
+    pub network: Option<Arc<network::Networking>>,
 }
 
 pub type State = Arc<ComputeService>;

@@ -31,6 +31,8 @@ pub struct ComputeHost {
     pub images: Arc<stratus_clients::ImageClient>,
     pub tokens: TokenSource,
     pub bus: Bus,
+    /// The network service, when servers have ports.
+    pub network: Option<Arc<crate::network::Networking>>,
     pub service_id: i64,
     pub node_id: i64,
     /// The node's resource provider.
@@ -53,6 +55,7 @@ impl ComputeHost {
         images: Arc<stratus_clients::ImageClient>,
         tokens: TokenSource,
         bus: Bus,
+        network: Option<Arc<crate::network::Networking>>,
     ) -> anyhow::Result<Arc<ComputeHost>> {
         let svc = services::upsert(&db, host, BINARY, &rpc::compute_topic(host)).await?;
         services::heartbeat(&db, svc.id).await?;
@@ -83,6 +86,7 @@ impl ComputeHost {
             images,
             tokens,
             bus,
+            network,
             service_id: svc.id,
             node_id: node.id,
             provider: node.uuid.clone(),
@@ -539,6 +543,9 @@ impl ComputeHost {
     pub async fn terminate(&self, inst: &Instance, request_id: &str) {
         let result: anyhow::Result<()> = async {
             self.driver.destroy(&inst.uuid).await?;
+            if let Some(net) = &self.network {
+                net.deallocate(&inst.uuid, &crate::network::preserved(&inst.system_metadata)).await?;
+            }
             self.placement.release(&inst.uuid).await?;
             if let Some(mig) = migration_of(inst) {
                 self.placement.release(&mig.uuid).await?;
@@ -642,6 +649,8 @@ impl ComputeHost {
             spec.ephemeral_gb,
             new.to_string(),
         );
+        // the record is finished before the server shows VERIFY_RESIZE (what clients wait for)
+        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::FINISHED).await?;
         instances::update(
             &self.db,
             &inst.uuid,
@@ -659,7 +668,6 @@ impl ComputeHost {
             },
         )
         .await?;
-        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::FINISHED).await?;
         Ok(())
     }
 
@@ -685,6 +693,7 @@ impl ComputeHost {
         self.placement.release(&mig.uuid).await?;
         let mut sys: Map<String, Value> = serde_json::from_str(&inst.system_metadata).unwrap_or_default();
         sys.remove("migration");
+        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::CONFIRMED).await?;
         instances::update(
             &self.db,
             &inst.uuid,
@@ -698,7 +707,6 @@ impl ComputeHost {
             },
         )
         .await?;
-        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::CONFIRMED).await?;
         Ok(())
     }
 
@@ -734,6 +742,7 @@ impl ComputeHost {
             spec.ephemeral_gb,
             old.to_string(),
         );
+        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::REVERTED).await?;
         instances::update(
             &self.db,
             &inst.uuid,
@@ -751,7 +760,6 @@ impl ComputeHost {
             },
         )
         .await?;
-        crate::store::migrations::set_status(&self.db, &mig.uuid, crate::store::migrations::status::REVERTED).await?;
         Ok(())
     }
 }

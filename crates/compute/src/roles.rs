@@ -64,6 +64,7 @@ pub struct Shared {
     pub placement: Arc<Placement>,
     pub images: Arc<stratus_clients::ImageClient>,
     pub tokens: TokenSource,
+    pub network: Option<Arc<crate::network::Networking>>,
 }
 
 impl Shared {
@@ -71,7 +72,12 @@ impl Shared {
         let tokens = service_tokens(&cfg)?;
         let placement = Arc::new(Placement::new(&cfg.placement_public_url(), tokens.clone())?);
         let images = Arc::new(stratus_clients::ImageClient::new(&cfg.image_public_url())?);
-        Ok(Shared { db, cfg, bus, placement, images, tokens })
+        let network = if cfg.compute.networking {
+            Some(crate::network::Networking::new(&cfg.network_public_url(), tokens.clone())?)
+        } else {
+            None
+        };
+        Ok(Shared { db, cfg, bus, placement, images, tokens, network })
     }
 
     /// The API's dependencies.
@@ -81,6 +87,7 @@ impl Shared {
             placement: self.placement.clone(),
             images: self.images.clone(),
             tokens: self.tokens.clone(),
+            network: self.network.clone(),
         }
     }
 
@@ -91,6 +98,7 @@ impl Shared {
             self.cfg.clone(),
             self.bus.clone(),
             self.placement.clone(),
+            self.network.clone(),
             &owner,
         );
         c.start().await?;
@@ -121,6 +129,7 @@ impl Shared {
             self.images.clone(),
             self.tokens.clone(),
             self.bus.clone(),
+            self.network.clone(),
         )
         .await
     }

@@ -205,6 +205,12 @@ pub struct NetworkConfig {
     pub quota_security_group_rule: i64,
     pub quota_subnetpool: i64,
     pub quota_rbac_policy: i64,
+    /// Seconds without a heartbeat before an agent counts as dead (Neutron's `agent_down_time`).
+    pub agent_down_time: u64,
+    /// Seconds between an agent's heartbeats (Neutron's `[agent] report_interval`).
+    pub agent_report_interval: u64,
+    /// The availability zone agents report (Neutron's `[agent] availability_zone`).
+    pub agent_availability_zone: String,
 }
 
 impl Default for NetworkConfig {
@@ -224,6 +230,9 @@ impl Default for NetworkConfig {
             quota_security_group_rule: 100,
             quota_subnetpool: -1,
             quota_rbac_policy: 10,
+            agent_down_time: 75,
+            agent_report_interval: 30,
+            agent_availability_zone: "nova".into(),
         }
     }
 }
@@ -243,6 +252,8 @@ pub struct ComputeConfig {
     pub default_availability_zone: String,
     /// The zone a server gets when it names none (empty: any host).
     pub default_schedule_zone: String,
+    /// Servers get ports from the network service (false: servers never have networks).
+    pub networking: bool,
     /// Hosts tried for one server before it goes to ERROR (the first and the alternates).
     pub max_attempts: u32,
     /// Seconds without a heartbeat before a service counts as down.
@@ -294,6 +305,7 @@ impl Default for ComputeConfig {
             driver: "fake".into(),
             default_availability_zone: "nova".into(),
             default_schedule_zone: String::new(),
+            networking: true,
             max_attempts: 3,
             service_down_time: 60,
             report_interval: 10,

@@ -6,9 +6,11 @@
 //! `store/` the persistence (and [`store::query`], Neutron's list language as
 //! SQL); `model` the rules that need no HTTP (IPAM, validation).
 
+pub mod agent;
 pub mod api;
 pub mod entity;
 pub mod error;
+pub mod ipam;
 pub mod migration;
 pub mod migration_agents;
 pub mod migration_ports;
@@ -17,6 +19,7 @@ pub mod migration_security_groups;
 pub mod migration_subnets;
 pub mod model;
 pub mod policies;
+pub mod rpc;
 pub mod store;
 
 use std::sync::Arc;

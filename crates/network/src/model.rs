@@ -107,3 +107,4 @@ mod tests {
         assert!(uuid("id", &json!("nope")).is_err());
     }
 }
+pub mod security_group_rules;

@@ -55,12 +55,92 @@ pub const QUOTA_RULES: &[(&str, &str)] = &[
     ("delete_quota", "rule:admin_only"),
 ];
 
+#[rustfmt::skip]
+pub const SECURITY_GROUP_RULES: &[(&str, &str)] = &[
+    ("create_security_group", "rule:admin_or_project_member"),
+    ("get_security_group", "rule:admin_or_project_reader"),
+    ("update_security_group", "rule:admin_or_project_member"),
+    ("delete_security_group", "rule:admin_or_project_member"),
+    ("create_security_group_rule", "rule:admin_or_project_member"),
+    ("get_security_group_rule", "rule:admin_or_project_reader"),
+    ("delete_security_group_rule", "rule:admin_or_project_member"),
+];
+
+#[rustfmt::skip]
+pub const SUBNET_RULES: &[(&str, &str)] = &[
+    ("network_owner", "project_id:%(network:tenant_id)s"),
+    ("admin_or_network_owner", "rule:context_is_admin or (role:member and rule:network_owner)"),
+    ("create_subnet", "rule:context_is_admin or (role:member and rule:network_owner)"),
+    ("create_subnet:segment_id", "rule:admin_only"),
+    ("create_subnet:service_types", "rule:admin_only"),
+    ("get_subnet", "rule:admin_or_project_reader_or_service"),
+    ("update_subnet", "rule:context_is_admin or (role:member and rule:network_owner)"),
+    ("update_subnet:segment_id", "rule:admin_only"),
+    ("update_subnet:service_types", "rule:admin_only"),
+    ("delete_subnet", "rule:context_is_admin or (role:member and rule:network_owner)"),
+    ("create_subnetpool", "rule:admin_or_project_member"),
+    ("create_subnetpool:shared", "rule:admin_only"),
+    ("create_subnetpool:is_default", "rule:admin_only"),
+    ("get_subnetpool", "rule:admin_or_project_reader"),
+    ("update_subnetpool", "rule:admin_or_project_member"),
+    ("update_subnetpool:is_default", "rule:admin_only"),
+    ("delete_subnetpool", "rule:admin_or_project_member"),
+    ("get_network_ip_availability", "rule:admin_only"),
+];
+
+#[rustfmt::skip]
+pub const PORT_RULES: &[(&str, &str)] = &[
+    ("create_port", "rule:admin_or_project_member or rule:service_api"),
+    ("create_port:device_owner", "rule:admin_or_project_member or rule:service_api"),
+    ("create_port:mac_address", "rule:context_is_admin or rule:service_api or (role:member and rule:network_owner)"),
+    ("create_port:fixed_ips:ip_address", "rule:context_is_admin or rule:service_api or (role:member and rule:network_owner)"),
+    ("create_port:fixed_ips:subnet_id", "rule:admin_or_project_member or rule:service_api"),
+    ("create_port:port_security_enabled", "rule:context_is_admin or rule:service_api or (role:member and rule:network_owner)"),
+    ("create_port:binding:host_id", "rule:admin_or_service"),
+    ("create_port:binding:profile", "rule:admin_or_service"),
+    ("create_port:binding:vnic_type", "rule:admin_or_project_member or rule:service_api"),
+    ("create_port:allowed_address_pairs", "rule:context_is_admin or (role:member and rule:network_owner) or rule:project_member"),
+    ("get_port", "rule:admin_or_project_reader_or_service"),
+    ("get_port:binding:vif_type", "rule:admin_or_service"),
+    ("get_port:binding:vif_details", "rule:admin_or_service"),
+    ("get_port:binding:host_id", "rule:admin_or_service"),
+    ("get_port:binding:profile", "rule:admin_or_service"),
+    ("update_port", "rule:admin_or_project_member or rule:service_api"),
+    ("update_port:mac_address", "rule:admin_or_service"),
+    ("update_port:fixed_ips:ip_address", "rule:context_is_admin or rule:service_api or (role:member and rule:network_owner)"),
+    ("update_port:port_security_enabled", "rule:context_is_admin or rule:service_api or (role:member and rule:network_owner)"),
+    ("update_port:binding:host_id", "rule:admin_or_service"),
+    ("update_port:binding:profile", "rule:admin_or_service"),
+    ("update_port:binding:vnic_type", "rule:admin_or_project_member or rule:service_api"),
+    ("update_port:allowed_address_pairs", "rule:context_is_admin or (role:member and rule:network_owner) or rule:project_member"),
+    ("delete_port", "rule:admin_or_project_member or rule:service_api or (role:member and rule:network_owner)"),
+];
+
+#[rustfmt::skip]
+pub const RBAC_RULES: &[(&str, &str)] = &[
+    ("create_rbac_policy", "rule:admin_or_project_member"),
+    ("get_rbac_policy", "rule:admin_or_project_reader"),
+    ("update_rbac_policy", "rule:admin_or_project_member"),
+    ("delete_rbac_policy", "rule:admin_or_project_member"),
+];
+
+#[rustfmt::skip]
+pub const AGENT_RULES: &[(&str, &str)] = &[
+    ("get_agent", "rule:admin_only"),
+    ("update_agent", "rule:admin_only"),
+    ("delete_agent", "rule:admin_only"),
+    ("get_availability_zone", "rule:context_is_admin or role:reader"),
+];
+
 /// Every default rule of the network API (each resource family adds its list).
 pub fn all_rules() -> Vec<(&'static str, &'static str)> {
     let mut v = Vec::new();
-    for list in [BASE_RULES, NETWORK_RULES, QUOTA_RULES] {
+    for list in [BASE_RULES, NETWORK_RULES, QUOTA_RULES, SUBNET_RULES, PORT_RULES] {
         v.extend_from_slice(list);
     }
+    v.extend_from_slice(SECURITY_GROUP_RULES);
+    v.extend_from_slice(RBAC_RULES);
+    v.extend_from_slice(AGENT_RULES);
     v
 }
 

@@ -291,10 +291,25 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
                 start_compute_retrying(&shared, host, driver).await?;
             }
         }
-        anyhow::Ok(())
+        // fake compute hosts get fake network agents (heartbeats, port wiring) on the same bus
+        let mut agents = Vec::new();
+        if admin_project.is_some() && cfg.compute.driver == "fake" {
+            for host in &cfg.compute.local_hosts {
+                let opts = stratus_network::agent::FakeAgentOptions {
+                    report_interval: std::time::Duration::from_secs(cfg.network.agent_report_interval.max(1)),
+                    availability_zone: cfg.network.agent_availability_zone.clone(),
+                    ..Default::default()
+                };
+                agents.push(
+                    stratus_network::agent::FakeAgent::start_with(db.clone(), shared.bus.clone(), host, opts).await?,
+                );
+            }
+        }
+        anyhow::Ok(agents)
     };
     let roles = async {
-        roles.await?;
+        // the agents run as long as they are held
+        let _agents = roles.await?;
         std::future::pending::<anyhow::Result<()>>().await
     };
     tokio::select! {

@@ -175,9 +175,13 @@ impl Cloud {
     /// Serve the network API (Neutron) on an ephemeral port over this cloud's
     /// database, registered in the catalog as `network`.
     pub async fn start_network(&mut self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.serve_network(listener).await;
+    }
+
+    async fn serve_network(&mut self, listener: tokio::net::TcpListener) {
         let db = self.identity.db.clone();
         db.migrate::<stratus_network::Migrator>().await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut cfg = self.identity.cfg.clone();
         cfg.network.listen = addr.to_string();
@@ -227,10 +231,15 @@ impl Cloud {
     ) -> Cloud {
         let placement_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let compute_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let network_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (p_addr, c_addr) = (placement_listener.local_addr().unwrap(), compute_listener.local_addr().unwrap());
+        let n_addr = network_listener.local_addr().unwrap();
         let mut cloud = Self::start_with(backend, db_url, |cfg| {
             cfg.placement.listen = p_addr.to_string();
             cfg.compute.listen = c_addr.to_string();
+            cfg.network.listen = n_addr.to_string();
+            // servers without networking unless the test turns it on (then the network API runs too)
+            cfg.compute.networking = false;
             cfg.service_user.password = "testkit-service-secret".into();
             cfg.compute.report_interval = 1;
             cfg.compute.service_down_time = 5;
@@ -253,6 +262,9 @@ impl Cloud {
         stratus_compute::store::flavors::ensure_default_flavors(&db).await.unwrap();
         let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
             std::sync::Arc::new(stratus_identity::token::Validator(cloud.identity.clone()));
+        if cfg.compute.networking {
+            cloud.serve_network(network_listener).await;
+        }
         let placement = stratus_placement::PlacementService::open(cfg.clone(), db.clone()).unwrap();
         let placement_router = stratus_placement::router(placement, validator.clone());
         let mut tasks = vec![tokio::spawn(async move {

@@ -232,7 +232,7 @@ async fn a_failure_at_every_build_step_unwinds_everything() {
     let admin = cloud.admin_token().await;
     let image = cloud.boot_image(&admin).await;
     let conductor = cloud.compute.as_ref().unwrap().conductor.clone();
-    for step in ["begin", "select_destinations", "assign_hosts", "build_on_hosts", "finish"] {
+    for step in ["begin", "select_destinations", "assign_hosts", "allocate_networks", "build_on_hosts", "finish"] {
         *conductor.faults.lock().unwrap() =
             stratus_saga::Faults { fail_action: Some(step), repeat_actions: true, repeat_undos: true };
         let r =

@@ -139,7 +139,7 @@ pub fn view(svc: &ComputeService, ctx: &AuthContext, mv: Microversion, i: &Insta
         "flavor": flavor_view,
         "created": time(i.created_at),
         "updated": time(i.updated_at),
-        "addresses": {},
+        "addresses": crate::network::addresses(&crate::network::vifs_of(&i.system_metadata)),
         "accessIPv4": i.access_ip_v4.clone().unwrap_or_default(),
         "accessIPv6": i.access_ip_v6.clone().unwrap_or_default(),
         "links": c::links(svc, "servers", &i.uuid),
@@ -374,9 +374,14 @@ async fn list_inner(
         });
     }
     if let Some(v) = q.get("ip").or_else(|| q.get("ip6")) {
-        // servers have no addresses until networking comes
-        let _ = v;
-        rows.clear();
+        // Nova matches the pattern as a regular expression against each fixed address
+        let re = regex::RegexBuilder::new(v).size_limit(1 << 20).build().ok();
+        rows.retain(|i| {
+            crate::network::vifs_of(&i.system_metadata).iter().flat_map(|f| f.ips.iter()).any(|(ip, _)| match &re {
+                Some(r) => r.is_match(ip),
+                None => ip.contains(v),
+            })
+        });
     }
     if mv.at_least(2, 26) {
         let uuids: Vec<String> = rows.iter().map(|i| i.uuid.clone()).collect();
@@ -721,6 +726,11 @@ pub async fn delete_server(svc: &ComputeService, ctx: &AuthContext, inst: &Insta
                 std::time::Duration::from_secs(10),
             )
             .await;
+    }
+    if let Some(net) = &deps.network {
+        net.deallocate(&inst.uuid, &crate::network::preserved(&inst.system_metadata))
+            .await
+            .map_err(ComputeError::Internal)?;
     }
     deps.placement.release(&inst.uuid).await.map_err(ComputeError::Internal)?;
     instances::update(
@@ -1155,6 +1165,23 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
     } else if min_disk > flavor.root_gb || img["size"].as_i64().unwrap_or(0) > flavor.root_gb << 30 {
         return Err(bad("Flavor's disk is too small for requested image."));
     }
+    // the networks asked for, checked with the caller's token (none when servers have no networking)
+    let requested = match &svc.deps()?.network {
+        Some(net) => {
+            let explicit_auto = p.networks.as_str() == Some("auto") && body["server"].get("networks").is_some();
+            match net.resolve(&ctx.token, &project, &p.networks, explicit_auto).await.map_err(ComputeError::Internal)? {
+                Ok(r) => r,
+                Err(crate::network::Refusal(409, m)) => return Err(conflict(m)),
+                Err(crate::network::Refusal(_, m)) => return Err(bad(m)),
+            }
+        }
+        None => Vec::new(),
+    };
+    if p.max > 1 && requested.iter().any(|r| r.port_id.is_some()) {
+        return Err(bad(
+            "Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.",
+        ));
+    }
     let limits = quotas::limits(&svc.db, &svc.cfg, &project, Some(&ctx.user_id)).await?;
     let meta_limit = limits.get("metadata_items").copied().unwrap_or(-1);
     if meta_limit >= 0 && p.metadata.len() as i64 > meta_limit {
@@ -1187,7 +1214,7 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
     sys.insert("image_properties".into(), Value::Object(spec.image_properties.clone()));
     sys.insert("image_min_ram".into(), json!(min_ram));
     sys.insert("image_min_disk".into(), json!(min_disk));
-    sys.insert("requested_networks".into(), p.networks.clone());
+    sys.insert("requested_networks".into(), json!(requested));
     sys.insert("security_groups".into(), json!(p.security_groups));
     sys.insert("auto_disk_config".into(), json!(p.auto_disk_config));
     let spec_json = serde_json::to_string(&spec).map_err(|e| ComputeError::Internal(e.into()))?;

@@ -53,6 +53,39 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Empty String Filtering Extension",
         "Allow filtering by attributes with empty string value",
     ),
+    ("security-group", "security-group", "The security groups extension."),
+    ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
+    (
+        "security-groups-normalized-cidr",
+        "Normalized CIDR field for security group rules",
+        "Add new field with normalized remote_ip_prefix cidr in SG rule",
+    ),
+    (
+        "security-groups-rules-belongs-to-default-sg",
+        "Security group rule belongs to the project's default security group",
+        "Flag to determine if the security group rule belongs to the project's default security group",
+    ),
+    ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    ("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."),
+    (
+        "network-ip-availability",
+        "Network IP Availability",
+        "Provides IP availability data for each network and subnet.",
+    ),
+    ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
+    ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
+    (
+        "extra_dhcp_opt",
+        "Neutron Extra DHCP options",
+        "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)",
+    ),
+    (
+        "rbac-policies",
+        "RBAC Policies",
+        "Allows creation and modification of policies that control tenant access to resources.",
+    ),
+    ("agent", "agent", "The agent management extension."),
+    ("availability_zone", "Availability Zone", "The availability zone extension."),
 ];
 
 pub fn routes() -> Router<State> {

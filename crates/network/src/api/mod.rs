@@ -13,11 +13,20 @@ use stratus_core::{AuthContext, TokenValidator};
 use crate::error::{NetworkError, Result, forbidden};
 use crate::{NetworkService, State};
 
+pub mod agents;
+pub mod availability_zones;
 pub mod extensions;
+pub mod ip_availability;
 pub mod list;
 pub mod networks;
+pub mod ports;
 pub mod quotas;
+pub mod rbac_policies;
 pub mod root;
+pub mod security_group_rules;
+pub mod security_groups;
+pub mod subnetpools;
+pub mod subnets;
 pub mod tags;
 
 /// Every route of the network API, with authentication.
@@ -26,8 +35,14 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(root::authed_routes())
         .merge(extensions::routes())
         .merge(networks::routes())
+        .merge(subnets::routes())
+        .merge(ports::routes())
+        .merge(subnetpools::routes())
+        .merge(ip_availability::routes())
         .merge(tags::routes())
         .merge(quotas::routes());
+    let authed = authed.merge(security_groups::routes()).merge(security_group_rules::routes());
+    let authed = authed.merge(rbac_policies::routes()).merge(agents::routes()).merge(availability_zones::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new().merge(root::routes()).merge(authed).with_state(state)
 }

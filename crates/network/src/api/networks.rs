@@ -22,7 +22,7 @@ use crate::entity::network::Model as Network;
 use crate::error::{NetworkError, Result, bad, conflict, invalid, not_found};
 use crate::model;
 use crate::store::networks::{self as store, Viewer};
-use crate::store::{self as st, quotas, subnets, tags};
+use crate::store::{self as st, quotas, rbac, subnets, tags};
 use crate::{NetworkService, State};
 
 pub fn routes() -> Router<State> {
@@ -116,9 +116,15 @@ async fn render_many(svc: &NetworkService, ctx: &AuthContext, nets: &[Network]) 
     let ids: Vec<String> = nets.iter().map(|n| n.id.clone()).collect();
     let mut subs = subnets::ids_by_network(&svc.db.read, &ids).await?;
     let mut tg = tags::of(&svc.db.read, store::TAG_TYPE, &ids).await?;
+    // `shared` as the caller sees it: shared with everyone, or with its project by a policy
+    let shared_with = rbac::networks_shared_with(&svc.db.read, &ids, &crate::api::project_of(ctx)).await?;
     Ok(nets
         .iter()
-        .map(|n| render(svc, ctx, n, subs.remove(&n.id).unwrap_or_default(), tg.remove(&n.id).unwrap_or_default()))
+        .map(|n| {
+            let mut n = n.clone();
+            n.shared |= shared_with.contains(&n.id);
+            render(svc, ctx, &n, subs.remove(&n.id).unwrap_or_default(), tg.remove(&n.id).unwrap_or_default())
+        })
         .collect())
 }
 
@@ -284,6 +290,17 @@ async fn store_all(svc: &NetworkService, mut nets: Vec<Network>) -> Result<Vec<N
                 break;
             }
         }
+        if failed.is_none() {
+            // `shared` and `router:external` are `*` RBAC policies, as in Neutron
+            for n in &nets {
+                if n.shared {
+                    rbac::set_wildcard(&txn, &n.id, &n.project_id, rbac::ACCESS_AS_SHARED, true).await?;
+                }
+                if n.external {
+                    rbac::set_wildcard(&txn, &n.id, &n.project_id, rbac::ACCESS_AS_EXTERNAL, true).await?;
+                }
+            }
+        }
         match failed {
             None => {
                 txn.commit().await?;
@@ -376,7 +393,24 @@ async fn update(
             }
         }
         n.updated_at = st::now();
-        if store::save(&svc.db.write, &n).await? {
+        if cur.shared
+            && !n.shared
+            && rbac::other_projects_ports(&svc.db.read, &id, &cur.project_id, rbac::EVERYONE).await? > 0
+        {
+            return Err(conflict(
+                "InvalidSharedSetting",
+                format!("Unable to reconfigure sharing settings for network {id}. Multiple tenants are using it."),
+            ));
+        }
+        let txn = svc.db.write.begin().await?;
+        if store::save(&txn, &n).await? {
+            if n.shared != cur.shared {
+                rbac::set_wildcard(&txn, &id, &n.project_id, rbac::ACCESS_AS_SHARED, n.shared).await?;
+            }
+            if n.external != cur.external {
+                rbac::set_wildcard(&txn, &id, &n.project_id, rbac::ACCESS_AS_EXTERNAL, n.external).await?;
+            }
+            txn.commit().await?;
             n.revision_number += 1;
             let item = render_many(&svc, &ctx, std::slice::from_ref(&n)).await?.remove(0);
             return Ok(ok(json!({"network": item})));
@@ -401,6 +435,7 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     st::ports::delete_network_owned(&txn, &id).await?;
     subnets::delete_for_network(&txn, &id).await?;
     tags::remove_all(&txn, store::TAG_TYPE, &id).await?;
+    rbac::delete_for_object(&txn, "network", &id).await?;
     if !store::delete(&txn, &id).await? {
         return Err(network_not_found(&id));
     }

@@ -26,8 +26,17 @@ async fn versions(AxState(svc): AxState<State>) -> Response {
 }
 
 /// The collections this API serves, as Neutron lists them.
-pub const COLLECTIONS: &[(&str, &str)] =
-    &[("network", "networks"), ("subnet", "subnets"), ("subnetpool", "subnetpools"), ("port", "ports")];
+pub const COLLECTIONS: &[(&str, &str)] = &[
+    ("network", "networks"),
+    ("subnet", "subnets"),
+    ("subnetpool", "subnetpools"),
+    ("port", "ports"),
+    ("security_group", "security-groups"),
+    ("security_group_rule", "security-group-rules"),
+    ("rbac_policy", "rbac-policies"),
+    ("agent", "agents"),
+    ("availability_zone", "availability_zones"),
+];
 
 async fn resources(AxState(svc): AxState<State>) -> Response {
     let items: Vec<_> = COLLECTIONS

@@ -1,6 +1,16 @@
 //! sea-orm entities of the network tables (one module per table).
 
+pub mod agent;
+pub mod default_security_group;
+pub mod ipallocation;
 pub mod network;
+pub mod port;
 pub mod quota;
 pub mod quota_lock;
+pub mod rbac_policy;
+pub mod security_group;
+pub mod security_group_port_binding;
+pub mod security_group_rule;
+pub mod subnet;
+pub mod subnetpool;
 pub mod tag;

@@ -6,6 +6,8 @@ pub mod networks;
 pub mod ports;
 pub mod query;
 pub mod quotas;
+pub mod security_groups;
+pub mod subnetpools;
 pub mod subnets;
 pub mod tags;
 
@@ -17,3 +19,5 @@ pub fn now() -> String {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+pub mod agents;
+pub mod rbac;

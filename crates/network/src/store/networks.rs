@@ -36,8 +36,8 @@ pub const TABLE: Table = Table {
     ],
 };
 
-/// Who is asking: an admin sees every network; a project sees its own, the
-/// shared ones and the external ones.
+/// Who is asking: an admin sees every network; a project sees its own and
+/// those RBAC policies open to it (shared or external, to it or to everyone).
 #[derive(Clone, Debug)]
 pub enum Viewer {
     Admin,
@@ -47,14 +47,44 @@ pub enum Viewer {
 fn visible(v: &Viewer) -> Condition {
     match v {
         Viewer::Admin => Condition::all(),
-        Viewer::Project(p) => {
-            Condition::any().add(C::ProjectId.eq(p.as_str())).add(C::Shared.eq(true)).add(C::External.eq(true))
-        }
+        Viewer::Project(p) => Condition::any()
+            .add(C::ProjectId.eq(p.as_str()))
+            .add(C::Shared.eq(true))
+            .add(C::Id.in_subquery(crate::store::rbac::network_ids_for(p))),
     }
 }
 
+/// `shared=` as a project sees it: shared with everyone or with it by a policy.
+fn shared_filter(v: &Viewer, vals: &[String]) -> Result<Condition> {
+    let mut any = Condition::any();
+    for val in vals {
+        let want = match val.to_ascii_lowercase().as_str() {
+            "true" | "1" | "t" | "yes" | "on" | "y" => true,
+            "false" | "0" | "f" | "no" | "off" | "n" => false,
+            _ => {
+                return Err(crate::error::bad(format!(
+                    "Invalid input for shared. Reason: '{val}' cannot be converted to boolean."
+                )));
+            }
+        };
+        let shared = match v {
+            Viewer::Admin => Condition::all().add(C::Shared.eq(true)),
+            Viewer::Project(p) => Condition::any()
+                .add(C::Shared.eq(true))
+                .add(C::Id.in_subquery(crate::store::rbac::shared_network_ids_for(p))),
+        };
+        any = any.add(if want { shared } else { shared.not() });
+    }
+    Ok(any)
+}
+
 pub async fn list<Cn: ConnectionTrait>(conn: &Cn, viewer: &Viewer, p: &ListParams) -> Result<(Vec<Network>, bool)> {
-    query::page(conn, &TABLE, network::Entity::find().filter(visible(viewer)), p).await
+    let mut p = p.clone();
+    let mut cond = visible(viewer);
+    if let Some(vals) = p.take_filter("shared") {
+        cond = Condition::all().add(cond).add(shared_filter(viewer, &vals)?);
+    }
+    query::page(conn, &TABLE, network::Entity::find().filter(cond), &p).await
 }
 
 pub async fn get<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Option<Network>> {

@@ -1,16 +1,182 @@
-//! Ports (filled in by the ports work; the network code calls these).
+//! Ports: rows, visibility, security group bindings, and the network's view
+//! of them (what keeps a network in use). Fixed IPs are rows of
+//! `ipallocations` (see [`crate::store::subnets`]).
 
-use sea_orm::ConnectionTrait;
+use std::collections::BTreeMap;
 
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Select, Set,
+};
+
+use crate::api::list::ListParams;
+use crate::entity::ipallocation::{self, Column as A};
+use crate::entity::network;
+use crate::entity::port::{self, Column as C, Model as Port};
+use crate::entity::security_group_port_binding as binding;
 use crate::error::Result;
+use crate::store::networks::Viewer;
+use crate::store::query::{self, Kind, Table, field};
+
+pub const TAG_TYPE: &str = "port";
+
+/// The device owner of the network's own (DHCP) ports.
+pub const DHCP_OWNER: &str = "network:dhcp";
+
+pub const TABLE: Table = Table {
+    name: "ports",
+    tag_type: TAG_TYPE,
+    fields: &[
+        field("id", "id", Kind::Str),
+        field("name", "name", Kind::Str),
+        field("project_id", "project_id", Kind::Str),
+        field("tenant_id", "project_id", Kind::Str),
+        field("network_id", "network_id", Kind::Str),
+        field("mac_address", "mac_address", Kind::Str),
+        field("admin_state_up", "admin_state_up", Kind::Bool),
+        field("status", "status", Kind::Str),
+        field("device_id", "device_id", Kind::Str),
+        field("device_owner", "device_owner", Kind::Str),
+        field("binding:host_id", "host_id", Kind::Str),
+        field("binding:vnic_type", "vnic_type", Kind::Str),
+        field("port_security_enabled", "port_security_enabled", Kind::Bool),
+        field("description", "description", Kind::Str),
+        field("created_at", "created_at", Kind::Str),
+        field("updated_at", "updated_at", Kind::Str),
+        field("revision_number", "revision_number", Kind::Int),
+    ],
+};
+
+/// A project sees its own ports and the ports on its networks.
+fn visible(v: &Viewer) -> Condition {
+    match v {
+        Viewer::Admin => Condition::all(),
+        Viewer::Project(p) => {
+            let mine = Query::select()
+                .column(network::Column::Id)
+                .from(network::Entity)
+                .and_where(network::Column::ProjectId.eq(p.as_str()))
+                .to_owned();
+            Condition::any().add(C::ProjectId.eq(p.as_str())).add(C::NetworkId.in_subquery(mine))
+        }
+    }
+}
+
+/// Ports with an allocation matching every given list (`fixed_ips=ip_address=..`,
+/// `fixed_ips=subnet_id=..`); empty lists match anything.
+pub fn with_fixed_ips(select: Select<port::Entity>, ips: &[String], subnets: &[String]) -> Select<port::Entity> {
+    if ips.is_empty() && subnets.is_empty() {
+        return select;
+    }
+    let mut q = Query::select();
+    q.column(A::PortId).from(ipallocation::Entity);
+    if !ips.is_empty() {
+        q.and_where(A::IpAddress.is_in(ips.iter().cloned()));
+    }
+    if !subnets.is_empty() {
+        q.and_where(A::SubnetId.is_in(subnets.iter().cloned()));
+    }
+    select.filter(C::Id.in_subquery(q.to_owned()))
+}
+
+pub async fn list<Cn: ConnectionTrait>(
+    conn: &Cn,
+    viewer: &Viewer,
+    p: &ListParams,
+    ips: &[String],
+    subnets: &[String],
+) -> Result<(Vec<Port>, bool)> {
+    let select = with_fixed_ips(port::Entity::find().filter(visible(viewer)), ips, subnets);
+    query::page(conn, &TABLE, select, p).await
+}
+
+pub async fn get_visible<Cn: ConnectionTrait>(conn: &Cn, viewer: &Viewer, id: &str) -> Result<Option<Port>> {
+    Ok(port::Entity::find_by_id(id.to_string()).filter(visible(viewer)).one(conn).await?)
+}
+
+pub async fn mac_in_use<Cn: ConnectionTrait>(conn: &Cn, network: &str, mac: &str) -> Result<bool> {
+    Ok(port::Entity::find().filter(C::NetworkId.eq(network)).filter(C::MacAddress.eq(mac)).count(conn).await? > 0)
+}
+
+pub async fn insert<Cn: ConnectionTrait>(conn: &Cn, p: Port) -> Result<()> {
+    port::ActiveModel::from(p).insert(conn).await?;
+    Ok(())
+}
+
+/// Write every attribute of `p` and bump its revision: false when the row
+/// changed meanwhile.
+pub async fn save<Cn: ConnectionTrait>(conn: &Cn, p: &Port) -> Result<bool> {
+    let mut am = port::ActiveModel::from(p.clone()).reset_all();
+    am.id = sea_orm::ActiveValue::Unchanged(p.id.clone());
+    am.revision_number = Set(p.revision_number + 1);
+    let r = port::Entity::update_many()
+        .set(am)
+        .filter(C::Id.eq(p.id.as_str()))
+        .filter(C::RevisionNumber.eq(p.revision_number))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Remove a port with its addresses, group bindings and tags.
+pub async fn delete<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<bool> {
+    ipallocation::Entity::delete_many().filter(A::PortId.eq(id)).exec(conn).await?;
+    binding::Entity::delete_many().filter(binding::Column::PortId.eq(id)).exec(conn).await?;
+    crate::store::tags::remove_all(conn, TAG_TYPE, id).await?;
+    Ok(port::Entity::delete_by_id(id.to_string()).exec(conn).await?.rows_affected > 0)
+}
+
+/// The security groups of each port (ordered by group id).
+pub async fn groups_of<Cn: ConnectionTrait>(conn: &Cn, ports: &[String]) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if ports.is_empty() {
+        return Ok(out);
+    }
+    for b in binding::Entity::find()
+        .filter(binding::Column::PortId.is_in(ports.iter().cloned()))
+        .order_by_asc(binding::Column::SecurityGroupId)
+        .all(conn)
+        .await?
+    {
+        out.entry(b.port_id).or_default().push(b.security_group_id);
+    }
+    Ok(out)
+}
+
+/// Replace a port's security groups.
+pub async fn set_groups<Cn: ConnectionTrait>(conn: &Cn, port: &str, groups: &[String]) -> Result<()> {
+    binding::Entity::delete_many().filter(binding::Column::PortId.eq(port)).exec(conn).await?;
+    let mut g: Vec<&String> = groups.iter().collect();
+    g.sort();
+    g.dedup();
+    for id in g {
+        binding::ActiveModel { port_id: Set(port.to_string()), security_group_id: Set(id.clone()) }
+            .insert(conn)
+            .await?;
+    }
+    Ok(())
+}
 
 /// How many ports on the network keep it in use: all but the network's own
 /// (`network:dhcp`), which go with it.
-pub async fn blocking_network_delete<C: ConnectionTrait>(_conn: &C, _network: &str) -> Result<i64> {
-    Ok(0)
+pub async fn blocking_network_delete<Cn: ConnectionTrait>(conn: &Cn, network: &str) -> Result<i64> {
+    Ok(port::Entity::find().filter(C::NetworkId.eq(network)).filter(C::DeviceOwner.ne(DHCP_OWNER)).count(conn).await?
+        as i64)
 }
 
 /// Remove the network's own ports (DHCP) when the network goes.
-pub async fn delete_network_owned<C: ConnectionTrait>(_conn: &C, _network: &str) -> Result<()> {
+pub async fn delete_network_owned<Cn: ConnectionTrait>(conn: &Cn, network: &str) -> Result<()> {
+    let ids: Vec<String> = port::Entity::find()
+        .filter(C::NetworkId.eq(network))
+        .filter(C::DeviceOwner.eq(DHCP_OWNER))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    for id in ids {
+        delete(conn, &id).await?;
+    }
     Ok(())
 }

@@ -1,20 +1,235 @@
-//! Subnets and IPAM (filled in by the subnets work; the network code calls these).
+//! Subnets and their IP allocations (`ipallocations`).
 
 use std::collections::BTreeMap;
 
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 
+use crate::api::list::ListParams;
+use crate::entity::ipallocation::{self, Column as A, Model as Allocation};
+use crate::entity::subnet::{self, Column as C, Model as Subnet};
+use crate::entity::{network, port};
 use crate::error::Result;
+use crate::store::networks::Viewer;
+use crate::store::query::{self, Kind, Table, field};
+
+pub const TAG_TYPE: &str = "subnet";
+
+pub const TABLE: Table = Table {
+    name: "subnets",
+    tag_type: TAG_TYPE,
+    fields: &[
+        field("id", "id", Kind::Str),
+        field("name", "name", Kind::Str),
+        field("project_id", "project_id", Kind::Str),
+        field("tenant_id", "project_id", Kind::Str),
+        field("network_id", "network_id", Kind::Str),
+        field("ip_version", "ip_version", Kind::Int),
+        field("cidr", "cidr", Kind::Str),
+        field("gateway_ip", "gateway_ip", Kind::Str),
+        field("enable_dhcp", "enable_dhcp", Kind::Bool),
+        field("ipv6_ra_mode", "ipv6_ra_mode", Kind::Str),
+        field("ipv6_address_mode", "ipv6_address_mode", Kind::Str),
+        field("subnetpool_id", "subnetpool_id", Kind::Str),
+        field("description", "description", Kind::Str),
+        field("created_at", "created_at", Kind::Str),
+        field("updated_at", "updated_at", Kind::Str),
+        field("revision_number", "revision_number", Kind::Int),
+    ],
+};
+
+/// A project sees its own subnets and those of shared and external networks.
+fn visible(v: &Viewer) -> Condition {
+    match v {
+        Viewer::Admin => Condition::all(),
+        Viewer::Project(p) => {
+            let open = Query::select()
+                .column(network::Column::Id)
+                .from(network::Entity)
+                .cond_where(
+                    Condition::any().add(network::Column::Shared.eq(true)).add(network::Column::External.eq(true)),
+                )
+                .to_owned();
+            Condition::any().add(C::ProjectId.eq(p.as_str())).add(C::NetworkId.in_subquery(open))
+        }
+    }
+}
+
+pub async fn list<Cn: ConnectionTrait>(conn: &Cn, viewer: &Viewer, p: &ListParams) -> Result<(Vec<Subnet>, bool)> {
+    query::page(conn, &TABLE, subnet::Entity::find().filter(visible(viewer)), p).await
+}
+
+pub async fn get<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Option<Subnet>> {
+    Ok(subnet::Entity::find_by_id(id.to_string()).one(conn).await?)
+}
+
+pub async fn get_visible<Cn: ConnectionTrait>(conn: &Cn, viewer: &Viewer, id: &str) -> Result<Option<Subnet>> {
+    Ok(subnet::Entity::find_by_id(id.to_string()).filter(visible(viewer)).one(conn).await?)
+}
+
+/// The subnets of a network, oldest first.
+pub async fn of_network<Cn: ConnectionTrait>(conn: &Cn, network: &str) -> Result<Vec<Subnet>> {
+    Ok(subnet::Entity::find()
+        .filter(C::NetworkId.eq(network))
+        .order_by_asc(C::CreatedAt)
+        .order_by_asc(C::Id)
+        .all(conn)
+        .await?)
+}
+
+/// The subnets carved from a subnet pool.
+pub async fn of_pool<Cn: ConnectionTrait>(conn: &Cn, pool: &str) -> Result<Vec<Subnet>> {
+    Ok(subnet::Entity::find().filter(C::SubnetpoolId.eq(pool)).all(conn).await?)
+}
+
+pub async fn by_ids<Cn: ConnectionTrait>(conn: &Cn, ids: &[String]) -> Result<Vec<Subnet>> {
+    Ok(subnet::Entity::find().filter(C::Id.is_in(ids.iter().cloned())).all(conn).await?)
+}
+
+pub async fn insert<Cn: ConnectionTrait>(conn: &Cn, s: Subnet) -> Result<()> {
+    subnet::ActiveModel::from(s).insert(conn).await?;
+    Ok(())
+}
+
+/// Write every attribute of `s` and bump its revision: false when the row
+/// changed meanwhile.
+pub async fn save<Cn: ConnectionTrait>(conn: &Cn, s: &Subnet) -> Result<bool> {
+    let mut am = subnet::ActiveModel::from(s.clone()).reset_all();
+    am.id = sea_orm::ActiveValue::Unchanged(s.id.clone());
+    am.revision_number = Set(s.revision_number + 1);
+    let r = subnet::Entity::update_many()
+        .set(am)
+        .filter(C::Id.eq(s.id.as_str()))
+        .filter(C::RevisionNumber.eq(s.revision_number))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// Remove a subnet with its allocations and tags.
+pub async fn delete<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<bool> {
+    ipallocation::Entity::delete_many().filter(A::SubnetId.eq(id)).exec(conn).await?;
+    crate::store::tags::remove_all(conn, TAG_TYPE, id).await?;
+    Ok(subnet::Entity::delete_by_id(id.to_string()).exec(conn).await?.rows_affected > 0)
+}
 
 /// The subnet ids of each network (for the network's `subnets` attribute).
-pub async fn ids_by_network<C: ConnectionTrait>(
-    _conn: &C,
-    _networks: &[String],
+pub async fn ids_by_network<C2: ConnectionTrait>(
+    conn: &C2,
+    networks: &[String],
 ) -> Result<BTreeMap<String, Vec<String>>> {
-    Ok(BTreeMap::new())
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if networks.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(String, String)> = subnet::Entity::find()
+        .select_only()
+        .column(C::NetworkId)
+        .column(C::Id)
+        .filter(C::NetworkId.is_in(networks.iter().cloned()))
+        .order_by_asc(C::CreatedAt)
+        .order_by_asc(C::Id)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for (n, s) in rows {
+        out.entry(n).or_default().push(s);
+    }
+    Ok(out)
 }
 
 /// Remove every subnet of a network that is being deleted (its ports are gone).
-pub async fn delete_for_network<C: ConnectionTrait>(_conn: &C, _network: &str) -> Result<()> {
+pub async fn delete_for_network<C2: ConnectionTrait>(conn: &C2, network: &str) -> Result<()> {
+    for s in of_network(conn, network).await? {
+        delete(conn, &s.id).await?;
+    }
+    ipallocation::Entity::delete_many().filter(A::NetworkId.eq(network)).exec(conn).await?;
+    Ok(())
+}
+
+/// The addresses of a subnet that ports hold.
+pub async fn taken<Cn: ConnectionTrait>(conn: &Cn, subnet: &str) -> Result<Vec<String>> {
+    Ok(ipallocation::Entity::find()
+        .select_only()
+        .column(A::IpAddress)
+        .filter(A::SubnetId.eq(subnet))
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// How many addresses of each subnet are held.
+pub async fn used_counts<Cn: ConnectionTrait>(conn: &Cn, subnets: &[String]) -> Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for s in subnets {
+        let n = ipallocation::Entity::find().filter(A::SubnetId.eq(s.as_str())).count(conn).await?;
+        out.insert(s.clone(), n as i64);
+    }
+    Ok(out)
+}
+
+pub async fn allocate<Cn: ConnectionTrait>(conn: &Cn, a: Allocation) -> Result<()> {
+    ipallocation::ActiveModel::from(a).insert(conn).await?;
+    Ok(())
+}
+
+/// The allocations of ports, in a stable order per port.
+pub async fn allocations_of<Cn: ConnectionTrait>(
+    conn: &Cn,
+    ports: &[String],
+) -> Result<BTreeMap<String, Vec<Allocation>>> {
+    let mut out: BTreeMap<String, Vec<Allocation>> = BTreeMap::new();
+    if ports.is_empty() {
+        return Ok(out);
+    }
+    for a in ipallocation::Entity::find()
+        .filter(A::PortId.is_in(ports.iter().cloned()))
+        .order_by_asc(A::SubnetId)
+        .order_by_asc(A::IpAddress)
+        .all(conn)
+        .await?
+    {
+        out.entry(a.port_id.clone()).or_default().push(a);
+    }
+    Ok(out)
+}
+
+pub async fn release_port<Cn: ConnectionTrait>(conn: &Cn, port: &str) -> Result<()> {
+    ipallocation::Entity::delete_many().filter(A::PortId.eq(port)).exec(conn).await?;
+    Ok(())
+}
+
+/// Port ids holding addresses of the subnet, other than the network's own
+/// (DHCP) ports, which go with the subnet.
+pub async fn ports_in_use<Cn: ConnectionTrait>(conn: &Cn, subnet: &str) -> Result<Vec<String>> {
+    let holders =
+        Query::select().column(A::PortId).from(ipallocation::Entity).and_where(A::SubnetId.eq(subnet)).to_owned();
+    Ok(port::Entity::find()
+        .select_only()
+        .column(port::Column::Id)
+        .filter(port::Column::Id.in_subquery(holders))
+        .filter(port::Column::DeviceOwner.ne("network:dhcp"))
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// Remove a subnet's allocations held by the network's own ports.
+pub async fn release_subnet<Cn: ConnectionTrait>(conn: &Cn, subnet: &str) -> Result<()> {
+    ipallocation::Entity::delete_many().filter(A::SubnetId.eq(subnet)).exec(conn).await?;
+    Ok(())
+}
+
+/// Hold the network's row for the rest of the transaction, so that racing
+/// subnet creates on one network check overlaps one after the other.
+pub async fn lock_network<Cn: ConnectionTrait>(conn: &Cn, network_id: &str) -> Result<()> {
+    network::Entity::update_many()
+        .col_expr(network::Column::Id, Expr::col(network::Column::Id).into())
+        .filter(network::Column::Id.eq(network_id))
+        .exec(conn)
+        .await?;
     Ok(())
 }

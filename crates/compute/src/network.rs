@@ -1,0 +1,333 @@
+//! Servers' ports in the network service, as Nova's network API does it:
+//! over Neutron's REST API with the service token (an admin, so it can set a
+//! port's project and binding).
+//!
+//! - The API resolves what a create asks for ([`Networking::resolve`]):
+//!   `none`, `auto` (the one network the project can use), or a list of
+//!   networks / ports / fixed IPs, checked with the caller's token.
+//! - The build saga allocates the ports ([`Networking::allocate`]) and binds
+//!   them to each host it tries ([`Networking::bind`]); its undo and every
+//!   delete call [`Networking::deallocate`], which deletes the ports compute
+//!   made and unbinds the ones the user gave (found by `device_id`, so it is
+//!   idempotent and survives a crash half-way).
+//!
+//! What the server got is kept in its system metadata (`network_info`), which
+//! the server view renders as `addresses`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use stratus_clients::network::{NetworkClient, NetworkError};
+
+use crate::placement::TokenSource;
+
+/// One requested network attachment, resolved at the API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Requested {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
+    /// A port the user made (kept when the server goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// A port of a server as the server view needs it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Vif {
+    pub port_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub mac: String,
+    /// (address, version)
+    pub ips: Vec<(String, u8)>,
+    /// The user's port: unbound, not deleted, when the server goes.
+    pub preserve: bool,
+}
+
+/// Why a create's networks were refused (status, message), in Nova's words.
+#[derive(Debug)]
+pub struct Refusal(pub u16, pub String);
+
+pub struct Networking {
+    pub client: NetworkClient,
+    tokens: TokenSource,
+}
+
+fn failed(e: NetworkError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+impl Networking {
+    pub fn new(base_url: &str, tokens: TokenSource) -> anyhow::Result<Arc<Networking>> {
+        Ok(Arc::new(Networking { client: NetworkClient::new(base_url)?, tokens }))
+    }
+
+    async fn token(&self) -> anyhow::Result<String> {
+        (self.tokens)().await
+    }
+
+    /// What a create's `networks` (Nova's request format, already
+    /// schema-checked) means for `project`, checked with the caller's token.
+    pub async fn resolve(
+        &self,
+        user_token: &str,
+        project: &str,
+        networks: &Value,
+        explicit_auto: bool,
+    ) -> anyhow::Result<std::result::Result<Vec<Requested>, Refusal>> {
+        match networks {
+            Value::String(s) if s == "none" => Ok(Ok(Vec::new())),
+            Value::Array(list) => {
+                let mut out = Vec::new();
+                for n in list {
+                    let mut r = Requested {
+                        tag: n["tag"].as_str().map(str::to_string),
+                        fixed_ip: n["fixed_ip"].as_str().map(str::to_string),
+                        ..Default::default()
+                    };
+                    if let Some(ip) = &r.fixed_ip
+                        && ip.parse::<std::net::IpAddr>().is_err()
+                    {
+                        return Ok(Err(Refusal(400, format!("Invalid fixed IP address ({ip})"))));
+                    }
+                    if let Some(p) = n["port"].as_str().filter(|p| !p.is_empty()) {
+                        let Some(port) = self.client.port(user_token, p).await.map_err(failed)? else {
+                            return Ok(Err(Refusal(400, format!("Port id {p} could not be found."))));
+                        };
+                        if port["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
+                            return Ok(Err(Refusal(409, format!("Port {p} is still in use."))));
+                        }
+                        r.port_id = Some(p.to_string());
+                        r.network_id = port["network_id"].as_str().map(str::to_string);
+                    } else if let Some(u) = n["uuid"].as_str() {
+                        if self.client.network(user_token, u).await.map_err(failed)?.is_none() {
+                            return Ok(Err(Refusal(400, format!("Network {u} could not be found."))));
+                        }
+                        r.network_id = Some(u.to_string());
+                    } else {
+                        return Ok(Err(Refusal(400, "Bad networks format: a network needs a uuid or a port".into())));
+                    }
+                    out.push(r);
+                }
+                Ok(Ok(out))
+            }
+            // `auto` (or nothing before 2.37): the project's one usable network
+            _ => {
+                let mut usable: Vec<Value> = Vec::new();
+                for n in self.client.networks(user_token, &[("project_id", project)]).await.map_err(failed)? {
+                    if n["router:external"] != true {
+                        usable.push(n);
+                    }
+                }
+                if usable.is_empty() {
+                    usable = self.client.networks(user_token, &[("shared", "true")]).await.map_err(failed)?;
+                }
+                match usable.len() {
+                    0 if explicit_auto => Ok(Err(Refusal(
+                        400,
+                        format!("Unable to automatically allocate a network for project {project}"),
+                    ))),
+                    0 => Ok(Ok(Vec::new())),
+                    1 => Ok(Ok(vec![Requested {
+                        network_id: usable[0]["id"].as_str().map(str::to_string),
+                        ..Default::default()
+                    }])),
+                    _ => Ok(Err(Refusal(
+                        409,
+                        "Multiple possible networks found, use a Network ID to be more specific.".into(),
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Create (or take over) the server's ports; a port already made for it
+    /// by an earlier attempt is reused (the saga may run this twice).
+    pub async fn allocate(
+        &self,
+        server: &str,
+        project: &str,
+        zone: &str,
+        security_groups: &[String],
+        requested: &[Requested],
+    ) -> anyhow::Result<Vec<Vif>> {
+        let token = self.token().await?;
+        let existing = self.client.ports(&token, &[("device_id", server)]).await.map_err(failed)?;
+        let owner = format!("compute:{zone}");
+        let mut vifs = Vec::new();
+        for (i, r) in requested.iter().enumerate() {
+            let port = if let Some(p) = &r.port_id {
+                self.client
+                    .update_port(&token, p, json!({"device_id": server, "device_owner": owner}))
+                    .await
+                    .map_err(failed)?
+            } else if let Some(p) = existing.iter().find(|p| p["name"] == port_name(server, i)) {
+                p.clone()
+            } else {
+                let Some(net) = &r.network_id else { continue };
+                let mut body = json!({
+                    "network_id": net,
+                    "project_id": project,
+                    "device_id": server,
+                    "device_owner": owner,
+                    "name": port_name(server, i),
+                });
+                if let Some(ip) = &r.fixed_ip {
+                    body["fixed_ips"] = json!([{"ip_address": ip}]);
+                }
+                if !security_groups.is_empty() {
+                    body["security_groups"] = json!(self.group_ids(&token, project, security_groups).await?);
+                }
+                self.client.create_port(&token, body).await.map_err(failed)?
+            };
+            let net_id = port["network_id"].as_str().unwrap_or_default().to_string();
+            let net_name = match self.client.network(&token, &net_id).await.map_err(failed)? {
+                Some(n) => n["name"].as_str().unwrap_or_default().to_string(),
+                None => String::new(),
+            };
+            vifs.push(Vif {
+                port_id: port["id"].as_str().unwrap_or_default().to_string(),
+                network_id: net_id,
+                network_name: net_name,
+                mac: port["mac_address"].as_str().unwrap_or_default().to_string(),
+                ips: port["fixed_ips"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["ip_address"].as_str())
+                    .map(|ip| (ip.to_string(), if ip.contains(':') { 6 } else { 4 }))
+                    .collect(),
+                preserve: r.port_id.is_some(),
+            });
+        }
+        Ok(vifs)
+    }
+
+    /// Security group names as ids in the project (Nova takes names).
+    async fn group_ids(&self, token: &str, project: &str, names: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        for n in names {
+            let groups = self
+                .client
+                .list(token, "security-groups", &[("project_id", project), ("name", n.as_str())])
+                .await
+                .map_err(failed)?;
+            match groups.first().and_then(|g| g["id"].as_str()) {
+                Some(id) => ids.push(id.to_string()),
+                None if uuid::Uuid::parse_str(n).is_ok() => ids.push(n.clone()),
+                None => anyhow::bail!("Security group {n} not found for project {project}."),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Bind the server's ports to the host it is being built on.
+    pub async fn bind(&self, vifs: &[Vif], host: &str) -> anyhow::Result<()> {
+        if vifs.is_empty() {
+            return Ok(());
+        }
+        let token = self.token().await?;
+        for v in vifs {
+            self.client.update_port(&token, &v.port_id, json!({"binding:host_id": host})).await.map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// Delete the ports compute made for the server, unbind the user's
+    /// (`preserve` ids); idempotent.
+    pub async fn deallocate(&self, server: &str, preserve: &[String]) -> anyhow::Result<()> {
+        let token = self.token().await?;
+        for p in self.client.ports(&token, &[("device_id", server)]).await.map_err(failed)? {
+            let id = p["id"].as_str().unwrap_or_default();
+            if preserve.iter().any(|k| k == id) {
+                self.client
+                    .update_port(&token, id, json!({"device_id": "", "device_owner": "", "binding:host_id": ""}))
+                    .await
+                    .map_err(failed)?;
+            } else {
+                self.client.delete_port(&token, id).await.map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name of the i-th port compute makes for a server (how a retried step finds it).
+fn port_name(server: &str, i: usize) -> String {
+    format!("nova-{server}-{i}")
+}
+
+/// The server's ports from its system metadata.
+pub fn vifs_of(system_metadata: &str) -> Vec<Vif> {
+    let sys: Map<String, Value> = serde_json::from_str(system_metadata).unwrap_or_default();
+    sys.get("network_info").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
+}
+
+/// The user's ports among them (kept when the server goes).
+pub fn preserved(system_metadata: &str) -> Vec<String> {
+    let sys: Map<String, Value> = serde_json::from_str(system_metadata).unwrap_or_default();
+    let req: Vec<Requested> =
+        sys.get("requested_networks").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    req.into_iter().filter_map(|r| r.port_id).collect()
+}
+
+/// Nova's `addresses`: `{"net name": [{"version": 4, "addr": ..., "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": ...}]}`.
+pub fn addresses(vifs: &[Vif]) -> Value {
+    let mut out = Map::new();
+    for v in vifs {
+        let entry = out.entry(v.network_name.clone()).or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            for (ip, ver) in &v.ips {
+                a.push(
+                    json!({"version": ver, "addr": ip, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": v.mac}),
+                );
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_group_by_network() {
+        let vifs = vec![
+            Vif {
+                port_id: "p1".into(),
+                network_id: "n1".into(),
+                network_name: "private".into(),
+                mac: "fa:16:3e:00:00:01".into(),
+                ips: vec![("10.0.0.5".into(), 4), ("fd00::5".into(), 6)],
+                preserve: false,
+            },
+            Vif {
+                port_id: "p2".into(),
+                network_name: "other".into(),
+                ips: vec![("10.1.0.5".into(), 4)],
+                ..Default::default()
+            },
+        ];
+        let a = addresses(&vifs);
+        assert_eq!(a["private"].as_array().unwrap().len(), 2);
+        assert_eq!(a["private"][1]["version"], 6);
+        assert_eq!(a["private"][0]["OS-EXT-IPS-MAC:mac_addr"], "fa:16:3e:00:00:01");
+        assert_eq!(a["other"][0]["addr"], "10.1.0.5");
+    }
+
+    #[test]
+    fn requested_networks_round_trip_through_system_metadata() {
+        let sys = json!({"requested_networks": [{"network_id": "n"}, {"port_id": "p", "network_id": "n"}],
+            "network_info": [{"port_id": "x", "network_id": "n", "network_name": "a", "mac": "m", "ips": [["10.0.0.1", 4]], "preserve": false}]})
+        .to_string();
+        assert_eq!(preserved(&sys), vec!["p".to_string()]);
+        assert_eq!(vifs_of(&sys)[0].ips[0].0, "10.0.0.1");
+        assert!(vifs_of("{}").is_empty());
+    }
+}
