@@ -187,6 +187,32 @@ pub fn next_free(pools: &[Range], taken: &BTreeSet<u128>) -> Option<u128> {
     None
 }
 
+/// `n` addresses drawn at random from the pools (each address equally
+/// likely), for allocation by probing: on a big subnet a random address is
+/// almost always free, found with one indexed lookup instead of reading every
+/// allocation, and racing creates rarely pick the same one (Neutron's IPAM
+/// also picks at random among free addresses).
+pub fn random_candidates(pools: &[Range], n: usize, mut rand_below: impl FnMut(u128) -> u128) -> Vec<u128> {
+    let total = pool_size(pools);
+    if total == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut k = rand_below(total);
+        for p in pools {
+            if k < p.len() {
+                out.push(p.start + k);
+                break;
+            }
+            k -= p.len();
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// How many addresses the pools hold.
 pub fn pool_size(pools: &[Range]) -> u128 {
     pools.iter().map(Range::len).sum()
@@ -313,6 +339,30 @@ pub fn carve(prefixes: &[IpNet], used: &[IpNet], prefixlen: u8) -> Option<IpNet>
         }
     }
     None
+}
+
+#[cfg(test)]
+mod random_tests {
+    use super::*;
+
+    #[test]
+    fn random_candidates_stay_in_the_pools() {
+        let pools = vec![Range { start: 10, end: 12 }, Range { start: 100, end: 101 }];
+        let mut next = 0u128;
+        let c = random_candidates(&pools, 5, |total| {
+            next += 1;
+            (next - 1) % total
+        });
+        assert_eq!(c, vec![10, 11, 12, 100, 101]);
+        let mut r = 7u128;
+        for v in random_candidates(&pools, 50, |total| {
+            r = (r * 31 + 11) % 1000;
+            r % total
+        }) {
+            assert!(pools.iter().any(|p| p.contains(v)), "{v}");
+        }
+        assert!(random_candidates(&[], 3, |_| 0).is_empty());
+    }
 }
 
 #[cfg(test)]

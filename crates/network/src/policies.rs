@@ -132,6 +132,35 @@ pub const AGENT_RULES: &[(&str, &str)] = &[
     ("get_availability_zone", "rule:context_is_admin or role:reader"),
 ];
 
+#[rustfmt::skip]
+pub const ROUTER_RULES: &[(&str, &str)] = &[
+    ("create_router", "rule:admin_or_project_member"),
+    ("create_router:external_gateway_info", "rule:admin_or_project_member"),
+    ("create_router:external_gateway_info:network_id", "rule:admin_or_project_member"),
+    ("create_router:external_gateway_info:enable_snat", "rule:admin_only"),
+    ("create_router:external_gateway_info:external_fixed_ips", "rule:admin_only"),
+    ("get_router", "rule:admin_or_project_reader"),
+    ("update_router", "rule:admin_or_project_member"),
+    ("update_router:external_gateway_info", "rule:admin_or_project_member"),
+    ("update_router:external_gateway_info:network_id", "rule:admin_or_project_member"),
+    ("update_router:external_gateway_info:enable_snat", "rule:admin_only"),
+    ("update_router:external_gateway_info:external_fixed_ips", "rule:admin_only"),
+    ("delete_router", "rule:admin_or_project_member"),
+    ("add_router_interface", "rule:admin_or_project_member"),
+    ("remove_router_interface", "rule:admin_or_project_member"),
+    ("add_extraroutes", "rule:admin_or_project_member"),
+    ("remove_extraroutes", "rule:admin_or_project_member"),
+    ("create_floatingip", "rule:admin_or_project_member"),
+    ("create_floatingip:floating_ip_address", "rule:admin_only"),
+    ("get_floatingip", "rule:admin_or_project_reader"),
+    ("update_floatingip", "rule:admin_or_project_member"),
+    ("delete_floatingip", "rule:admin_or_project_member"),
+    ("create_floatingip_port_forwarding", "rule:admin_or_project_member"),
+    ("get_floatingip_port_forwarding", "rule:admin_or_project_reader"),
+    ("update_floatingip_port_forwarding", "rule:admin_or_project_member"),
+    ("delete_floatingip_port_forwarding", "rule:admin_or_project_member"),
+];
+
 /// Every default rule of the network API (each resource family adds its list).
 pub fn all_rules() -> Vec<(&'static str, &'static str)> {
     let mut v = Vec::new();
@@ -141,6 +170,7 @@ pub fn all_rules() -> Vec<(&'static str, &'static str)> {
     v.extend_from_slice(SECURITY_GROUP_RULES);
     v.extend_from_slice(RBAC_RULES);
     v.extend_from_slice(AGENT_RULES);
+    v.extend_from_slice(ROUTER_RULES);
     v
 }
 

@@ -34,6 +34,8 @@ pub enum BenchCommand {
     Compute(crate::bench_compute::ComputeBench),
     /// Allocation candidates with P resource providers: p50/p99 and req/s of GET /allocation_candidates.
     Placement(PlacementBench),
+    /// Port creates per second, then paginated port lists with P ports in the cloud: page p50/p99.
+    Network(crate::bench_network::NetworkBench),
 }
 
 #[derive(Args)]
@@ -74,6 +76,7 @@ pub async fn run(cmd: BenchCommand, cfg: &Config) -> anyhow::Result<()> {
         BenchCommand::Identity(b) => identity(b, cfg).await,
         BenchCommand::Image(b) => image(b).await,
         BenchCommand::Compute(b) => crate::bench_compute::run(b).await,
+        BenchCommand::Network(b) => crate::bench_network::run(b).await,
         BenchCommand::Placement(b) => {
             println!("{}", stratus_placement::bench::run(b.providers, b.requests, b.concurrency).await?);
             Ok(())

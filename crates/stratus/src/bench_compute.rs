@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
+
+use crate::bench_cloud::{BenchCloud, pct};
 
 #[derive(Args)]
 pub struct ComputeBench {
@@ -25,108 +27,39 @@ pub struct ComputeBench {
     database_url: Option<String>,
 }
 
-struct Child(std::process::Child, std::path::PathBuf);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?.local_addr()?.port())
-}
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v[(((v.len() - 1) as f64) * p).round() as usize]
-}
-
 pub async fn run(b: ComputeBench) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let dir = std::env::temp_dir().join(format!(
-        "stratus-bench-compute-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    let (idp, imp, plp, cop) = (port()?, port()?, port()?, port()?);
     let hosts: Vec<String> = (1..=b.hosts).map(|i| format!("\"bench-{i:03}\"")).collect();
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let mut cmd = std::process::Command::new(&exe);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("STRATUS_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.arg("up")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--admin-password=bench-admin")
-        .env("STRATUS_IDENTITY__LISTEN", format!("127.0.0.1:{idp}"))
-        .env("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{imp}"))
-        .env("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{plp}"))
-        .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{cop}"))
-        .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", port()?))
-        .env("STRATUS_COMPUTE__LOCAL_HOSTS", format!("[{}]", hosts.join(",")))
-        .env("STRATUS_COMPUTE__QUOTA_INSTANCES", "-1")
-        .env("STRATUS_COMPUTE__QUOTA_CORES", "-1")
-        .env("STRATUS_COMPUTE__QUOTA_RAM", "-1")
-        .env("STRATUS_COMPUTE__REPORT_INTERVAL", "30")
-        .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
-        .env("STRATUS_LOG", "warn")
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    if let Some(u) = &b.database_url {
-        cmd.env("STRATUS_DATABASE__URL", u);
-    }
-    let child = Child(cmd.spawn().context("cannot start stratus up")?, dir.clone());
-    let http = reqwest::Client::builder().pool_max_idle_per_host(b.concurrency * 2).build()?;
-    let identity = format!("http://127.0.0.1:{idp}");
-    let compute = format!("http://127.0.0.1:{cop}/v2.1");
-    let started = Instant::now();
+    let env = [
+        ("STRATUS_COMPUTE__LOCAL_HOSTS", format!("[{}]", hosts.join(","))),
+        ("STRATUS_COMPUTE__QUOTA_INSTANCES", "-1".into()),
+        ("STRATUS_COMPUTE__QUOTA_CORES", "-1".into()),
+        ("STRATUS_COMPUTE__QUOTA_RAM", "-1".into()),
+        ("STRATUS_COMPUTE__REPORT_INTERVAL", "30".into()),
+    ];
+    let want = b.hosts;
     // ready when every host has registered
-    let token = loop {
-        if started.elapsed() > Duration::from_secs(300) {
-            bail!("the cloud did not come up; see {}", dir.join("server.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let Ok(r) = http
-            .post(format!("{identity}/v3/auth/tokens"))
-            .json(&json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "bench-admin"}}},
-                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}))
-            .send()
-            .await
-        else {
-            continue;
-        };
-        let Some(t) = r.headers().get("x-subject-token").and_then(|v| v.to_str().ok()).map(str::to_string) else {
-            continue;
-        };
-        let Ok(s) = http.get(format!("{compute}/os-hypervisors")).header("x-auth-token", &t).send().await else {
-            continue;
-        };
-        let v: Value = s.json().await.unwrap_or(Value::Null);
-        if v["hypervisors"].as_array().is_some_and(|a| a.len() >= b.hosts) {
-            break t;
-        }
-    };
-    println!("cloud up with {} fake hosts in {:.1} s (pid {})", b.hosts, started.elapsed().as_secs_f64(), child.0.id());
+    let cloud =
+        BenchCloud::start("compute", b.database_url.as_deref(), &env, b.concurrency, |http, compute, t| async move {
+            let Ok(s) = http.get(format!("{compute}/os-hypervisors")).header("x-auth-token", &t).send().await else {
+                return false;
+            };
+            let v: Value = s.json().await.unwrap_or(Value::Null);
+            v["hypervisors"].as_array().is_some_and(|a| a.len() >= want)
+        })
+        .await?;
+    let (http, token, compute, imp) = (&cloud.http, &cloud.token, cloud.compute.clone(), cloud.image.clone());
+    println!("{} fake hosts registered", b.hosts);
     let img: Value = http
-        .post(format!("http://127.0.0.1:{imp}/v2/images"))
-        .header("x-auth-token", &token)
+        .post(format!("{imp}/v2/images"))
+        .header("x-auth-token", token)
         .json(&json!({"name": "bench", "disk_format": "raw", "container_format": "bare", "visibility": "public"}))
         .send()
         .await?
         .json()
         .await?;
     let image = img["id"].as_str().context("no image id")?.to_string();
-    http.put(format!("http://127.0.0.1:{imp}/v2/images/{image}/file"))
-        .header("x-auth-token", &token)
+    http.put(format!("{imp}/v2/images/{image}/file"))
+        .header("x-auth-token", token)
         .header("content-type", "application/octet-stream")
         .body(vec![0u8; 4096])
         .send()
@@ -150,7 +83,7 @@ pub async fn run(b: ComputeBench) -> anyhow::Result<()> {
                 let t = Instant::now();
                 let r = http
                     .post(format!("{compute}/servers"))
-                    .header("x-auth-token", &token)
+                    .header("x-auth-token", token.as_str())
                     .header("openstack-api-version", "compute 2.96")
                     .json(&json!({"server": {"name": format!("bench-{i}"), "imageRef": image, "flavorRef": "42", "networks": "none"}}))
                     .send()
@@ -177,7 +110,7 @@ pub async fn run(b: ComputeBench) -> anyhow::Result<()> {
     loop {
         let v: Value = http
             .get(format!("{compute}/servers/detail?limit=1000000"))
-            .header("x-auth-token", &token)
+            .header("x-auth-token", token)
             .header("openstack-api-version", "compute 2.96")
             .send()
             .await?
@@ -201,7 +134,7 @@ pub async fn run(b: ComputeBench) -> anyhow::Result<()> {
         b.servers,
         b.hosts,
         b.concurrency,
-        b.database_url.as_deref().map(|u| u.split("://").next().unwrap_or("?")).unwrap_or("sqlite")
+        BenchCloud::db_kind(b.database_url.as_deref())
     );
     println!(
         "  create calls: {} accepted, {failed} failed in {:.2} s; p50 {:.1} ms, p99 {:.1} ms",
@@ -222,6 +155,6 @@ pub async fn run(b: ComputeBench) -> anyhow::Result<()> {
             if active == 1000 && total < Duration::from_secs(20) { "met" } else { "NOT met" }
         );
     }
-    drop(child);
+    drop(cloud);
     Ok(())
 }

@@ -10,7 +10,9 @@ use stratus_db::Db;
 use stratus_identity::{Identity, Migrator};
 
 mod bench;
+mod bench_cloud;
 mod bench_compute;
+mod bench_network;
 mod files;
 
 #[derive(Parser)]

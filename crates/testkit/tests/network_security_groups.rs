@@ -197,6 +197,17 @@ async fn groups_lifecycle_and_visibility() {
             .neutron(Method::PUT, &format!("/security-groups/{id}"), &tok, Some(json!({"security_group": {"bad": 1}})))
             .await;
         assert_eq!(r.status, 400);
+        // only the project's own default group is named `default`
+        let r = c
+            .neutron(
+                Method::PUT,
+                &format!("/security-groups/{id}"),
+                &tok,
+                Some(json!({"security_group": {"name": "default"}})),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{backend}: {}", r.text);
+        assert_eq!(r.body["NeutronError"]["type"], "SecurityGroupDefaultAlreadyExists");
         let r = c
             .neutron(Method::POST, "/security-groups", &tok, Some(json!({"security_group": {"stateful": "maybe"}})))
             .await;
@@ -300,6 +311,18 @@ async fn rules_validate_and_refuse_duplicates() {
                 "/security-group-rules",
                 &tok,
                 Some(rule(json!({"remote_group_id": uuid::Uuid::new_v4().to_string()}))),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{backend}: {}", r.text);
+        assert_eq!(r.body["NeutronError"]["type"], "SecurityGroupNotFound");
+        // Neutron does not check the form of remote_group_id: an id that is
+        // not a UUID is just not found
+        let r = c
+            .neutron(
+                Method::POST,
+                "/security-group-rules",
+                &tok,
+                Some(rule(json!({"remote_group_id": "bad_group_id"}))),
             )
             .await;
         assert_eq!(r.status, 404, "{backend}: {}", r.text);

@@ -287,6 +287,9 @@ async fn ports_get_addresses_and_macs_on_every_database() {
         )
         .await;
         let s4id = s4["id"].as_str().unwrap().to_string();
+        assert_eq!(s4["router:external"], false, "subnet-external-network");
+        let r = c.neutron(Method::GET, "/subnets?router:external=true", &tok, None).await;
+        assert_eq!(r.body["subnets"], json!([]), "{}", r.text);
         let s6 = subnet(
             &c,
             &tok,
@@ -419,6 +422,10 @@ async fn ports_get_addresses_and_macs_on_every_database() {
         let r = c.neutron(Method::GET, &format!("/ports?network_id={net}&sort_key=name&limit=2"), &tok, None).await;
         assert_eq!(r.body["ports"].as_array().unwrap().len(), 2);
         assert!(r.body["ports_links"].is_array());
+        let r = c.neutron(Method::GET, "/ports?fixed_ips=ip_address_substr%3D0.0.20&fields=id", &tok, None).await;
+        assert_eq!(r.body["ports"], json!([{"id": p2id}]), "{}", r.text);
+        let r = c.neutron(Method::GET, "/ports?fixed_ips=ip_address_substr%3D%25", &tok, None).await;
+        assert_eq!(r.body["ports"], json!([]), "a LIKE wildcard matches nothing: {}", r.text);
         let r = c.neutron(Method::GET, "/ports?fixed_ips=bogus", &tok, None).await;
         assert_eq!(r.status, 400);
 
@@ -508,6 +515,11 @@ async fn ports_get_addresses_and_macs_on_every_database() {
         // subnets and networks in use
         let r = c.neutron(Method::DELETE, &format!("/subnets/{s4id}"), &tok, None).await;
         assert_eq!((r.status.as_u16(), kind(&r)), (409, "SubnetInUse"), "{}", r.text);
+        // a SLAAC subnet goes with ports on it (as in Neutron); they lose its addresses
+        let r = c.neutron(Method::DELETE, &format!("/subnets/{s6id}"), &tok, None).await;
+        assert_eq!(r.status, 204, "{backend}: {}", r.text);
+        let r = c.neutron(Method::GET, &format!("/ports/{p1id}"), &tok, None).await;
+        assert_eq!(ips(&r.body["port"]), vec!["10.0.0.10"], "{backend}");
         let r = c.neutron(Method::DELETE, &format!("/networks/{net}"), &tok, None).await;
         assert_eq!((r.status.as_u16(), kind(&r)), (409, "NetworkInUse"), "{}", r.text);
         // DHCP ports do not keep a subnet in use

@@ -53,7 +53,22 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Empty String Filtering Extension",
         "Allow filtering by attributes with empty string value",
     ),
+    (
+        "ip-substring-filtering",
+        "IP address substring filtering",
+        "Provides IP address substring filtering when listing ports",
+    ),
+    (
+        "subnet-external-network",
+        "Subnet belongs to an external network",
+        "Informs if the subnet belongs to an external network",
+    ),
     ("security-group", "security-group", "The security groups extension."),
+    (
+        "service-type",
+        "Neutron Service Type Management",
+        "API for retrieving service providers for Neutron advanced services",
+    ),
     ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
     (
         "security-groups-normalized-cidr",
@@ -86,6 +101,38 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     ("agent", "agent", "The agent management extension."),
     ("availability_zone", "Availability Zone", "The availability zone extension."),
+    (
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
+    ),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    (
+        "floating-ip-port-forwarding",
+        "Floating IP Port Forwarding",
+        "Allow to forward a floating IP port to an internal port",
+    ),
+    (
+        "floating-ip-port-forwarding-description",
+        "Floating IP Port Forwarding new attribute description",
+        "Add a description field to Port Forwarding rules",
+    ),
+    (
+        "floating-ip-port-forwarding-port-ranges",
+        "Floating IP Port Forwarding support port ranges",
+        "Add suport to port ranges on Port Forwarding rules",
+    ),
+    ("expose-port-forwarding-in-fip", "Expose port forwarding in FIP", "Expose port forwarding in FIP"),
+    (
+        "extraroute-atomic",
+        "Atomically add/remove extra routes",
+        "Edit extra routes of a router on server side by atomically adding/removing extra routes",
+    ),
 ];
 
 pub fn routes() -> Router<State> {

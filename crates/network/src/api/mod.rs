@@ -16,13 +16,16 @@ use crate::{NetworkService, State};
 pub mod agents;
 pub mod availability_zones;
 pub mod extensions;
+pub mod floatingips;
 pub mod ip_availability;
 pub mod list;
 pub mod networks;
+pub mod port_forwardings;
 pub mod ports;
 pub mod quotas;
 pub mod rbac_policies;
 pub mod root;
+pub mod routers;
 pub mod security_group_rules;
 pub mod security_groups;
 pub mod subnetpools;
@@ -43,6 +46,8 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(quotas::routes());
     let authed = authed.merge(security_groups::routes()).merge(security_group_rules::routes());
     let authed = authed.merge(rbac_policies::routes()).merge(agents::routes()).merge(availability_zones::routes());
+    let authed = authed.merge(routers::routes()).merge(floatingips::routes());
+    let authed = authed.merge(port_forwardings::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new().merge(root::routes()).merge(authed).with_state(state)
 }

@@ -424,6 +424,9 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     let n = store::get_visible(&svc.db.read, &viewer(&svc, &ctx), &id).await?.ok_or_else(|| network_not_found(&id))?;
     authorize(&svc, &ctx, "delete_network", &n.project_id)?;
     let txn = svc.db.write.begin().await?;
+    if n.external {
+        store::delete_disassociated_floatingips(&txn, &id).await?;
+    }
     if st::ports::blocking_network_delete(&txn, &id).await? > 0 {
         return Err(conflict(
             "NetworkInUse",

@@ -177,15 +177,20 @@ async fn render_many(svc: &NetworkService, ctx: &AuthContext, ports: &[Port]) ->
 
 async fn index(AxState(svc): AxState<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
     let mut p = ListParams::parse(&q)?;
-    let (mut ips, mut subs) = (Vec::new(), Vec::new());
+    let (mut ips, mut subs, mut substrs) = (Vec::new(), Vec::new(), Vec::new());
     for f in p.take_filter("fixed_ips").unwrap_or_default() {
         match f.split_once('=') {
             Some(("ip_address", v)) => ips.push(ipam::parse_ip("fixed_ips", v, None)?.to_string()),
             Some(("subnet_id", v)) => subs.push(v.to_string()),
-            _ => return Err(bad(format!("Invalid fixed_ips filter '{f}': use ip_address=... or subnet_id=..."))),
+            Some(("ip_address_substr", v)) => substrs.push(v.to_string()),
+            _ => {
+                return Err(bad(format!(
+                    "Invalid fixed_ips filter '{f}': use ip_address=..., ip_address_substr=... or subnet_id=..."
+                )));
+            }
         }
     }
-    let (rows, more) = store::list(&svc.db.read, &viewer(&svc, &ctx), &p, &ips, &subs).await?;
+    let (rows, more) = store::list(&svc.db.read, &viewer(&svc, &ctx), &p, &ips, &subs, &substrs).await?;
     let items = render_many(&svc, &ctx, &rows).await?;
     Ok(ok(list::render("ports", items, &p, more, &format!("{}/v2.0/ports", svc.base_url), &q)))
 }
@@ -340,7 +345,8 @@ async fn allocate<C: ConnectionTrait>(
     for r in reqs {
         match r {
             IpRequest::Specific(s, ip) => {
-                let taken = taken_of(s, subnets::taken(conn, &s.id).await?, &out);
+                let held = subnets::taken_among(conn, &s.id, &[ip.to_string()]).await?;
+                let taken = taken_of(s, held.into_iter().collect(), &out);
                 if taken.contains(&ipam::to_u128(*ip)) {
                     return Err(conflict(
                         "IpAddressAlreadyAllocated",
@@ -357,9 +363,32 @@ async fn allocate<C: ConnectionTrait>(
             IpRequest::Any(group) => {
                 let mut got = None;
                 for s in group {
+                    let pools = pools_of(s);
+                    let version = s.ip_version as u8;
+                    // on a big subnet, probe a few random addresses first (one indexed
+                    // query); read every allocation only on small or nearly full pools
+                    // (small subnets keep Neutron's familiar lowest-first order)
+                    let probe = if ipam::pool_size(&pools) > RANDOM_ABOVE {
+                        ipam::random_candidates(&pools, 8, |n| rand::random_range(0..n))
+                    } else {
+                        Vec::new()
+                    };
+                    let probe_ips: Vec<String> =
+                        probe.iter().map(|v| ipam::from_u128(*v, version).to_string()).collect();
+                    let held = subnets::taken_among(conn, &s.id, &probe_ips).await?;
+                    let mine = taken_of(s, Vec::new(), &out);
+                    if let Some(ip) = probe
+                        .iter()
+                        .zip(&probe_ips)
+                        .find(|(v, ip)| !held.contains(*ip) && !mine.contains(v))
+                        .map(|(v, _)| ipam::from_u128(*v, version))
+                    {
+                        got = Some((s, ip));
+                        break;
+                    }
                     let taken = taken_of(s, subnets::taken(conn, &s.id).await?, &out);
-                    if let Some(v) = ipam::next_free(&pools_of(s), &taken) {
-                        got = Some((s, ipam::from_u128(v, s.ip_version as u8)));
+                    if let Some(v) = ipam::next_free(&pools, &taken) {
+                        got = Some((s, ipam::from_u128(v, version)));
                         break;
                     }
                 }
@@ -375,6 +404,9 @@ async fn allocate<C: ConnectionTrait>(
     }
     Ok(out)
 }
+
+/// Pools bigger than this are allocated from by random probing.
+const RANDOM_ABOVE: u128 = 4096;
 
 /// A unique-key collision or a deadlock with a racing transaction: worth another try.
 fn retryable(e: &NetworkError) -> bool {
@@ -874,7 +906,9 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     let p = store::get_visible(&svc.db.read, &viewer(&svc, &ctx), &id).await?.ok_or_else(|| port_not_found(&id))?;
     let net_owner = networks::get(&svc.db.read, &p.network_id).await?.map(|n| n.project_id).unwrap_or_default();
     authorize_net(&svc, &ctx, "delete_port", &p.project_id, &net_owner)?;
+    crate::api::routers::prevent_l3_port_deletion(&p)?;
     let txn = svc.db.write.begin().await?;
+    crate::store::floatingips::disassociate_port(&txn, &id).await?;
     if !store::delete(&txn, &id).await? {
         return Err(port_not_found(&id));
     }

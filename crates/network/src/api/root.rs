@@ -14,7 +14,16 @@ pub fn routes() -> Router<State> {
 }
 
 pub fn authed_routes() -> Router<State> {
-    Router::new().route("/v2.0", get(resources)).route("/v2.0/", get(resources))
+    Router::new()
+        .route("/v2.0", get(resources))
+        .route("/v2.0/", get(resources))
+        .route("/v2.0/service-providers", get(service_providers))
+}
+
+/// `GET /v2.0/service-providers` (the service-type extension): no advanced
+/// service (LBaaS, VPNaaS, L3 flavors) has selectable drivers here.
+async fn service_providers() -> Response {
+    ok(json!({"service_providers": []}))
 }
 
 async fn versions(AxState(svc): AxState<State>) -> Response {

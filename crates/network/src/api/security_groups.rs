@@ -169,6 +169,10 @@ async fn update(
         if cur.name == DEFAULT_NAME && sg.name != DEFAULT_NAME {
             return Err(conflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed."));
         }
+        // Neutron: only the project's own default group is named `default`.
+        if sg.name == DEFAULT_NAME && cur.name != DEFAULT_NAME {
+            return Err(conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists."));
+        }
         if sg.stateful != cur.stateful && store::ports_using(&svc.db.read, &id).await? > 0 {
             return Err(conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
         }

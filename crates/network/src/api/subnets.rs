@@ -94,7 +94,7 @@ fn json_list(s: &str) -> Value {
     serde_json::from_str::<Value>(s).unwrap_or(json!([]))
 }
 
-pub fn render(s: &Subnet, tags: Vec<String>) -> Value {
+pub fn render(s: &Subnet, tags: Vec<String>, external: bool) -> Value {
     json!({
         "id": s.id,
         "name": s.name,
@@ -118,13 +118,18 @@ pub fn render(s: &Subnet, tags: Vec<String>) -> Value {
         "created_at": s.created_at,
         "updated_at": s.updated_at,
         "revision_number": s.revision_number,
+        "router:external": external,
     })
 }
 
 async fn render_many(svc: &NetworkService, subs: &[Subnet]) -> Result<Vec<Value>> {
     let ids: Vec<String> = subs.iter().map(|s| s.id.clone()).collect();
     let mut tg = tags::of(&svc.db.read, store::TAG_TYPE, &ids).await?;
-    Ok(subs.iter().map(|s| render(s, tg.remove(&s.id).unwrap_or_default())).collect())
+    let mut nets: Vec<String> = subs.iter().map(|s| s.network_id.clone()).collect();
+    nets.sort();
+    nets.dedup();
+    let external = store::external_networks(&svc.db.read, &nets).await?;
+    Ok(subs.iter().map(|s| render(s, tg.remove(&s.id).unwrap_or_default(), external.contains(&s.network_id))).collect())
 }
 
 pub fn subnet_not_found(id: &str) -> NetworkError {
@@ -132,8 +137,16 @@ pub fn subnet_not_found(id: &str) -> NetworkError {
 }
 
 async fn index(AxState(svc): AxState<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
-    let p = ListParams::parse(&q)?;
-    let (rows, more) = store::list(&svc.db.read, &viewer(&svc, &ctx), &p).await?;
+    let mut p = ListParams::parse(&q)?;
+    let external = match p.take_filter("router:external").as_deref() {
+        None => None,
+        Some([v]) => Some(list::is_true(v)),
+        // Several values: any of them (true and false: every subnet).
+        Some(vs) if vs.iter().all(|v| list::is_true(v)) => Some(true),
+        Some(vs) if vs.iter().all(|v| !list::is_true(v)) => Some(false),
+        Some(_) => None,
+    };
+    let (rows, more) = store::list(&svc.db.read, &viewer(&svc, &ctx), &p, external).await?;
     let items = render_many(&svc, &rows).await?;
     Ok(ok(list::render("subnets", items, &p, more, &format!("{}/v2.0/subnets", svc.base_url), &q)))
 }
@@ -610,7 +623,9 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
         authorize_net(&svc, &ctx, "delete_subnet", &s.project_id, &net_owner)?;
     }
     let txn = svc.db.write.begin().await?;
-    if !store::ports_in_use(&txn, &id).await?.is_empty() {
+    let auto = crate::ipam::is_auto_address(6, &s.ipv6_address_mode)
+        || (s.ipv6_address_mode.is_empty() && crate::ipam::is_auto_address(6, &s.ipv6_ra_mode));
+    if !store::ports_in_use(&txn, &id, s.ip_version == 6 && auto).await?.is_empty() {
         return Err(conflict(
             "SubnetInUse",
             format!(

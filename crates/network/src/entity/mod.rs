@@ -2,12 +2,16 @@
 
 pub mod agent;
 pub mod default_security_group;
+pub mod floatingip;
 pub mod ipallocation;
 pub mod network;
 pub mod port;
+pub mod port_forwarding;
 pub mod quota;
 pub mod quota_lock;
 pub mod rbac_policy;
+pub mod router;
+pub mod router_route;
 pub mod security_group;
 pub mod security_group_port_binding;
 pub mod security_group_rule;

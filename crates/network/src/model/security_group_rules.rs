@@ -206,7 +206,9 @@ pub fn from_body(obj: &Map<String, Value>) -> Result<RuleSpec> {
     }
     let remote_group_id = match obj.get("remote_group_id") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(model::uuid("remote_group_id", v)?),
+        // Neutron does not validate it as a UUID: an unknown id (of any
+        // form) is a SecurityGroupNotFound (404) at the lookup.
+        Some(v) => Some(model::string("remote_group_id", v, 255)?),
     };
     if remote_group_id.is_some() && remote_ip_prefix.is_some() {
         return Err(bad_kind(
@@ -376,7 +378,7 @@ mod tests {
                 json!({"remote_ip_prefix": "10.0.0.0/8", "remote_group_id": SG}),
                 "SecurityGroupRemoteGroupAndRemoteIpPrefix",
             ),
-            (json!({"remote_group_id": "x"}), "HTTPBadRequest"),
+            (json!({"remote_group_id": 7}), "HTTPBadRequest"),
             (json!({"bogus": 1}), "HTTPBadRequest"),
         ] {
             match spec(extra.clone()) {

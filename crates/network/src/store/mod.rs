@@ -2,10 +2,13 @@
 //! API never writes SQL. [`query`] turns Neutron list requests into SQL for
 //! any table.
 
+pub mod floatingips;
 pub mod networks;
+pub mod port_forwardings;
 pub mod ports;
 pub mod query;
 pub mod quotas;
+pub mod routers;
 pub mod security_groups;
 pub mod subnetpools;
 pub mod subnets;

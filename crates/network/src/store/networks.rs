@@ -131,6 +131,25 @@ pub async fn delete<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<bool> {
     Ok(network::Entity::delete_by_id(id.to_string()).exec(conn).await?.rows_affected > 0)
 }
 
+/// Remove the unassociated floating IPs of an external network that is being
+/// deleted, with their ports (Neutron's `delete_disassociated_floatingips`);
+/// associated ones (to a port, or through port forwardings to a router) stay
+/// and keep the network in use.
+pub async fn delete_disassociated_floatingips<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<()> {
+    use crate::entity::floatingip::{self, Column as F};
+    let fips = floatingip::Entity::find()
+        .filter(F::FloatingNetworkId.eq(id))
+        .filter(F::FixedPortId.is_null())
+        .filter(F::RouterId.is_null())
+        .all(conn)
+        .await?;
+    for f in fips {
+        crate::store::floatingips::delete(conn, &f.id).await?;
+        crate::store::ports::delete(conn, &f.floating_port_id).await?;
+    }
+    Ok(())
+}
+
 /// Segmentation ids in use for a network type (and physical network).
 pub async fn used_segments<Cn: ConnectionTrait>(conn: &Cn, network_type: &str, physnet: &str) -> Result<Vec<i64>> {
     let rows: Vec<Option<i64>> = network::Entity::find()

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     Select, Set,
@@ -64,9 +64,15 @@ fn visible(v: &Viewer) -> Condition {
 }
 
 /// Ports with an allocation matching every given list (`fixed_ips=ip_address=..`,
-/// `fixed_ips=subnet_id=..`); empty lists match anything.
-pub fn with_fixed_ips(select: Select<port::Entity>, ips: &[String], subnets: &[String]) -> Select<port::Entity> {
-    if ips.is_empty() && subnets.is_empty() {
+/// `fixed_ips=subnet_id=..`, `fixed_ips=ip_address_substr=..`, the last one
+/// a part of the address); empty lists match anything.
+pub fn with_fixed_ips(
+    select: Select<port::Entity>,
+    ips: &[String],
+    subnets: &[String],
+    substrs: &[String],
+) -> Select<port::Entity> {
+    if ips.is_empty() && subnets.is_empty() && substrs.is_empty() {
         return select;
     }
     let mut q = Query::select();
@@ -77,6 +83,20 @@ pub fn with_fixed_ips(select: Select<port::Entity>, ips: &[String], subnets: &[S
     if !subnets.is_empty() {
         q.and_where(A::SubnetId.is_in(subnets.iter().cloned()));
     }
+    if !substrs.is_empty() {
+        let mut any = Condition::any();
+        for s in substrs {
+            // An address has only hex digits, '.' and ':': anything else
+            // (LIKE wildcards included) matches nothing.
+            if s.chars().all(|c| c.is_ascii_hexdigit() || c == '.' || c == ':') {
+                any = any.add(A::IpAddress.like(format!("%{}%", s.to_ascii_lowercase())));
+            }
+        }
+        if any.is_empty() {
+            any = any.add(Expr::val(1).eq(0));
+        }
+        q.cond_where(any);
+    }
     select.filter(C::Id.in_subquery(q.to_owned()))
 }
 
@@ -86,8 +106,9 @@ pub async fn list<Cn: ConnectionTrait>(
     p: &ListParams,
     ips: &[String],
     subnets: &[String],
+    substrs: &[String],
 ) -> Result<(Vec<Port>, bool)> {
-    let select = with_fixed_ips(port::Entity::find().filter(visible(viewer)), ips, subnets);
+    let select = with_fixed_ips(port::Entity::find().filter(visible(viewer)), ips, subnets, substrs);
     query::page(conn, &TABLE, select, p).await
 }
 

@@ -58,8 +58,39 @@ fn visible(v: &Viewer) -> Condition {
     }
 }
 
-pub async fn list<Cn: ConnectionTrait>(conn: &Cn, viewer: &Viewer, p: &ListParams) -> Result<(Vec<Subnet>, bool)> {
-    query::page(conn, &TABLE, subnet::Entity::find().filter(visible(viewer)), p).await
+/// `external`: only subnets of external (`Some(true)`) or internal networks
+/// (the `router:external` filter of subnet-external-network).
+pub async fn list<Cn: ConnectionTrait>(
+    conn: &Cn,
+    viewer: &Viewer,
+    p: &ListParams,
+    external: Option<bool>,
+) -> Result<(Vec<Subnet>, bool)> {
+    let mut select = subnet::Entity::find().filter(visible(viewer));
+    if let Some(e) = external {
+        let nets = Query::select()
+            .column(network::Column::Id)
+            .from(network::Entity)
+            .and_where(network::Column::External.eq(e))
+            .to_owned();
+        select = select.filter(C::NetworkId.in_subquery(nets));
+    }
+    query::page(conn, &TABLE, select, p).await
+}
+
+/// Whether each given network is external (`router:external` of its subnets).
+pub async fn external_networks<Cn: ConnectionTrait>(conn: &Cn, networks: &[String]) -> Result<Vec<String>> {
+    if networks.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(network::Entity::find()
+        .select_only()
+        .column(network::Column::Id)
+        .filter(network::Column::Id.is_in(networks.iter().cloned()))
+        .filter(network::Column::External.eq(true))
+        .into_tuple()
+        .all(conn)
+        .await?)
 }
 
 pub async fn get<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Option<Subnet>> {
@@ -161,6 +192,26 @@ pub async fn taken<Cn: ConnectionTrait>(conn: &Cn, subnet: &str) -> Result<Vec<S
         .await?)
 }
 
+/// Which of `addresses` are held in the subnet (one indexed query).
+pub async fn taken_among<Cn: ConnectionTrait>(
+    conn: &Cn,
+    subnet: &str,
+    addresses: &[String],
+) -> Result<std::collections::BTreeSet<String>> {
+    if addresses.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<String> = ipallocation::Entity::find()
+        .select_only()
+        .column(A::IpAddress)
+        .filter(A::SubnetId.eq(subnet))
+        .filter(A::IpAddress.is_in(addresses.iter().cloned()))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// How many addresses of each subnet are held.
 pub async fn used_counts<Cn: ConnectionTrait>(conn: &Cn, subnets: &[String]) -> Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
@@ -204,18 +255,27 @@ pub async fn release_port<Cn: ConnectionTrait>(conn: &Cn, port: &str) -> Result<
 
 /// Port ids holding addresses of the subnet, other than the network's own
 /// (DHCP) ports, which go with the subnet.
-pub async fn ports_in_use<Cn: ConnectionTrait>(conn: &Cn, subnet: &str) -> Result<Vec<String>> {
+///
+/// On an auto-address (SLAAC, DHCPv6-stateless) subnet only router
+/// interfaces count, as in Neutron: every other port's address is derived
+/// from the prefix and is simply dropped with the subnet.
+pub async fn ports_in_use<Cn: ConnectionTrait>(conn: &Cn, subnet: &str, auto_address: bool) -> Result<Vec<String>> {
     let holders =
         Query::select().column(A::PortId).from(ipallocation::Entity).and_where(A::SubnetId.eq(subnet)).to_owned();
-    Ok(port::Entity::find()
+    let mut q = port::Entity::find()
         .select_only()
         .column(port::Column::Id)
         .filter(port::Column::Id.in_subquery(holders))
-        .filter(port::Column::DeviceOwner.ne("network:dhcp"))
-        .into_tuple()
-        .all(conn)
-        .await?)
+        .filter(port::Column::DeviceOwner.ne("network:dhcp"));
+    if auto_address {
+        q = q.filter(port::Column::DeviceOwner.is_in(ROUTER_INTERFACE_OWNERS.iter().copied()));
+    }
+    Ok(q.into_tuple().all(conn).await?)
 }
+
+/// The device owners of router interface ports.
+const ROUTER_INTERFACE_OWNERS: &[&str] =
+    &["network:router_interface", "network:router_interface_distributed", "network:ha_router_replicated_interface"];
 
 /// Remove a subnet's allocations held by the network's own ports.
 pub async fn release_subnet<Cn: ConnectionTrait>(conn: &Cn, subnet: &str) -> Result<()> {
