@@ -11,6 +11,10 @@ use stratus_testkit::{Cloud, fresh_urls};
 
 const MV: &str = "2.96";
 
+async fn errored(cloud: &Cloud, tok: &str, id: &str) -> Value {
+    cloud.wait_server(tok, id, 30, |s| s["status"] == "ERROR").await
+}
+
 async fn active(cloud: &Cloud, tok: &str, id: &str) -> Value {
     cloud.wait_server(tok, id, 30, |s| s["status"] == "ACTIVE" || s["status"] == "ERROR").await
 }
@@ -134,7 +138,8 @@ async fn a_failed_build_unwinds_its_ports_at_every_step() {
         let r = c.nova(Method::POST, "/servers", &admin, MV, Some(body)).await;
         assert_eq!(r.status, 202, "{}", r.text);
         let id = r.body["server"]["id"].as_str().unwrap().to_string();
-        let s = active(&c, &admin, &id).await;
+        // a failure at `finish` comes after the host made the server ACTIVE: wait for the unwind
+        let s = errored(&c, &admin, &id).await;
         assert_eq!(s["status"], "ERROR", "{step}: {s}");
         assert_eq!(ports_of(&c, &admin, &id).await, Vec::<Value>::new(), "{step}: a port was left");
         let r = c.nova(Method::DELETE, &format!("/servers/{id}"), &admin, MV, None).await;

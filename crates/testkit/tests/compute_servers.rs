@@ -16,6 +16,10 @@ fn server(name: &str, image: &str, flavor: &str) -> Value {
     json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor, "networks": "none"}})
 }
 
+async fn errored(cloud: &Cloud, tok: &str, id: &str) -> Value {
+    cloud.wait_server(tok, id, 30, |s| s["status"] == "ERROR").await
+}
+
 async fn active(cloud: &Cloud, tok: &str, id: &str) -> Value {
     cloud.wait_server(tok, id, 30, |s| s["status"] == "ACTIVE" || s["status"] == "ERROR").await
 }
@@ -239,7 +243,8 @@ async fn a_failure_at_every_build_step_unwinds_everything() {
             cloud.nova(Method::POST, "/servers", &admin, MV, Some(server(&format!("fail-{step}"), &image, "1"))).await;
         assert_eq!(r.status, 202, "{}", r.text);
         let id = r.body["server"]["id"].as_str().unwrap().to_string();
-        let s = active(&cloud, &admin, &id).await;
+        // a failure at `finish` comes after the host made the server ACTIVE: wait for the unwind
+        let s = errored(&cloud, &admin, &id).await;
         assert_eq!(s["status"], "ERROR", "{step}: {s}");
         assert!(s["fault"]["message"].is_string(), "{step}: {s}");
         assert_eq!(allocations(&cloud, &admin, &id).await, json!({}), "{step}: a claim was left");

@@ -688,17 +688,19 @@ async fn store_all(svc: &NetworkService, drafts: Vec<Draft>) -> Result<Vec<Port>
     let mut projects: Vec<String> = drafts.iter().map(|d| d.port.project_id.clone()).collect();
     projects.sort();
     projects.dedup();
+    let mut limits = Vec::new();
     for p in &projects {
         quotas::ensure_lock_row(&svc.db, p).await?;
+        limits.push(quotas::limit_of(&svc.db.read, &svc.cfg, p, "port").await?);
     }
     let retries = svc.cfg.network.allocation_retries.max(1);
     let mut last = None;
     for _ in 0..=retries {
         let attempt = async {
             let txn = svc.db.write.begin().await?;
-            for p in &projects {
+            for (p, limit) in projects.iter().zip(&limits) {
                 let n = drafts.iter().filter(|d| &d.port.project_id == p).count() as i64;
-                quotas::check(&txn, &svc.cfg, p, "port", n).await?;
+                quotas::check_limit(&txn, &svc.cfg, p, "port", n, *limit).await?;
             }
             let mut out = Vec::new();
             for d in &drafts {
@@ -726,7 +728,7 @@ async fn store_all(svc: &NetworkService, drafts: Vec<Draft>) -> Result<Vec<Port>
                 for a in ips {
                     subnets::allocate(&txn, a).await?;
                 }
-                store::set_groups(&txn, &port.id, &d.groups).await?;
+                store::add_groups(&txn, &port.id, &d.groups).await?;
                 out.push(port);
             }
             txn.commit().await?;

@@ -168,14 +168,21 @@ pub async fn groups_of<Cn: ConnectionTrait>(conn: &Cn, ports: &[String]) -> Resu
 /// Replace a port's security groups.
 pub async fn set_groups<Cn: ConnectionTrait>(conn: &Cn, port: &str, groups: &[String]) -> Result<()> {
     binding::Entity::delete_many().filter(binding::Column::PortId.eq(port)).exec(conn).await?;
+    add_groups(conn, port, groups).await
+}
+
+/// The groups of a new port (one statement).
+pub async fn add_groups<Cn: ConnectionTrait>(conn: &Cn, port: &str, groups: &[String]) -> Result<()> {
     let mut g: Vec<&String> = groups.iter().collect();
     g.sort();
     g.dedup();
-    for id in g {
-        binding::ActiveModel { port_id: Set(port.to_string()), security_group_id: Set(id.clone()) }
-            .insert(conn)
-            .await?;
+    if g.is_empty() {
+        return Ok(());
     }
+    let rows = g
+        .into_iter()
+        .map(|id| binding::ActiveModel { port_id: Set(port.to_string()), security_group_id: Set(id.clone()) });
+    binding::Entity::insert_many(rows).exec_without_returning(conn).await?;
     Ok(())
 }
 

@@ -77,7 +77,7 @@ pub async fn count<C: ConnectionTrait>(conn: &C, table: &str, project: &str) -> 
 
 /// Make sure the project's lock row exists (outside the transaction that takes it).
 pub async fn ensure_lock_row(db: &Db, project: &str) -> Result<()> {
-    if quota_lock::Entity::find_by_id(project.to_string()).one(&db.write).await?.is_some() {
+    if quota_lock::Entity::find_by_id(project.to_string()).one(&db.read).await?.is_some() {
         return Ok(());
     }
     let m = quota_lock::ActiveModel { project_id: Set(project.to_string()), generation: Set(0) };
@@ -88,10 +88,39 @@ pub async fn ensure_lock_row(db: &Db, project: &str) -> Result<()> {
     }
 }
 
+/// The limit of one resource for a project (its override, else the default),
+/// read before the writing transaction begins.
+pub async fn limit_of<C: ConnectionTrait>(conn: &C, cfg: &Config, project: &str, resource: &str) -> Result<i64> {
+    let default = resources(cfg).into_iter().find(|(r, _, _)| *r == resource).map(|(_, _, d)| d).unwrap_or(-1);
+    Ok(match quota::Entity::find_by_id((project.to_string(), resource.to_string())).one(conn).await? {
+        Some(q) => q.hard_limit,
+        None => default,
+    })
+}
+
+/// [`check`] with the limit read beforehand ([`limit_of`]): an unlimited
+/// resource takes no lock and counts nothing (the hot path of port creates).
+pub async fn check_limit<C: ConnectionTrait>(
+    txn: &C,
+    cfg: &Config,
+    project: &str,
+    resource: &str,
+    delta: i64,
+    limit: i64,
+) -> Result<()> {
+    if limit < 0 {
+        return Ok(());
+    }
+    check(txn, cfg, project, resource, delta).await
+}
+
 /// Take the project's lock for the rest of `txn` (a racing create waits, then
 /// counts what this one inserted), then check that `delta` more of `resource`
 /// fit: 409 `OverQuota` otherwise.
 pub async fn check<C: ConnectionTrait>(txn: &C, cfg: &Config, project: &str, resource: &str, delta: i64) -> Result<()> {
+    // the lock first: on MySQL/MariaDB the transaction's snapshot starts at its
+    // first plain read, which must come after the lock so the count below sees
+    // what the previous holder committed
     quota_lock::Entity::update_many()
         .col_expr(quota_lock::Column::Generation, Expr::col(quota_lock::Column::Generation).add(1))
         .filter(quota_lock::Column::ProjectId.eq(project))
