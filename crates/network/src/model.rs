@@ -73,6 +73,26 @@ pub fn resource<'a>(body: &'a Value, name: &str) -> Result<&'a serde_json::Map<S
         .ok_or_else(|| crate::error::bad(format!("Resource body required: '{name}' is missing or not an object.")))
 }
 
+/// A create body of one resource (`{"port": {...}}`) or several
+/// (`{"ports": [...]}`, Neutron's bulk create): the objects, and whether it was bulk.
+pub fn one_or_bulk(body: &Value, one: &str, many: &str) -> Result<(Vec<serde_json::Map<String, Value>>, bool)> {
+    match (body.get(one), body.get(many)) {
+        (Some(_), None) => Ok((vec![resource(body, one)?.clone()], false)),
+        (None, Some(Value::Array(a))) if !a.is_empty() => {
+            let mut v = Vec::new();
+            for o in a {
+                v.push(
+                    o.as_object()
+                        .cloned()
+                        .ok_or_else(|| crate::error::bad(format!("Each item of '{many}' must be an object")))?,
+                );
+            }
+            Ok((v, true))
+        }
+        _ => Err(crate::error::bad(format!("Resource body required: '{one}' or a non-empty '{many}' list"))),
+    }
+}
+
 /// 400 for attributes the resource does not have (Neutron refuses unknown attributes).
 pub fn only(obj: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<()> {
     for k in obj.keys() {

@@ -327,17 +327,7 @@ async fn store_all(svc: &NetworkService, mut nets: Vec<Network>) -> Result<Vec<N
 
 async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Result<Response> {
     let body = body.0;
-    let (objs, bulk) = match (body.get("network"), body.get("networks")) {
-        (Some(_), None) => (vec![model::resource(&body, "network")?.clone()], false),
-        (None, Some(Value::Array(a))) if !a.is_empty() => {
-            let mut v = Vec::new();
-            for o in a {
-                v.push(o.as_object().cloned().ok_or_else(|| bad("Each item of 'networks' must be an object"))?);
-            }
-            (v, true)
-        }
-        _ => return Err(bad("Resource body required: 'network' or a non-empty 'networks' list")),
-    };
+    let (objs, bulk) = model::one_or_bulk(&body, "network", "networks")?;
     let mut nets = Vec::new();
     for obj in &objs {
         let project = owner_for_create(&svc, &ctx, obj)?;

@@ -767,17 +767,7 @@ async fn store_all(svc: &NetworkService, drafts: Vec<Draft>) -> Result<Vec<Port>
 
 async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Result<Response> {
     let body = body.0;
-    let (objs, bulk) = match (body.get("port"), body.get("ports")) {
-        (Some(_), None) => (vec![model::resource(&body, "port")?.clone()], false),
-        (None, Some(Value::Array(a))) if !a.is_empty() => {
-            let mut v = Vec::new();
-            for o in a {
-                v.push(o.as_object().cloned().ok_or_else(|| bad("Each item of 'ports' must be an object"))?);
-            }
-            (v, true)
-        }
-        _ => return Err(bad("Resource body required: 'port' or a non-empty 'ports' list")),
-    };
+    let (objs, bulk) = model::one_or_bulk(&body, "port", "ports")?;
     let mut drafts = Vec::new();
     for obj in &objs {
         drafts.push(draft(&svc, &ctx, obj).await?);

@@ -502,17 +502,7 @@ pub fn pool_prefixes(p: &SubnetPool) -> Vec<IpNet> {
 
 async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Result<Response> {
     let body = body.0;
-    let (objs, bulk) = match (body.get("subnet"), body.get("subnets")) {
-        (Some(_), None) => (vec![model::resource(&body, "subnet")?.clone()], false),
-        (None, Some(Value::Array(a))) if !a.is_empty() => {
-            let mut v = Vec::new();
-            for o in a {
-                v.push(o.as_object().cloned().ok_or_else(|| bad("Each item of 'subnets' must be an object"))?);
-            }
-            (v, true)
-        }
-        _ => return Err(bad("Resource body required: 'subnet' or a non-empty 'subnets' list")),
-    };
+    let (objs, bulk) = model::one_or_bulk(&body, "subnet", "subnets")?;
     let mut drafts = Vec::new();
     for obj in &objs {
         drafts.push(draft(&svc, &ctx, obj).await?);
