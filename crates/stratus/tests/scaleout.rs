@@ -107,13 +107,21 @@ impl Api {
     }
 
     async fn boot(&self, name: &str, image: &str) -> String {
-        let (s, b) = self
-            .call(
-                reqwest::Method::POST,
-                "/servers",
-                Some(json!({"server": {"name": name, "imageRef": image, "flavorRef": "42", "networks": "none"}})),
-            )
-            .await;
+        // the API answers 503 until its process has connected to the bus: wait that out
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (s, b) = loop {
+            let (s, b) = self
+                .call(
+                    reqwest::Method::POST,
+                    "/servers",
+                    Some(json!({"server": {"name": name, "imageRef": image, "flavorRef": "42", "networks": "none"}})),
+                )
+                .await;
+            if s != 503 || Instant::now() > deadline {
+                break (s, b);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         assert_eq!(s, 202, "{b}");
         b["server"]["id"].as_str().unwrap().to_string()
     }
