@@ -142,6 +142,18 @@ impl NetworkClient {
         Ok(v["port"].clone())
     }
 
+    /// Update a port only while it is at `revision` (`If-Match`; the network
+    /// service answers 412 once another change came first).
+    pub async fn update_port_at(&self, token: &str, id: &str, port: Value, revision: i64) -> Result<Value> {
+        let rb = self
+            .http
+            .put(self.url(&format!("/ports/{id}")))
+            .header("if-match", format!("revision_number={revision}"))
+            .json(&json!({"port": port}));
+        let v = self.send(rb, token).await?;
+        Ok(v["port"].clone())
+    }
+
     /// Delete a port; false when it was already gone.
     pub async fn delete_port(&self, token: &str, id: &str) -> Result<bool> {
         match self.send(self.http.delete(self.url(&format!("/ports/{id}"))), token).await {

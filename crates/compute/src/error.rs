@@ -20,7 +20,8 @@ pub enum ComputeError {
     /// Quota exceeded: 403 as Nova answers it.
     #[error("{0}")]
     OverQuota(String),
-    #[error("{0}")]
+    /// Any other status, with its message.
+    #[error("{1}")]
     Status(StatusCode, String),
     #[error("{}", .0.message)]
     Api(ApiError),

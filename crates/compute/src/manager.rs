@@ -153,6 +153,29 @@ impl ComputeHost {
         let me = self.clone();
         self.bus
             .serve(
+                &rpc::attach_interface_topic(&self.host),
+                handler(move |m: rpc::AttachInterface, _| {
+                    let me = me.clone();
+                    async move { me.attach_interface(&m).await.map_err(remote) }
+                }),
+            )
+            .await?;
+        let me = self.clone();
+        self.bus
+            .serve(
+                &rpc::detach_interface_topic(&self.host),
+                handler(move |m: rpc::DetachInterface, _| {
+                    let me = me.clone();
+                    async move {
+                        tokio::spawn(async move { me.detach_interface(&m).await });
+                        Ok::<_, RemoteError>(())
+                    }
+                }),
+            )
+            .await?;
+        let me = self.clone();
+        self.bus
+            .serve(
                 &format!("{topic}.destroy"),
                 handler(move |m: rpc::DestroyGuest, _| {
                     let me = me.clone();
@@ -537,6 +560,92 @@ impl ComputeHost {
             Action::RevertResize => self.revert_resize(inst).await,
             Action::DestroyGuest => d.destroy(id).await,
         }
+    }
+
+    /// Plug an attached port into the guest and record it in the server's
+    /// network info (Nova's `attach_interface` on the host, event
+    /// `compute_attach_interface`). On failure nothing stays plugged; the API
+    /// gives the port back.
+    pub async fn attach_interface(&self, m: &rpc::AttachInterface) -> anyhow::Result<()> {
+        const EVENT: &str = "compute_attach_interface";
+        let id = m.instance_uuid.as_str();
+        let _ = instances::start_event(&self.db, id, &m.action_request_id, EVENT, Some(&self.host)).await;
+        let result: anyhow::Result<()> = async {
+            let Some(inst) = instances::get_live(&self.db, id).await? else {
+                anyhow::bail!("Instance {id} could not be found.");
+            };
+            if inst.host.as_deref() != Some(self.host.as_str()) {
+                anyhow::bail!("Instance {id} is not on host {}", self.host);
+            }
+            let iface = stratus_virt::GuestInterface {
+                port_id: m.vif.port_id.clone(),
+                network_id: m.vif.network_id.clone(),
+                mac_address: m.vif.mac.clone(),
+                tag: m.vif.tag.clone(),
+            };
+            self.driver.attach_interface(id, &iface).await?;
+            let vif = m.vif.clone();
+            let recorded = crate::network::change_network_info(&self.db, id, |vifs| {
+                match vifs.iter_mut().find(|v| v.port_id == vif.port_id) {
+                    Some(v) => *v = vif.clone(),
+                    None => vifs.push(vif.clone()),
+                }
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"));
+            match recorded {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    let _ = self.driver.detach_interface(id, &iface.port_id).await;
+                    anyhow::bail!("Instance {id} could not be found.")
+                }
+                Err(e) => {
+                    let _ = self.driver.detach_interface(id, &iface.port_id).await;
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        let err = result.as_ref().err().map(|e| format!("{e:#}"));
+        if let Some(msg) = &err {
+            tracing::warn!(host = %self.host, instance = %id, port = %m.vif.port_id, error = %msg, "attach interface failed");
+            let _ = instances::add_fault(&self.db, id, 500, msg, None, Some(&self.host)).await;
+        }
+        let _ = instances::finish_event(&self.db, id, &m.action_request_id, EVENT, err.as_deref()).await;
+        result
+    }
+
+    /// Unplug a port from the guest, give it back to the network service
+    /// (deleted when compute made it, unbound when it is the user's) and drop
+    /// it from the server's network info (event `compute_detach_interface`).
+    pub async fn detach_interface(&self, m: &rpc::DetachInterface) {
+        const EVENT: &str = "compute_detach_interface";
+        let id = m.instance_uuid.as_str();
+        let _ = instances::start_event(&self.db, id, &m.action_request_id, EVENT, Some(&self.host)).await;
+        let result: anyhow::Result<()> = async {
+            let Some(inst) = instances::get_live(&self.db, id).await? else {
+                anyhow::bail!("Instance {id} could not be found.");
+            };
+            let Some(vif) = crate::network::vifs_of(&inst.system_metadata).into_iter().find(|v| v.port_id == m.port_id)
+            else {
+                anyhow::bail!("Port {} is not attached", m.port_id);
+            };
+            self.driver.detach_interface(id, &m.port_id).await?;
+            if let Some(net) = &self.network {
+                net.release_port(&m.port_id, vif.preserve).await?;
+            }
+            crate::network::change_network_info(&self.db, id, |vifs| vifs.retain(|v| v.port_id != m.port_id))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(())
+        }
+        .await;
+        let err = result.as_ref().err().map(|e| format!("{e:#}"));
+        if let Some(msg) = &err {
+            tracing::warn!(host = %self.host, instance = %id, port = %m.port_id, error = %msg, "detach interface failed");
+            let _ = instances::add_fault(&self.db, id, 500, msg, None, Some(&self.host)).await;
+        }
+        let _ = instances::finish_event(&self.db, id, &m.action_request_id, EVENT, err.as_deref()).await;
     }
 
     /// Delete a server here: its guest, its allocations, its record. Idempotent.

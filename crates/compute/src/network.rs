@@ -47,6 +47,9 @@ pub struct Vif {
     pub ips: Vec<(String, u8)>,
     /// The user's port: unbound, not deleted, when the server goes.
     pub preserve: bool,
+    /// The device tag asked for (shown from microversion 2.70).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// Why a create's networks were refused (status, message), in Nova's words.
@@ -185,27 +188,208 @@ impl Networking {
                 }
                 self.client.create_port(&token, body).await.map_err(failed)?
             };
-            let net_id = port["network_id"].as_str().unwrap_or_default().to_string();
-            let net_name = match self.client.network(&token, &net_id).await.map_err(failed)? {
-                Some(n) => n["name"].as_str().unwrap_or_default().to_string(),
-                None => String::new(),
-            };
-            vifs.push(Vif {
-                port_id: port["id"].as_str().unwrap_or_default().to_string(),
-                network_id: net_id,
-                network_name: net_name,
-                mac: port["mac_address"].as_str().unwrap_or_default().to_string(),
-                ips: port["fixed_ips"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f["ip_address"].as_str())
-                    .map(|ip| (ip.to_string(), if ip.contains(':') { 6 } else { 4 }))
-                    .collect(),
-                preserve: r.port_id.is_some(),
-            });
+            vifs.push(self.vif_of(&token, &port, r.port_id.is_some(), r.tag.clone()).await?);
         }
         Ok(vifs)
+    }
+
+    /// A port as the server's network info keeps it (with its network's name).
+    async fn vif_of(&self, token: &str, port: &Value, preserve: bool, tag: Option<String>) -> anyhow::Result<Vif> {
+        let net_id = port["network_id"].as_str().unwrap_or_default().to_string();
+        let net_name = match self.client.network(token, &net_id).await.map_err(failed)? {
+            Some(n) => n["name"].as_str().unwrap_or_default().to_string(),
+            None => String::new(),
+        };
+        Ok(Vif {
+            port_id: port["id"].as_str().unwrap_or_default().to_string(),
+            network_id: net_id,
+            network_name: net_name,
+            mac: port["mac_address"].as_str().unwrap_or_default().to_string(),
+            ips: port["fixed_ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["ip_address"].as_str())
+                .map(|ip| (ip.to_string(), if ip.contains(':') { 6 } else { 4 }))
+                .collect(),
+            preserve,
+            tag,
+        })
+    }
+
+    /// What an interface attach asks for (Nova's `os-interface` create), checked
+    /// with the caller's token: the user's port (which must exist, be free and
+    /// have an address), a network (which must exist), or neither — then the
+    /// one network the project can use, as Nova's `_get_available_networks`
+    /// finds them (its own unshared networks and the shared ones).
+    pub async fn resolve_attach(
+        &self,
+        user_token: &str,
+        project: &str,
+        network_id: Option<&str>,
+        port_id: Option<&str>,
+        fixed_ip: Option<&str>,
+        tag: Option<&str>,
+    ) -> anyhow::Result<std::result::Result<Requested, Refusal>> {
+        let mut r =
+            Requested { fixed_ip: fixed_ip.map(str::to_string), tag: tag.map(str::to_string), ..Default::default() };
+        if let Some(p) = port_id {
+            let Some(port) = self.client.port(user_token, p).await.map_err(failed)? else {
+                return Ok(Err(Refusal(404, format!("Port id {p} could not be found."))));
+            };
+            if port["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
+                return Ok(Err(Refusal(409, format!("Port {p} is still in use."))));
+            }
+            if port["fixed_ips"].as_array().is_none_or(Vec::is_empty) {
+                return Ok(Err(Refusal(400, format!("Port {p} requires a FixedIP in order to be used."))));
+            }
+            r.port_id = Some(p.to_string());
+            r.network_id = port["network_id"].as_str().map(str::to_string);
+            return Ok(Ok(r));
+        }
+        if let Some(n) = network_id {
+            if self.client.network(user_token, n).await.map_err(failed)?.is_none() {
+                return Ok(Err(Refusal(404, format!("Network {n} could not be found."))));
+            }
+            r.network_id = Some(n.to_string());
+            return Ok(Ok(r));
+        }
+        let mut nets: Vec<Value> = self
+            .client
+            .networks(user_token, &[("project_id", project)])
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .filter(|n| n["shared"] != true)
+            .collect();
+        for n in self.client.networks(user_token, &[("shared", "true")]).await.map_err(failed)? {
+            if !nets.iter().any(|m| m["id"] == n["id"]) {
+                nets.push(n);
+            }
+        }
+        match nets.as_slice() {
+            [] => Ok(Err(Refusal(
+                400,
+                format!("No specific network was requested and none are available for project '{project}'."),
+            ))),
+            [one] => {
+                r.network_id = one["id"].as_str().map(str::to_string);
+                Ok(Ok(r))
+            }
+            _ => {
+                Ok(Err(Refusal(400, "Multiple possible networks found, use a Network ID to be more specific.".into())))
+            }
+        }
+    }
+
+    /// The port of an interface attach, bound to `host`: the user's port taken
+    /// over, or a new one on the network (with the fixed IP asked for and the
+    /// server's security groups). The network service's refusals come back in
+    /// Nova's words.
+    pub async fn attach_port(
+        &self,
+        server: &str,
+        project: &str,
+        zone: &str,
+        host: &str,
+        security_groups: &[String],
+        r: &Requested,
+    ) -> anyhow::Result<std::result::Result<Vif, Refusal>> {
+        let token = self.token().await?;
+        let owner = format!("compute:{zone}");
+        let made = if let Some(p) = &r.port_id {
+            // taken over only while still free: two attaches of one port race on its revision
+            let Some(cur) = self.client.port(&token, p).await.map_err(failed)? else {
+                return Ok(Err(Refusal(404, format!("Port id {p} could not be found."))));
+            };
+            if cur["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
+                return Ok(Err(Refusal(409, format!("Port {p} is still in use."))));
+            }
+            let body = json!({"device_id": server, "device_owner": owner, "binding:host_id": host});
+            match cur["revision_number"].as_i64() {
+                Some(rev) => self.client.update_port_at(&token, p, body, rev).await,
+                None => self.client.update_port(&token, p, body).await,
+            }
+        } else {
+            let Some(net) = &r.network_id else {
+                return Ok(Err(Refusal(400, "A network or a port is needed.".into())));
+            };
+            let mut body = json!({
+                "network_id": net,
+                "project_id": project,
+                "device_id": server,
+                "device_owner": owner,
+                "binding:host_id": host,
+            });
+            if let Some(ip) = &r.fixed_ip {
+                body["fixed_ips"] = json!([{"ip_address": ip}]);
+            }
+            if !security_groups.is_empty() {
+                body["security_groups"] = json!(self.group_ids(&token, project, security_groups).await?);
+            }
+            self.client.create_port(&token, body).await
+        };
+        let port = match made {
+            Ok(p) => p,
+            Err(NetworkError::Refused { status, kind, message }) => {
+                let ip = r.fixed_ip.clone().unwrap_or_default();
+                let refusal = match (status, kind.as_str()) {
+                    (_, "OverQuota") => Refusal(403, "Maximum number of ports exceeded.".into()),
+                    (409, "IpAddressAlreadyAllocated" | "IpAddressInUse") => {
+                        Refusal(409, format!("Fixed IP address {ip} is already in use on instance {server}."))
+                    }
+                    (409, "PortInUse") | (412, _) => {
+                        Refusal(409, format!("Port {} is still in use.", r.port_id.as_deref().unwrap_or("")))
+                    }
+                    (404, _) if r.port_id.is_some() => {
+                        Refusal(404, format!("Port id {} could not be found.", r.port_id.as_deref().unwrap_or("")))
+                    }
+                    (404, _) => {
+                        Refusal(404, format!("Network {} could not be found.", r.network_id.as_deref().unwrap_or("")))
+                    }
+                    (_, "IpAddressGenerationFailure") => Refusal(
+                        400,
+                        format!(
+                            "No fixed IP addresses available for network: {}",
+                            r.network_id.as_deref().unwrap_or("")
+                        ),
+                    ),
+                    (409, _) => Refusal(409, message),
+                    (400, _) => Refusal(400, message),
+                    _ => anyhow::bail!("network service answered {status} {kind}: {message}"),
+                };
+                return Ok(Err(refusal));
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        let vif = self.vif_of(&token, &port, r.port_id.is_some(), r.tag.clone()).await;
+        match vif {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) => {
+                // the port must not outlive a failed attach
+                let id = port["id"].as_str().unwrap_or_default();
+                let _ = self.release_port(id, r.port_id.is_some()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Give back one port of a server: the user's (`preserve`) is unbound and
+    /// its device cleared, one compute made is deleted. Idempotent.
+    pub async fn release_port(&self, port_id: &str, preserve: bool) -> anyhow::Result<()> {
+        let token = self.token().await?;
+        let done = if preserve {
+            self.client
+                .update_port(&token, port_id, json!({"device_id": "", "device_owner": "", "binding:host_id": ""}))
+                .await
+                .map(|_| ())
+        } else {
+            self.client.delete_port(&token, port_id).await.map(|_| ())
+        };
+        match done {
+            Ok(()) | Err(NetworkError::Refused { status: 404, .. }) => Ok(()),
+            Err(e) => Err(failed(e)),
+        }
     }
 
     /// Security group names as ids in the project (Nova takes names).
@@ -268,12 +452,52 @@ pub fn vifs_of(system_metadata: &str) -> Vec<Vif> {
     sys.get("network_info").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default()
 }
 
-/// The user's ports among them (kept when the server goes).
+/// The user's ports among them (kept when the server goes): those it was
+/// created with and those attached later.
 pub fn preserved(system_metadata: &str) -> Vec<String> {
     let sys: Map<String, Value> = serde_json::from_str(system_metadata).unwrap_or_default();
     let req: Vec<Requested> =
         sys.get("requested_networks").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-    req.into_iter().filter_map(|r| r.port_id).collect()
+    let mut out: Vec<String> = req.into_iter().filter_map(|r| r.port_id).collect();
+    for v in vifs_of(system_metadata) {
+        if v.preserve && !out.contains(&v.port_id) {
+            out.push(v.port_id);
+        }
+    }
+    out
+}
+
+/// Change a server's network info (`f` gets its ports, in order) as a
+/// compare-and-swap of its system metadata, retried when another change of
+/// it came first — so two attaches at once both end recorded. False when
+/// the server is gone.
+pub async fn change_network_info(
+    db: &stratus_db::Db,
+    uuid: &str,
+    f: impl Fn(&mut Vec<Vif>),
+) -> crate::error::Result<bool> {
+    use crate::store::instances::{self, Change, Expect};
+    for _ in 0..50 {
+        let Some(inst) = instances::get_live(db, uuid).await? else { return Ok(false) };
+        let mut sys: Map<String, Value> = serde_json::from_str(&inst.system_metadata).unwrap_or_default();
+        let mut vifs = vifs_of(&inst.system_metadata);
+        f(&mut vifs);
+        sys.insert("network_info".into(), serde_json::to_value(&vifs).map_err(anyhow::Error::new)?);
+        let swapped = instances::update(
+            db,
+            uuid,
+            &Expect::live().system_metadata(&inst.system_metadata),
+            Change { system_metadata: Some(Value::Object(sys).to_string()), ..Default::default() },
+        )
+        .await?;
+        if swapped {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Err(crate::error::ComputeError::Internal(anyhow::anyhow!(
+        "the network info of server {uuid} kept changing under an update"
+    )))
 }
 
 /// Nova's `addresses`: `{"net name": [{"version": 4, "addr": ..., "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": ...}]}`.
@@ -306,6 +530,7 @@ mod tests {
                 mac: "fa:16:3e:00:00:01".into(),
                 ips: vec![("10.0.0.5".into(), 4), ("fd00::5".into(), 6)],
                 preserve: false,
+                tag: None,
             },
             Vif {
                 port_id: "p2".into(),

@@ -97,6 +97,10 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-migrate-server:migrate", "rule:admin_api"),
     ("os_compute_api:os-migrate-server:migrate_live", "rule:admin_api"),
     ("os_compute_api:os-create-backup", "rule:project_member_or_admin"),
+    ("os_compute_api:os-attach-interfaces:list", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-attach-interfaces:show", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-attach-interfaces:create", "rule:project_member_or_admin"),
+    ("os_compute_api:os-attach-interfaces:delete", "rule:project_member_or_admin"),
 ];
 
 /// Every default rule of the compute API: the base, the server rules and the

@@ -148,6 +148,7 @@ pub fn driver(cfg: &Config, name: &str, host: &str) -> anyhow::Result<Arc<dyn st
                 fail_spawn: false,
                 fail_spawn_named: None,
                 state_file: Some(cfg.data_dir.join("fake-hypervisor").join(format!("{host}.json"))),
+                fail_attach_interface: false,
             };
             Ok(Arc::new(stratus_virt::fake::FakeDriver::new(opts)?))
         }

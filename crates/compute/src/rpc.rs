@@ -181,6 +181,42 @@ impl Message for InstanceAction {
     const VERSION: u32 = 1;
 }
 
+/// compute host: plug a port (already bound to this host) into a server's
+/// guest and add it to the server's network info (call: the reply says it is
+/// done; an error means nothing was plugged and the caller gives the port back).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttachInterface {
+    pub instance_uuid: String,
+    pub vif: crate::network::Vif,
+    pub action_request_id: String,
+}
+impl Message for AttachInterface {
+    const NAME: &'static str = "compute.attach_interface";
+    const VERSION: u32 = 1;
+}
+
+/// compute host: unplug a port from a server's guest, give the port back
+/// (deleted when compute made it, unbound when it is the user's) and drop it
+/// from the server's network info (cast).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DetachInterface {
+    pub instance_uuid: String,
+    pub port_id: String,
+    pub action_request_id: String,
+}
+impl Message for DetachInterface {
+    const NAME: &'static str = "compute.detach_interface";
+    const VERSION: u32 = 1;
+}
+
+/// The topics of a host's interface messages.
+pub fn attach_interface_topic(host: &str) -> String {
+    format!("{}.attach_interface", compute_topic(host))
+}
+pub fn detach_interface_topic(host: &str) -> String {
+    format!("{}.detach_interface", compute_topic(host))
+}
+
 /// compute host: the serial console's output (call).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GetConsoleOutput {

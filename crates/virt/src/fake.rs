@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Driver, GuestInfo, GuestSpec, HostCapacity, NoSuchGuest, PowerState};
+use crate::{Driver, GuestInfo, GuestInterface, GuestSpec, HostCapacity, NoSuchGuest, PowerState};
 
 /// Failure injection and timing of a fake host.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +25,8 @@ pub struct FakeOptions {
     pub fail_spawn_named: Option<String>,
     /// Where guests are kept across restarts (`None`: memory only).
     pub state_file: Option<PathBuf>,
+    /// Every interface hot-plug fails (to exercise the unwind of an attach).
+    pub fail_attach_interface: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +34,9 @@ struct FakeGuest {
     spec: GuestSpec,
     power: PowerState,
     console: Vec<String>,
+    /// The network interfaces plugged in, in order.
+    #[serde(default)]
+    interfaces: Vec<GuestInterface>,
 }
 
 pub struct FakeDriver {
@@ -54,6 +59,18 @@ impl FakeDriver {
         if let Ok(mut o) = self.opts.lock() {
             o.fail_spawn = fail;
         }
+    }
+
+    /// Make every interface hot-plug fail, or succeed again (tests).
+    pub fn set_fail_attach_interface(&self, fail: bool) {
+        if let Ok(mut o) = self.opts.lock() {
+            o.fail_attach_interface = fail;
+        }
+    }
+
+    /// The interfaces a guest has plugged in (empty when there is no such guest).
+    pub fn interfaces(&self, uuid: &str) -> Vec<GuestInterface> {
+        self.guests.lock().ok().and_then(|g| g.get(uuid).map(|g| g.interfaces.clone())).unwrap_or_default()
     }
 
     fn opts(&self) -> FakeOptions {
@@ -167,6 +184,7 @@ impl Driver for FakeDriver {
             spec: spec.clone(),
             power: PowerState::Running,
             console,
+            interfaces: Vec::new(),
         });
         self.save(&guests)
     }
@@ -242,5 +260,28 @@ impl Driver for FakeDriver {
         data.resize(64 * 1024, 0);
         tokio::fs::write(dest, data).await?;
         Ok("raw".into())
+    }
+
+    async fn attach_interface(&self, uuid: &str, iface: &GuestInterface) -> anyhow::Result<()> {
+        if self.opts().fail_attach_interface {
+            anyhow::bail!("fake hypervisor: injected failure plugging port {} into {uuid}", iface.port_id);
+        }
+        self.with_guest(uuid, |g| {
+            if !g.interfaces.iter().any(|i| i.port_id == iface.port_id) {
+                g.interfaces.push(iface.clone());
+                g.console.push(format!("[{}] virtio_net: new device {}", stamp(), iface.mac_address));
+            }
+            Ok(())
+        })
+    }
+
+    async fn detach_interface(&self, uuid: &str, port_id: &str) -> anyhow::Result<()> {
+        self.with_guest(uuid, |g| {
+            if let Some(pos) = g.interfaces.iter().position(|i| i.port_id == port_id) {
+                let gone = g.interfaces.remove(pos);
+                g.console.push(format!("[{}] virtio_net: device {} removed", stamp(), gone.mac_address));
+            }
+            Ok(())
+        })
     }
 }

@@ -76,6 +76,17 @@ pub struct GuestInfo {
     pub root_gb: i64,
 }
 
+/// A network interface of a guest (a port of the network service, plugged in).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestInterface {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    /// The device tag the user gave (Nova's device role tagging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
 /// A hypervisor driver.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync + 'static {
@@ -103,6 +114,17 @@ pub trait Driver: Send + Sync + 'static {
     async fn console_output(&self, uuid: &str, lines: Option<usize>) -> anyhow::Result<String>;
     /// Write the guest's root disk to `dest`; returns its disk format (`raw`, `qcow2`).
     async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> anyhow::Result<String>;
+    /// Hot-plug a network interface; plugging one the guest has already is fine.
+    /// Drivers that cannot say so (Nova's `supports_attach_interface`).
+    async fn attach_interface(&self, uuid: &str, iface: &GuestInterface) -> anyhow::Result<()> {
+        let _ = iface;
+        anyhow::bail!("{} driver: attaching interfaces to guest {uuid} is not supported yet", self.name())
+    }
+    /// Unplug a network interface; one the guest does not have is fine.
+    async fn detach_interface(&self, uuid: &str, port_id: &str) -> anyhow::Result<()> {
+        let _ = port_id;
+        anyhow::bail!("{} driver: detaching interfaces from guest {uuid} is not supported yet", self.name())
+    }
 }
 
 /// A guest that is not on this hypervisor.

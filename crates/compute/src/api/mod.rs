@@ -14,6 +14,7 @@ use stratus_core::{AuthContext, TokenValidator};
 use crate::error::{ComputeError, Result};
 use crate::{ComputeService, State};
 
+pub mod attach_interfaces;
 pub mod image_metadata;
 pub mod images;
 pub mod instance_actions;
@@ -36,7 +37,8 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(image_metadata::routes())
         .merge(instance_actions::routes())
         .merge(server_diagnostics::routes())
-        .merge(server_external_events::routes());
+        .merge(server_external_events::routes())
+        .merge(attach_interfaces::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new()
         .merge(versions::routes())

@@ -72,6 +72,9 @@ pub struct Expect {
     /// The server must be on this host.
     pub host: Option<String>,
     pub live: bool,
+    /// The system metadata must still be exactly this (a compare-and-swap
+    /// for read-modify-write changes of it, such as `network_info`).
+    pub system_metadata: Option<String>,
 }
 
 impl Expect {
@@ -88,6 +91,10 @@ impl Expect {
     }
     pub fn on_host(mut self, host: &str) -> Expect {
         self.host = Some(host.to_string());
+        self
+    }
+    pub fn system_metadata(mut self, current: &str) -> Expect {
+        self.system_metadata = Some(current.to_string());
         self
     }
 }
@@ -224,6 +231,9 @@ pub async fn update_in<C: ConnectionTrait>(conn: &C, uuid: &str, expect: &Expect
     }
     if let Some(h) = &expect.host {
         q = q.filter(C::Host.eq(h.as_str()));
+    }
+    if let Some(sys) = &expect.system_metadata {
+        q = q.filter(C::SystemMetadata.eq(sys.as_str()));
     }
     Ok(q.exec(conn).await?.rows_affected == 1)
 }
