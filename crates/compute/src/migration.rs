@@ -25,34 +25,7 @@ impl MigratorTrait for Migrator {
     }
 }
 
-pub(crate) fn s(name: impl IntoIden, len: u32) -> ColumnDef {
-    ColumnDef::new(name).string_len(len).not_null().to_owned()
-}
-pub(crate) fn sn(name: impl IntoIden, len: u32) -> ColumnDef {
-    ColumnDef::new(name).string_len(len).null().to_owned()
-}
-pub(crate) fn text(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).text().not_null().to_owned()
-}
-pub(crate) fn textn(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).text().null().to_owned()
-}
-pub(crate) fn boolean(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).boolean().not_null().to_owned()
-}
-pub(crate) fn big(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().to_owned()
-}
-pub(crate) fn bign(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).big_integer().null().to_owned()
-}
-#[allow(dead_code)] // used by the resources migration
-pub(crate) fn dbl(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).double().not_null().to_owned()
-}
-pub(crate) fn serial(name: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(name).big_integer().not_null().auto_increment().primary_key().to_owned()
-}
+use stratus_db::cols::{big, bign, boolean, s, serial, sn, text, textn};
 
 #[derive(DeriveIden)]
 enum Services {

@@ -15,7 +15,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
 
-use crate::migration::{big, bign, boolean, dbl, s, serial, text, textn};
+use stratus_db::cols::{big, bign, boolean, dbl, s, serial, text, textn};
 
 pub struct M0002Resources;
 

@@ -5,7 +5,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
 
-use crate::migration::{big, bign, boolean, s, serial, sn};
+use stratus_db::cols::{big, bign, boolean, s, serial, sn};
 
 pub struct M0003ServerMigrations;
 

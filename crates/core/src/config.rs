@@ -211,6 +211,36 @@ pub struct NetworkConfig {
     pub agent_report_interval: u64,
     /// The availability zone agents report (Neutron's `[agent] availability_zone`).
     pub agent_availability_zone: String,
+    /// The networks `stratus up` makes for the admin project, as devstack does.
+    pub bootstrap: NetworkBootstrapConfig,
+}
+
+/// The networks bootstrap makes once (found by name on later runs): an
+/// external `public` network with `public-subnet`, a `private` network with
+/// `private-subnet`, and `router1` joining them, so that
+/// `openstack server create --network private` works on a fresh cloud.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkBootstrapConfig {
+    /// Make the networks at all.
+    pub enable: bool,
+    /// CIDR of `public-subnet` (gateway: its first address; the rest is the allocation pool).
+    pub public_cidr: String,
+    /// CIDR of `private-subnet`.
+    pub private_cidr: String,
+    /// Physical network of `public` as a flat provider network (empty: the default tenant type).
+    pub public_physical_network: String,
+}
+
+impl Default for NetworkBootstrapConfig {
+    fn default() -> Self {
+        NetworkBootstrapConfig {
+            enable: true,
+            public_cidr: "203.0.113.0/24".into(),
+            private_cidr: "10.0.0.0/24".into(),
+            public_physical_network: String::new(),
+        }
+    }
 }
 
 impl Default for NetworkConfig {
@@ -233,6 +263,7 @@ impl Default for NetworkConfig {
             agent_down_time: 75,
             agent_report_interval: 30,
             agent_availability_zone: "nova".into(),
+            bootstrap: NetworkBootstrapConfig::default(),
         }
     }
 }

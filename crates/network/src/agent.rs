@@ -2,14 +2,15 @@
 //! data plane. It reports a host's Linux bridge, DHCP and L3 agents alive
 //! every `report_interval` seconds, serves `network-agent.<host>`, and
 //! answers a [`PortBound`] by reporting the port wired, through a
-//! [`PortStatusSink`] (the ports code supplies one that sets the port
-//! ACTIVE; until then [`LogSink`] only logs) and in its reply.
+//! [`PortStatusSink`] (by default [`BusSink`]: a [`PortWired`] cast to the
+//! network service on [`rpc::PLUGIN`], which sets the port ACTIVE; tests may
+//! supply their own) and in its reply.
 //!
 //! The real agent (`stratus network-agent`, bridges + VXLAN + dnsmasq +
 //! nftables) implements the same messages.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -23,9 +24,41 @@ use crate::store::agents::{self, DHCP_AGENT, L3_AGENT, LINUX_BRIDGE_AGENT};
 #[async_trait::async_trait]
 pub trait PortStatusSink: Send + Sync + 'static {
     async fn port_wired(&self, port_id: &str, host: &str) -> anyhow::Result<()>;
+
+    /// The agent hands its bus to the sink when it starts (a sink that
+    /// reports over the bus needs it; others ignore it).
+    fn attach(&self, _bus: &Bus) {}
 }
 
-/// A sink that only logs (until the ports code provides the real one).
+/// Reports to the network service: a [`PortWired`] cast on [`rpc::PLUGIN`]
+/// (the default: it takes the agent's bus when the agent starts).
+#[derive(Default)]
+pub struct BusSink {
+    bus: OnceLock<Bus>,
+}
+
+impl BusSink {
+    /// A sink on `bus` (else the bus of the agent it is given to).
+    pub fn new(bus: Bus) -> BusSink {
+        BusSink { bus: OnceLock::from(bus) }
+    }
+}
+
+#[async_trait::async_trait]
+impl PortStatusSink for BusSink {
+    async fn port_wired(&self, port_id: &str, host: &str) -> anyhow::Result<()> {
+        let bus = self.bus.get().ok_or_else(|| anyhow::anyhow!("port {port_id} wired: no bus to report it on"))?;
+        let m = PortWired { port_id: port_id.to_string(), host: host.to_string() };
+        bus.cast(rpc::PLUGIN, &m, &format!("req-{}", uuid::Uuid::new_v4())).await?;
+        Ok(())
+    }
+
+    fn attach(&self, bus: &Bus) {
+        let _ = self.bus.set(bus.clone());
+    }
+}
+
+/// A sink that only logs.
 pub struct LogSink;
 
 #[async_trait::async_trait]
@@ -51,7 +84,7 @@ impl Default for FakeAgentOptions {
         FakeAgentOptions {
             report_interval: Duration::from_secs(30),
             availability_zone: "nova".into(),
-            sink: Arc::new(LogSink),
+            sink: Arc::new(BusSink::default()),
         }
     }
 }
@@ -79,7 +112,8 @@ const AGENTS: &[(&str, &str, &str, bool)] = &[
 ];
 
 impl FakeAgent {
-    /// Start with the default options (heartbeats every 30 s, zone `nova`, a logging sink).
+    /// Start with the default options (heartbeats every 30 s, zone `nova`,
+    /// ports reported wired to the network service over `bus`).
     pub async fn start(db: Db, bus: Bus, host: &str) -> anyhow::Result<FakeAgent> {
         Self::start_with(db, bus, host, FakeAgentOptions::default()).await
     }
@@ -90,6 +124,7 @@ impl FakeAgent {
         let state = Arc::new(Mutex::new(Wired::default()));
         report_all(&db, host, &opts.availability_zone, &state).await?;
         let mut tasks = Vec::new();
+        opts.sink.attach(&bus);
         let serving = Arc::new(Serve { host: host.to_string(), sink: opts.sink.clone(), state: state.clone() });
         tasks.push(bus.serve(&rpc::agent_topic(host), serving).await?);
         let (h, st, zone, every) =

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod bootstrap;
 pub mod entity;
 pub mod error;
 pub mod ipam;
@@ -18,12 +19,14 @@ pub mod migration_routers;
 pub mod migration_security_groups;
 pub mod migration_subnets;
 pub mod model;
+pub mod plugin;
 pub mod policies;
 pub mod rpc;
 pub mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use stratus_bus::Bus;
 use stratus_core::auth::Policy;
 use stratus_core::{Config, FaultStyle, TokenValidator};
 use stratus_db::Db;
@@ -37,6 +40,12 @@ pub struct NetworkService {
     pub policy: Policy,
     /// Base URL for links: `http://host:9696`.
     pub base_url: String,
+    /// The bus to the network agents, attached once connected (an API
+    /// process serves before its bus is up; unit tests run without one).
+    bus: OnceLock<Bus>,
+    serving: Mutex<Option<plugin::Serving>>,
+    /// Port creates written together (group commit).
+    pub port_writes: api::port_writes::Combiner,
 }
 
 pub type State = Arc<NetworkService>;
@@ -51,7 +60,38 @@ impl NetworkService {
         }
         let policy = Policy::new(enforcer, FaultStyle::Network);
         let base_url = cfg.network_public_url();
-        Ok(Arc::new(NetworkService { cfg, db, policy, base_url }))
+        Ok(Arc::new(NetworkService {
+            cfg,
+            db,
+            policy,
+            base_url,
+            bus: OnceLock::new(),
+            serving: Mutex::new(None),
+            port_writes: Default::default(),
+        }))
+    }
+
+    /// Attach the bus (once; later calls do nothing): from now on ports bound
+    /// to a host are sent to its agents, and the agents' reports on
+    /// [`rpc::PLUGIN`] are served (port wired -> ACTIVE, heartbeats).
+    pub async fn attach_bus(&self, bus: Bus) -> anyhow::Result<()> {
+        if self.bus.get().is_some() {
+            return Ok(());
+        }
+        let serving = plugin::serve(&bus, self.db.clone()).await?;
+        if self.bus.set(bus).is_err() {
+            // a racing attach won: keep its consumer only
+            return Ok(());
+        }
+        if let Ok(mut s) = self.serving.lock() {
+            *s = Some(serving);
+        }
+        Ok(())
+    }
+
+    /// The bus to the agents, once attached.
+    pub fn bus(&self) -> Option<&Bus> {
+        self.bus.get()
     }
 }
 

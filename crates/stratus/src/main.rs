@@ -277,7 +277,7 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         cfg.network.listen.parse().with_context(|| format!("network.listen {:?}", cfg.network.listen))?;
     tracing::info!(%addr, "network (neutron v2.0) listening");
     let network_srv =
-        stratus_core::http::serve(addr, stratus_network::router(network, validator.clone()), shutdown_signal());
+        stratus_core::http::serve(addr, stratus_network::router(network.clone(), validator.clone()), shutdown_signal());
     let identity_srv = serve_identity(identity, cfg);
     let roles = async {
         // the other services' APIs must answer before the roles register with them
@@ -285,6 +285,8 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         let bus = stratus_compute::roles::connect_bus(cfg).await?;
         let shared = stratus_compute::roles::Shared::new(db.clone(), cfg.clone(), bus).await?;
         compute.attach(shared.deps());
+        // ports bound to a host go to its agents; agents report back on the same bus
+        network.attach_bus(shared.bus.clone()).await?;
         if admin_project.is_some() {
             shared.start_conductor(&hostname()).await?;
             shared.start_scheduler(&hostname()).await?;
@@ -392,6 +394,13 @@ async fn boot(cfg: &Config, admin_password: Option<String>) -> anyhow::Result<Bo
     stratus_compute::store::flavors::ensure_default_flavors(&identity.db)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap of the default flavors failed: {e}"))?;
+    // `public`, `private` and `router1`, as devstack makes them ([network.bootstrap])
+    let networks = stratus_network::bootstrap::run(&identity.db, cfg, &outcome.admin_project_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap of the networks failed: {e}"))?;
+    if !networks.created.is_empty() {
+        println!("  created {}", networks.created.join(", "));
+    }
     Ok(Booted { identity, outcome, password, given: given.is_some() })
 }
 

@@ -219,7 +219,24 @@ async fn separate_processes_on_postgres_and_rabbitmq() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let states = api.compute_states().await;
-        if [&h1, &h2].iter().all(|h| states.iter().any(|(host, st)| &host == h && st == "up")) {
+        // up, and with inventory in placement (a service is up a moment before
+        // its first inventory report: the scheduler would see one host only)
+        let rps: Value = client
+            .get(format!("{}/resource_providers?resources=VCPU:1,MEMORY_MB:64", d.url(ports.2)))
+            .header("x-auth-token", &token)
+            .header("openstack-api-version", "placement 1.4")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        let with_room: Vec<&str> =
+            rps["resource_providers"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
+        if [&h1, &h2]
+            .iter()
+            .all(|h| states.iter().any(|(host, st)| &host == h && st == "up") && with_room.contains(&h.as_str()))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "compute hosts did not come up: {states:?}");

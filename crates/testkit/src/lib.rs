@@ -47,6 +47,9 @@ pub struct Cloud {
     /// The network API's base URL, when started with [`Cloud::start_network`].
     pub network_url: Option<String>,
     pub network: Option<stratus_network::State>,
+    /// Fake network agents (see [`Cloud::start_network_agents`]; with
+    /// compute and networking, one per compute host).
+    pub agents: Vec<stratus_network::agent::FakeAgent>,
     extra_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -168,6 +171,7 @@ impl Cloud {
             compute: None,
             network_url: None,
             network: None,
+            agents: Vec::new(),
             extra_tasks: Vec::new(),
         }
     }
@@ -194,6 +198,34 @@ impl Cloud {
         }));
         self.network_url = Some(format!("http://{addr}"));
         self.network = Some(svc);
+    }
+
+    /// Attach the network API to a bus (the compute roles' when compute
+    /// runs, else a new in-process one) and start a fake network agent per
+    /// host on it: ports bound to those hosts are wired and go ACTIVE.
+    pub async fn start_network_agents(&mut self, hosts: &[&str]) {
+        let svc = self.network.clone().expect("start_network first");
+        let bus = match (svc.bus(), &self.compute) {
+            (Some(b), _) => b.clone(),
+            (None, Some(c)) => c.shared.bus.clone(),
+            (None, None) => stratus_compute::roles::connect_bus(&svc.cfg).await.unwrap(),
+        };
+        svc.attach_bus(bus.clone()).await.unwrap();
+        for h in hosts {
+            let opts = stratus_network::agent::FakeAgentOptions {
+                report_interval: std::time::Duration::from_secs(svc.cfg.network.agent_report_interval.max(1)),
+                availability_zone: svc.cfg.network.agent_availability_zone.clone(),
+                ..Default::default()
+            };
+            let agent =
+                stratus_network::agent::FakeAgent::start_with(svc.db.clone(), bus.clone(), h, opts).await.unwrap();
+            self.agents.push(agent);
+        }
+    }
+
+    /// The fake network agent of `host`.
+    pub fn agent(&self, host: &str) -> &stratus_network::agent::FakeAgent {
+        self.agents.iter().find(|a| a.host == host).expect("no fake network agent on that host")
     }
 
     /// A request to the network API (`path` under `/v2.0`, or `/` itself).
@@ -294,6 +326,10 @@ impl Cloud {
             hosts: started,
             tasks,
         });
+        if cfg.compute.networking {
+            // as `stratus up` does for fake compute hosts
+            cloud.start_network_agents(hosts).await;
+        }
         cloud
     }
 

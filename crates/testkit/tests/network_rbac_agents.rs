@@ -249,6 +249,61 @@ async fn rbac_policies_on_every_database() {
 }
 
 #[tokio::test]
+async fn policies_and_sharing_in_use_by_other_projects_ports_on_every_database() {
+    for (backend, url) in fresh_urls().await {
+        let c = cloud(backend, &url, 75).await;
+        let admin = c.admin_token().await;
+        let (_pa, _, ta) = c.user_with_role(&admin, "member").await;
+        let (pb, _, tb) = c.user_with_role(&admin, "member").await;
+        let r = c.neutron(Method::POST, "/networks", &ta, Some(json!({"network": {"name": "in-use"}}))).await;
+        assert_eq!(r.status, 201, "{backend}: {}", r.text);
+        let net = r.body["network"]["id"].as_str().unwrap().to_string();
+        let r = policy(&c, &ta, &net, "access_as_shared", &pb).await;
+        assert_eq!(r.status, 201, "{backend}: {}", r.text);
+        let to_b = r.body["rbac_policy"]["id"].as_str().unwrap().to_string();
+        // B puts a port on A's network
+        let r = c.neutron(Method::POST, "/ports", &tb, Some(json!({"port": {"network_id": net}}))).await;
+        assert_eq!(r.status, 201, "{backend}: {}", r.text);
+        let port = r.body["port"]["id"].as_str().unwrap().to_string();
+        // B's only grant cannot go while B's port is there
+        let r = c.neutron(Method::DELETE, &format!("/rbac-policies/{to_b}"), &ta, None).await;
+        assert_eq!(r.status, 409, "{backend}: {}", r.text);
+        assert_eq!(r.body["NeutronError"]["type"], "RbacPolicyInUse", "{backend}: {}", r.text);
+        // nor be retargeted away from B
+        let r = c
+            .neutron(
+                Method::PUT,
+                &format!("/rbac-policies/{to_b}"),
+                &ta,
+                Some(json!({"rbac_policy": {"target_tenant": "another-project"}})),
+            )
+            .await;
+        assert_eq!(r.status, 409, "{backend}: {}", r.text);
+        // shared to everyone as well: B keeps access through it, so B's own policy may go
+        let r = c
+            .neutron(Method::PUT, &format!("/networks/{net}"), &admin, Some(json!({"network": {"shared": true}})))
+            .await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.text);
+        let r = c.neutron(Method::DELETE, &format!("/rbac-policies/{to_b}"), &ta, None).await;
+        assert_eq!(r.status, 204, "{backend}: {}", r.text);
+        // now sharing is what B's port depends on
+        let r = c
+            .neutron(Method::PUT, &format!("/networks/{net}"), &admin, Some(json!({"network": {"shared": false}})))
+            .await;
+        assert_eq!(r.status, 409, "{backend}: {}", r.text);
+        assert_eq!(r.body["NeutronError"]["type"], "InvalidSharedSetting", "{backend}: {}", r.text);
+        // once the port is gone, nothing is in use
+        let r = c.neutron(Method::DELETE, &format!("/ports/{port}"), &tb, None).await;
+        assert_eq!(r.status, 204, "{backend}: {}", r.text);
+        let r = c
+            .neutron(Method::PUT, &format!("/networks/{net}"), &admin, Some(json!({"network": {"shared": false}})))
+            .await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.text);
+        assert_eq!(r.body["network"]["shared"], false);
+    }
+}
+
+#[tokio::test]
 async fn agents_report_list_go_dead_and_update_on_every_database() {
     for (backend, url) in fresh_urls().await {
         let c = cloud(backend, &url, 1).await;

@@ -21,6 +21,7 @@ pub mod ip_availability;
 pub mod list;
 pub mod networks;
 pub mod port_forwardings;
+pub mod port_writes;
 pub mod ports;
 pub mod quotas;
 pub mod rbac_policies;

@@ -4,7 +4,6 @@
 //! the port; the unique keys of `ipallocations` and of (network, MAC) make a
 //! racing create that picked the same one fail, and it picks again.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use axum::Router;
@@ -12,7 +11,7 @@ use axum::extract::{Path, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::TransactionTrait;
 use serde_json::{Map, Value, json};
 use stratus_core::AuthContext;
 use stratus_core::auth::Auth;
@@ -20,7 +19,8 @@ use stratus_core::extract::RawQuery;
 
 use crate::api::list::{self, ListParams};
 use crate::api::networks::viewer;
-use crate::api::subnets::{authorize_net, cidr_of, pools_of};
+use crate::api::port_writes::{self, allocate, retryable};
+use crate::api::subnets::{authorize_net, cidr_of};
 use crate::api::{Body, allowed, check_revision, created, is_admin, no_content, ok, owner_for_create, project_of};
 use crate::entity::ipallocation::Model as Allocation;
 use crate::entity::network::Model as Network;
@@ -29,8 +29,8 @@ use crate::entity::subnet::Model as Subnet;
 use crate::error::{NetworkError, Result, bad, bad_kind, conflict, invalid, not_found};
 use crate::ipam;
 use crate::store::ports as store;
-use crate::store::{self as st, networks, quotas, security_groups, subnets, tags};
-use crate::{NetworkService, State, model};
+use crate::store::{self as st, networks, security_groups, subnets, tags};
+use crate::{NetworkService, State, model, plugin};
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -204,7 +204,7 @@ async fn show(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<Stri
 
 /// One address a port asks for.
 #[derive(Clone, Debug)]
-enum IpRequest {
+pub(super) enum IpRequest {
     /// This address of this subnet.
     Specific(Subnet, IpAddr),
     /// The next free address of the first of these subnets that has one.
@@ -320,119 +320,14 @@ fn parse_fixed_ips(v: &Value, subs: &[Subnet], network: &str, keep: &[Allocation
     Ok(out)
 }
 
-/// Choose the addresses of `reqs` for a port (inside the inserting transaction).
-async fn allocate<C: ConnectionTrait>(
-    conn: &C,
-    port: &Port,
-    mac: &[u8; 6],
-    reqs: &[IpRequest],
-) -> Result<Vec<Allocation>> {
-    let mut out: Vec<Allocation> = Vec::new();
-    let alloc = |s: &Subnet, ip: IpAddr| Allocation {
-        subnet_id: s.id.clone(),
-        ip_address: ip.to_string(),
-        network_id: port.network_id.clone(),
-        port_id: port.id.clone(),
-    };
-    let taken_of = |s: &Subnet, rows: Vec<String>, out: &[Allocation]| -> BTreeSet<u128> {
-        rows.iter()
-            .map(String::as_str)
-            .chain(out.iter().filter(|a| a.subnet_id == s.id).map(|a| a.ip_address.as_str()))
-            .filter_map(|a| a.parse::<IpAddr>().ok())
-            .map(ipam::to_u128)
-            .collect()
-    };
-    for r in reqs {
-        match r {
-            IpRequest::Specific(s, ip) => {
-                let held = subnets::taken_among(conn, &s.id, &[ip.to_string()]).await?;
-                let taken = taken_of(s, held.into_iter().collect(), &out);
-                if taken.contains(&ipam::to_u128(*ip)) {
-                    return Err(conflict(
-                        "IpAddressAlreadyAllocated",
-                        format!("IP address {ip} already allocated in subnet {}", s.id),
-                    ));
-                }
-                out.push(alloc(s, *ip));
-            }
-            IpRequest::Auto(s) => {
-                let ip =
-                    ipam::eui64(&cidr_of(s)?, mac).ok_or_else(|| anyhow::anyhow!("EUI-64 of a non-IPv6 subnet"))?;
-                out.push(alloc(s, ip));
-            }
-            IpRequest::Any(group) => {
-                let mut got = None;
-                for s in group {
-                    let pools = pools_of(s);
-                    let version = s.ip_version as u8;
-                    // on a big subnet, probe a few random addresses first (one indexed
-                    // query); read every allocation only on small or nearly full pools
-                    // (small subnets keep Neutron's familiar lowest-first order)
-                    let probe = if ipam::pool_size(&pools) > RANDOM_ABOVE {
-                        ipam::random_candidates(&pools, 8, |n| rand::random_range(0..n))
-                    } else {
-                        Vec::new()
-                    };
-                    let probe_ips: Vec<String> =
-                        probe.iter().map(|v| ipam::from_u128(*v, version).to_string()).collect();
-                    let held = subnets::taken_among(conn, &s.id, &probe_ips).await?;
-                    let mine = taken_of(s, Vec::new(), &out);
-                    if let Some(ip) = probe
-                        .iter()
-                        .zip(&probe_ips)
-                        .find(|(v, ip)| !held.contains(*ip) && !mine.contains(v))
-                        .map(|(v, _)| ipam::from_u128(*v, version))
-                    {
-                        got = Some((s, ip));
-                        break;
-                    }
-                    let taken = taken_of(s, subnets::taken(conn, &s.id).await?, &out);
-                    if let Some(v) = ipam::next_free(&pools, &taken) {
-                        got = Some((s, ipam::from_u128(v, version)));
-                        break;
-                    }
-                }
-                let (s, ip) = got.ok_or_else(|| {
-                    conflict(
-                        "IpAddressGenerationFailure",
-                        format!("No more IP addresses available on network {}.", port.network_id),
-                    )
-                })?;
-                out.push(alloc(s, ip));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Pools bigger than this are allocated from by random probing.
-const RANDOM_ABOVE: u128 = 4096;
-
-/// A unique-key collision or a deadlock with a racing transaction: worth another try.
-fn retryable(e: &NetworkError) -> bool {
-    match e {
-        NetworkError::Internal(e) => e.downcast_ref::<sea_orm::DbErr>().is_some_and(|d| {
-            stratus_db::is_unique_violation(d) || {
-                let m = d.to_string().to_ascii_lowercase();
-                m.contains("deadlock") || m.contains("could not serialize") || m.contains("database is locked")
-            }
-        }),
-        _ => false,
-    }
-}
-
-fn random_mac(svc: &NetworkService) -> [u8; 6] {
-    let r: [u8; 3] = rand::random();
-    ipam::mac_from_base(&svc.cfg.network.base_mac, r)
-}
-
 /// A port to create: the row (MAC chosen per attempt unless requested), its
 /// address requests and its security groups.
-struct Draft {
-    port: Port,
-    mac: Option<[u8; 6]>,
-    reqs: Vec<IpRequest>,
-    groups: Vec<String>,
+#[derive(Clone)]
+pub(super) struct Draft {
+    pub(super) port: Port,
+    pub(super) mac: Option<[u8; 6]>,
+    pub(super) reqs: Vec<IpRequest>,
+    pub(super) groups: Vec<String>,
 }
 
 fn parse_pairs(v: &Value) -> Result<String> {
@@ -484,7 +379,7 @@ fn parse_pairs(v: &Value) -> Result<String> {
 }
 
 /// Pairs without a MAC take the port's.
-fn pairs_with_mac(pairs: &str, mac: &str) -> String {
+pub(super) fn pairs_with_mac(pairs: &str, mac: &str) -> String {
     let mut v: Vec<Value> = serde_json::from_str(pairs).unwrap_or_default();
     for p in v.iter_mut() {
         if p.get("mac_address").is_none_or(Value::is_null) {
@@ -655,7 +550,7 @@ async fn draft(svc: &NetworkService, ctx: &AuthContext, obj: &Map<String, Value>
                 .map(|v| model::boolean("admin_state_up", v))
                 .transpose()?
                 .unwrap_or(true),
-            status: "DOWN".into(),
+            status: plugin::DOWN.into(),
             device_id: get_str("device_id", 255)?,
             device_owner,
             vif_details: vif_details(&host),
@@ -682,89 +577,6 @@ async fn draft(svc: &NetworkService, ctx: &AuthContext, obj: &Map<String, Value>
     })
 }
 
-/// Insert the ports (all or none) with their addresses, MACs and groups,
-/// retrying when a racing create took an address or MAC this one chose.
-async fn store_all(svc: &NetworkService, drafts: Vec<Draft>) -> Result<Vec<Port>> {
-    let mut projects: Vec<String> = drafts.iter().map(|d| d.port.project_id.clone()).collect();
-    projects.sort();
-    projects.dedup();
-    let mut limits = Vec::new();
-    for p in &projects {
-        quotas::ensure_lock_row(&svc.db, p).await?;
-        limits.push(quotas::limit_of(&svc.db.read, &svc.cfg, p, "port").await?);
-    }
-    let retries = svc.cfg.network.allocation_retries.max(1);
-    let mut last = None;
-    for _ in 0..=retries {
-        // random MACs, each checked against the network off the writer: with
-        // 24 random bits a network of 100k ports collides about once in 170
-        // creates, and one collision would send a whole bulk create round again
-        let mut macs = Vec::with_capacity(drafts.len());
-        for d in &drafts {
-            let mut m = d.mac;
-            if m.is_none() {
-                for _ in 0..8 {
-                    let r = random_mac(svc);
-                    let taken = store::mac_in_use(&svc.db.read, &d.port.network_id, &ipam::show_mac(&r)).await?;
-                    if !taken && !macs.contains(&Some(r)) {
-                        m = Some(r);
-                        break;
-                    }
-                }
-            }
-            macs.push(m);
-        }
-        let attempt = async {
-            let txn = svc.db.write.begin().await?;
-            for (p, limit) in projects.iter().zip(&limits) {
-                let n = drafts.iter().filter(|d| &d.port.project_id == p).count() as i64;
-                quotas::check_limit(&txn, &svc.cfg, p, "port", n, *limit).await?;
-            }
-            let mut out = Vec::new();
-            for (d, chosen) in drafts.iter().zip(&macs) {
-                let mut port = d.port.clone();
-                let mac = match d.mac {
-                    Some(m) => {
-                        let s = ipam::show_mac(&m);
-                        if store::mac_in_use(&txn, &port.network_id, &s).await? {
-                            return Err(conflict(
-                                "MacAddressInUse",
-                                format!(
-                                    "Unable to complete operation for network {}. The mac address {s} is in use.",
-                                    port.network_id
-                                ),
-                            ));
-                        }
-                        m
-                    }
-                    None => chosen.unwrap_or_else(|| random_mac(svc)),
-                };
-                port.mac_address = ipam::show_mac(&mac);
-                port.allowed_address_pairs = pairs_with_mac(&port.allowed_address_pairs, &port.mac_address);
-                let ips = allocate(&txn, &port, &mac, &d.reqs).await?;
-                store::insert(&txn, port.clone()).await?;
-                for a in ips {
-                    subnets::allocate(&txn, a).await?;
-                }
-                store::add_groups(&txn, &port.id, &d.groups).await?;
-                out.push(port);
-            }
-            txn.commit().await?;
-            Ok(out)
-        };
-        match attempt.await {
-            Ok(out) => return Ok(out),
-            Err(e) if retryable(&e) => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    tracing::warn!("port create gave up after {retries} retries: {last:?}");
-    Err(conflict(
-        "IpAddressGenerationFailure",
-        "Unable to allocate an address or MAC: racing creates kept taking them; try again.",
-    ))
-}
-
 async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Result<Response> {
     let body = body.0;
     let (objs, bulk) = model::one_or_bulk(&body, "port", "ports")?;
@@ -772,8 +584,12 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
     for obj in &objs {
         drafts.push(draft(&svc, &ctx, obj).await?);
     }
-    let ports = store_all(&svc, drafts).await?;
-    let items = render_many(&svc, &ctx, &ports).await?;
+    let made = port_writes::create(&svc, drafts).await?;
+    let ports: Vec<Port> = made.iter().map(|c| c.port.clone()).collect();
+    plugin::ports_created(&svc, &ports);
+    // a new port has no tags yet
+    let items: Vec<Value> =
+        made.into_iter().map(|c| render(&svc, &ctx, &c.port, &c.ips, c.groups, Vec::new())).collect();
     Ok(if bulk { created(json!({"ports": items})) } else { created(json!({"port": items[0]})) })
 }
 
@@ -870,6 +686,7 @@ async fn update(
             }
             other => other,
         })?;
+        p.status = plugin::status_after_update(&cur, &p);
         p.updated_at = st::now();
         let attempt = async {
             let txn = svc.db.write.begin().await?;
@@ -888,7 +705,7 @@ async fn update(
             if let Some(reqs) = &reqs {
                 subnets::release_port(&txn, &id).await?;
                 let mac = ipam::parse_mac("mac_address", &p.mac_address)?;
-                for a in allocate(&txn, &p, &mac, reqs).await? {
+                for a in allocate(&txn, &p, &mac, reqs, &[]).await? {
                     subnets::allocate(&txn, a).await?;
                 }
             }
@@ -901,6 +718,8 @@ async fn update(
         match attempt.await {
             Ok(true) => {
                 p.revision_number += 1;
+                let rewire = obj.keys().any(|k| plugin::WIRED_ATTRS.contains(&k.as_str()));
+                plugin::port_updated(&svc, &cur, &p, rewire);
                 let item = render_many(&svc, &ctx, std::slice::from_ref(&p)).await?.remove(0);
                 return Ok(ok(json!({"port": item})));
             }
@@ -923,5 +742,6 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
         return Err(port_not_found(&id));
     }
     txn.commit().await?;
+    plugin::port_deleted(&svc, &p);
     Ok(no_content())
 }

@@ -6,15 +6,14 @@ use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::TransactionTrait;
 use serde_json::{Value, json};
 use stratus_core::AuthContext;
 use stratus_core::auth::Auth;
 
 use crate::api::{Body, is_admin, no_content, ok, project_of};
 use crate::error::{Result, bad, invalid, not_found};
-use crate::store::{self as st, tags};
+use crate::store::tags;
 use crate::{NetworkService, State};
 
 /// Collections with tags: (URL collection, tag type, table).
@@ -46,18 +45,8 @@ async fn resolve(
     let Some((_, kind, table)) = TAGGED.iter().find(|(c, _, _)| *c == collection) else {
         return Err(not_found("HTTPNotFound", format!("The resource could not be found: {collection}")));
     };
-    let mut q = Query::select();
-    q.column(Alias::new("project_id")).from(Alias::new(*table)).and_where(Expr::col(Alias::new("id")).eq(id));
-    if *table == "networks" {
-        q.column(Alias::new("shared")).column(Alias::new("external"));
-    }
-    let conn = &svc.db.read;
-    let stmt = conn.get_database_backend().build(&q);
     let missing = || not_found("NotFound", format!("{kind} {id} could not be found."));
-    let row = conn.query_one(stmt).await.map_err(|_| missing())?.ok_or_else(missing)?;
-    let owner: String = row.try_get_by_index(0)?;
-    let public = *table == "networks"
-        && (row.try_get_by_index::<bool>(1).unwrap_or(false) || row.try_get_by_index::<bool>(2).unwrap_or(false));
+    let (owner, public) = tags::owner_of(&svc.db.read, table, id).await.map_err(|_| missing())?.ok_or_else(missing)?;
     let mine = owner == project_of(ctx);
     if is_admin(svc, ctx) || mine || (public && !write) {
         Ok((kind, table))
@@ -72,17 +61,6 @@ fn check_tag(t: &str) -> Result<()> {
     if t.is_empty() || t.chars().count() > 255 {
         return Err(invalid("tags", format!("'{t}' is not a valid tag (1 to 255 characters)")));
     }
-    Ok(())
-}
-
-async fn bump<C: ConnectionTrait>(conn: &C, table: &str, id: &str) -> Result<()> {
-    let mut q = Query::update();
-    q.table(Alias::new(table))
-        .value(Alias::new("revision_number"), Expr::col(Alias::new("revision_number")).add(1))
-        .value(Alias::new("updated_at"), st::now())
-        .and_where(Expr::col(Alias::new("id")).eq(id));
-    let stmt = conn.get_database_backend().build(&q);
-    conn.execute(stmt).await?;
     Ok(())
 }
 
@@ -113,7 +91,7 @@ async fn replace(
     }
     let txn = svc.db.write.begin().await?;
     tags::replace(&txn, kind, &id, &want).await?;
-    bump(&txn, table, &id).await?;
+    tags::bump(&txn, table, &id).await?;
     txn.commit().await?;
     want.sort();
     want.dedup();
@@ -128,7 +106,7 @@ async fn remove_all(
     let (kind, table) = resolve(&svc, &ctx, &c, &id, true).await?;
     let txn = svc.db.write.begin().await?;
     tags::remove_all(&txn, kind, &id).await?;
-    bump(&txn, table, &id).await?;
+    tags::bump(&txn, table, &id).await?;
     txn.commit().await?;
     Ok(no_content())
 }
@@ -155,7 +133,7 @@ async fn add(
     check_tag(&tag)?;
     let txn = svc.db.write.begin().await?;
     tags::add(&txn, kind, &id, &tag).await?;
-    bump(&txn, table, &id).await?;
+    tags::bump(&txn, table, &id).await?;
     txn.commit().await?;
     Ok(StatusCode::CREATED.into_response())
 }
@@ -170,7 +148,7 @@ async fn remove(
     if !tags::remove(&txn, kind, &id, &tag).await? {
         return Err(not_found("TagNotFound", format!("Tag {tag} could not be found for {kind} {id}.")));
     }
-    bump(&txn, table, &id).await?;
+    tags::bump(&txn, table, &id).await?;
     txn.commit().await?;
     Ok(no_content())
 }

@@ -120,10 +120,24 @@ pub async fn mac_in_use<Cn: ConnectionTrait>(conn: &Cn, network: &str, mac: &str
     Ok(port::Entity::find().filter(C::NetworkId.eq(network)).filter(C::MacAddress.eq(mac)).count(conn).await? > 0)
 }
 
+/// Insert a port (one statement on every database: nothing is read back).
 pub async fn insert<Cn: ConnectionTrait>(conn: &Cn, p: Port) -> Result<()> {
-    port::ActiveModel::from(p).insert(conn).await?;
+    port::Entity::insert(port::ActiveModel::from(p)).exec_without_returning(conn).await?;
     Ok(())
 }
+
+/// Insert ports, a few hundred rows per statement.
+pub async fn insert_many<Cn: ConnectionTrait>(conn: &Cn, ports: Vec<Port>) -> Result<()> {
+    let mut rows: Vec<port::ActiveModel> = ports.into_iter().map(port::ActiveModel::from).collect();
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(CHUNK));
+        port::Entity::insert_many(std::mem::replace(&mut rows, rest)).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row insert: well under every backend's limit of bound values.
+const CHUNK: usize = 200;
 
 /// Write every attribute of `p` and bump its revision: false when the row
 /// changed meanwhile.
@@ -186,6 +200,24 @@ pub async fn add_groups<Cn: ConnectionTrait>(conn: &Cn, port: &str, groups: &[St
     Ok(())
 }
 
+/// The groups of new ports, (port, groups) each (one statement per few hundred rows).
+pub async fn add_groups_many<Cn: ConnectionTrait>(conn: &Cn, ports: &[(String, Vec<String>)]) -> Result<()> {
+    let mut rows: Vec<binding::ActiveModel> = Vec::new();
+    for (port, groups) in ports {
+        let mut g: Vec<&String> = groups.iter().collect();
+        g.sort();
+        g.dedup();
+        for id in g {
+            rows.push(binding::ActiveModel { port_id: Set(port.clone()), security_group_id: Set(id.clone()) });
+        }
+    }
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(CHUNK));
+        binding::Entity::insert_many(std::mem::replace(&mut rows, rest)).exec_without_returning(conn).await?;
+    }
+    Ok(())
+}
+
 /// How many ports on the network keep it in use: all but the network's own
 /// (`network:dhcp`), which go with it.
 pub async fn blocking_network_delete<Cn: ConnectionTrait>(conn: &Cn, network: &str) -> Result<i64> {
@@ -207,4 +239,60 @@ pub async fn delete_network_owned<Cn: ConnectionTrait>(conn: &Cn, network: &str)
         delete(conn, &id).await?;
     }
     Ok(())
+}
+
+/// The status an agent reports for a port (`ACTIVE` once wired), as a normal
+/// change (revision and `updated_at` bumped) — only while the port is still
+/// bound to `host` and administratively up (Neutron keeps an admin-down port
+/// DOWN), and only when it differs. False when nothing changed (port gone,
+/// moved, admin down, or already so).
+pub async fn set_status_if_bound<Cn: ConnectionTrait>(conn: &Cn, id: &str, host: &str, status: &str) -> Result<bool> {
+    if host.is_empty() {
+        return Ok(false);
+    }
+    let r = port::Entity::update_many()
+        .col_expr(C::Status, Expr::value(status.to_string()))
+        .col_expr(C::RevisionNumber, Expr::col(C::RevisionNumber).add(1))
+        .col_expr(C::UpdatedAt, Expr::value(crate::store::now()))
+        .filter(C::Id.eq(id))
+        .filter(C::HostId.eq(host))
+        .filter(C::AdminStateUp.eq(true))
+        .filter(C::Status.ne(status))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected > 0)
+}
+
+pub async fn get<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Option<Port>> {
+    Ok(port::Entity::find_by_id(id.to_string()).one(conn).await?)
+}
+
+/// The addresses of the ports of each group (what a rule with that
+/// `remote_group_id` admits), ordered.
+pub async fn addresses_in_groups<Cn: ConnectionTrait>(
+    conn: &Cn,
+    groups: &[String],
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if groups.is_empty() {
+        return Ok(out);
+    }
+    let members = binding::Entity::find()
+        .filter(binding::Column::SecurityGroupId.is_in(groups.iter().cloned()))
+        .all(conn)
+        .await?;
+    let ports: Vec<String> = members.iter().map(|b| b.port_id.clone()).collect();
+    let mut ips = BTreeMap::new();
+    for chunk in ports.chunks(500) {
+        ips.append(&mut crate::store::subnets::allocations_of(conn, chunk).await?);
+    }
+    for b in members {
+        let e = out.entry(b.security_group_id).or_default();
+        e.extend(ips.get(&b.port_id).into_iter().flatten().map(|a| a.ip_address.clone()));
+    }
+    for v in out.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    Ok(out)
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 
 use crate::api::list::ListParams;
 use crate::entity::network;
@@ -232,18 +232,55 @@ pub async fn sync_network<Cn: ConnectionTrait>(conn: &Cn, network_id: &str) -> R
 /// Ports on `network_id` of projects other than its owner `owner` that
 /// depend on access through `target` (a project, or `*`: any other project)
 /// and would lose it: a policy in use (`RbacPolicyInUse`), `shared` that
-/// cannot be turned off (`InvalidSharedSetting`).
-///
-/// TODO(ports): count them once ports exist in this store: ports of the
-/// network whose project is not `owner` (and is `target` unless `*`), leaving
-/// out projects another remaining policy still grants access to and
-/// network-owned ports (DHCP, router interfaces). Until then nothing depends
-/// on a policy, so this returns 0.
+/// cannot be turned off (`InvalidSharedSetting`). Network-owned ports (DHCP,
+/// router interfaces) do not count, nor do projects another `access_as_shared`
+/// policy of the network (for them, or for everyone) keeps granting access.
 pub async fn other_projects_ports<Cn: ConnectionTrait>(
-    _conn: &Cn,
-    _network_id: &str,
-    _owner: &str,
-    _target: &str,
+    conn: &Cn,
+    network_id: &str,
+    owner: &str,
+    target: &str,
 ) -> Result<i64> {
-    Ok(0)
+    use crate::entity::port::{Column as P, Entity as Ports};
+    let mut q = Ports::find()
+        .select_only()
+        .column(P::ProjectId)
+        .filter(P::NetworkId.eq(network_id))
+        .filter(P::ProjectId.ne(owner))
+        .filter(P::DeviceOwner.not_like("network:%"));
+    if target != EVERYONE {
+        q = q.filter(P::ProjectId.eq(target));
+    }
+    let rows: Vec<String> = q.distinct().into_tuple().all(conn).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // the grants that stay: every other access_as_shared policy of the network
+    let remaining: BTreeSet<String> = rbac_policy::Entity::find()
+        .select_only()
+        .column(C::TargetProject)
+        .filter(C::ObjectType.eq("network"))
+        .filter(C::ObjectId.eq(network_id))
+        .filter(C::Action.eq(ACCESS_AS_SHARED))
+        .filter(C::TargetProject.ne(target))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    if remaining.contains(EVERYONE) {
+        return Ok(0);
+    }
+    let mut lost = 0i64;
+    for project in rows {
+        if !remaining.contains(&project) {
+            lost += Ports::find()
+                .filter(P::NetworkId.eq(network_id))
+                .filter(P::ProjectId.eq(project.as_str()))
+                .filter(P::DeviceOwner.not_like("network:%"))
+                .count(conn)
+                .await? as i64;
+        }
+    }
+    Ok(lost)
 }

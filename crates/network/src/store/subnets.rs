@@ -223,7 +223,17 @@ pub async fn used_counts<Cn: ConnectionTrait>(conn: &Cn, subnets: &[String]) -> 
 }
 
 pub async fn allocate<Cn: ConnectionTrait>(conn: &Cn, a: Allocation) -> Result<()> {
-    ipallocation::ActiveModel::from(a).insert(conn).await?;
+    ipallocation::Entity::insert(ipallocation::ActiveModel::from(a)).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// Store allocations, a few hundred rows per statement.
+pub async fn allocate_many<Cn: ConnectionTrait>(conn: &Cn, all: Vec<Allocation>) -> Result<()> {
+    let mut rows: Vec<ipallocation::ActiveModel> = all.into_iter().map(ipallocation::ActiveModel::from).collect();
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(200));
+        ipallocation::Entity::insert_many(std::mem::replace(&mut rows, rest)).exec_without_returning(conn).await?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use crate::entity::tag;
@@ -75,5 +76,35 @@ pub async fn remove_all<C: ConnectionTrait>(conn: &C, kind: &str, id: &str) -> R
         .filter(tag::Column::ResourceId.eq(id))
         .exec(conn)
         .await?;
+    Ok(())
+}
+
+/// The owner of row `id` of a tagged table, and whether every project may
+/// read it (a shared or external network): None when there is no such row.
+/// `table` is one of the tagged tables (a name from code, never from a request).
+pub async fn owner_of<C: ConnectionTrait>(conn: &C, table: &'static str, id: &str) -> Result<Option<(String, bool)>> {
+    let mut q = Query::select();
+    q.column(Alias::new("project_id")).from(Alias::new(table)).and_where(Expr::col(Alias::new("id")).eq(id));
+    let network = table == "networks";
+    if network {
+        q.column(Alias::new("shared")).column(Alias::new("external"));
+    }
+    let Some(row) = conn.query_one(conn.get_database_backend().build(&q)).await? else {
+        return Ok(None);
+    };
+    let owner: String = row.try_get_by_index(0)?;
+    let public = network
+        && (row.try_get_by_index::<bool>(1).unwrap_or(false) || row.try_get_by_index::<bool>(2).unwrap_or(false));
+    Ok(Some((owner, public)))
+}
+
+/// A tag change is a change of its resource: bump its revision and `updated_at`.
+pub async fn bump<C: ConnectionTrait>(conn: &C, table: &'static str, id: &str) -> Result<()> {
+    let mut q = Query::update();
+    q.table(Alias::new(table))
+        .value(Alias::new("revision_number"), Expr::col(Alias::new("revision_number")).add(1))
+        .value(Alias::new("updated_at"), crate::store::now())
+        .and_where(Expr::col(Alias::new("id")).eq(id));
+    conn.execute(conn.get_database_backend().build(&q)).await?;
     Ok(())
 }
