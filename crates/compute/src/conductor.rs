@@ -528,6 +528,13 @@ impl Step<Conductor> for AllocateNetworks {
                 Change { system_metadata: Some(Value::Object(sys).to_string()), ..Default::default() },
             )
             .await?;
+            // A delete that began before the ports existed gave back none of
+            // them: once it is seen (deleting or gone), they go here. A delete
+            // that begins after this read finds them by their device.
+            let now = instances::get_live(&c.db, &u).await?;
+            if now.as_ref().is_none_or(|i| i.task_state.as_deref() == Some(task::DELETING)) {
+                net.deallocate(&u, &crate::network::preserved(&inst.system_metadata)).await?;
+            }
         }
         Ok(())
     }

@@ -392,6 +392,35 @@ impl Networking {
         }
     }
 
+    /// The first of the security groups a create names (by name or id) that
+    /// the caller cannot see, as Nova's API checks them before a build.
+    pub async fn missing_security_group(
+        &self,
+        user_token: &str,
+        project: &str,
+        names: &[String],
+    ) -> anyhow::Result<Option<String>> {
+        for n in names {
+            let by_name = self
+                .client
+                .list(user_token, "security-groups", &[("project_id", project), ("name", n.as_str())])
+                .await
+                .map_err(failed)?;
+            if !by_name.is_empty() {
+                continue;
+            }
+            let by_id = if uuid::Uuid::parse_str(n).is_ok() {
+                self.client.list(user_token, "security-groups", &[("id", n.as_str())]).await.map_err(failed)?
+            } else {
+                Vec::new()
+            };
+            if by_id.is_empty() {
+                return Ok(Some(n.clone()));
+            }
+        }
+        Ok(None)
+    }
+
     /// Security group names as ids in the project (Nova takes names).
     async fn group_ids(&self, token: &str, project: &str, names: &[String]) -> anyhow::Result<Vec<String>> {
         let mut ids = Vec::new();
@@ -428,13 +457,18 @@ impl Networking {
         let token = self.token().await?;
         for p in self.client.ports(&token, &[("device_id", server)]).await.map_err(failed)? {
             let id = p["id"].as_str().unwrap_or_default();
-            if preserve.iter().any(|k| k == id) {
+            let done = if preserve.iter().any(|k| k == id) {
                 self.client
                     .update_port(&token, id, json!({"device_id": "", "device_owner": "", "binding:host_id": ""}))
                     .await
-                    .map_err(failed)?;
+                    .map(|_| ())
             } else {
-                self.client.delete_port(&token, id).await.map_err(failed)?;
+                self.client.delete_port(&token, id).await.map(|_| ())
+            };
+            match done {
+                // gone meanwhile: another deallocate of the same server (a delete and the build racing it)
+                Ok(()) | Err(NetworkError::Refused { status: 404, .. }) => {}
+                Err(e) => return Err(failed(e)),
             }
         }
         Ok(())
@@ -516,9 +550,36 @@ pub fn addresses(vifs: &[Vif]) -> Value {
     Value::Object(out)
 }
 
+/// The addresses as `/servers/{id}/ips` and a rebuild show them: by network,
+/// `version` and `addr` only (Nova's `extend_address=False`).
+pub fn plain_addresses(vifs: &[Vif]) -> Value {
+    let mut out = Map::new();
+    for v in vifs {
+        let entry = out.entry(v.network_name.clone()).or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            for (ip, ver) in &v.ips {
+                a.push(json!({"version": ver, "addr": ip}));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_addresses_have_version_and_addr_only() {
+        let vifs = vec![Vif {
+            port_id: "p1".into(),
+            network_name: "private".into(),
+            mac: "fa:16:3e:00:00:01".into(),
+            ips: vec![("10.0.0.5".into(), 4)],
+            ..Default::default()
+        }];
+        assert_eq!(plain_addresses(&vifs), json!({"private": [{"version": 4, "addr": "10.0.0.5"}]}));
+    }
 
     #[test]
     fn addresses_group_by_network() {

@@ -70,6 +70,14 @@ async fn servers_get_ports_addresses_and_give_them_back() {
         let ip = addrs[0]["addr"].as_str().unwrap().to_string();
         let r = c.nova(Method::GET, &format!("/servers/detail?ip={}", ip.replace('.', "\\.")), &tok, MV, None).await;
         assert_eq!(r.body["servers"].as_array().unwrap().len(), 1, "{}", r.text);
+        // `/ips` shows the same addresses, plain (version and addr only), by network
+        let r = c.nova(Method::GET, &format!("/servers/{a}/ips"), &tok, MV, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body, json!({"addresses": {"private": [{"version": 4, "addr": ip}]}}));
+        let r = c.nova(Method::GET, &format!("/servers/{a}/ips/private"), &tok, MV, None).await;
+        assert_eq!(r.body, json!({"private": [{"version": 4, "addr": ip}]}), "{}", r.text);
+        let r = c.nova(Method::GET, &format!("/servers/{a}/ips/elsewhere"), &tok, MV, None).await;
+        assert_eq!(r.status, 404, "{}", r.text);
 
         // a fixed IP; the user's own port (kept, unbound, after the delete)
         let body = json!({"server": {"name": "b", "imageRef": image, "flavorRef": "1", "networks": [{"uuid": net, "fixed_ip": "10.0.0.77"}]}});

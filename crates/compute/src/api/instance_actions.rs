@@ -155,7 +155,8 @@ async fn show(
 async fn ips(S(svc): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let inst = super::servers::visible(&svc, &ctx, &id).await?;
     authorize(&svc, &ctx, "os_compute_api:ips:index", &project_target(&inst.project_id))?;
-    Ok(ok(json!({"addresses": {}})))
+    let vifs = crate::network::vifs_of(&inst.system_metadata);
+    Ok(ok(json!({"addresses": crate::network::plain_addresses(&vifs)})))
 }
 
 async fn ip_network(
@@ -165,5 +166,9 @@ async fn ip_network(
 ) -> Result<Response> {
     let inst = super::servers::visible(&svc, &ctx, &id).await?;
     authorize(&svc, &ctx, "os_compute_api:ips:show", &project_target(&inst.project_id))?;
-    Err(not_found(format!("Network {network} could not be found.")))
+    let vifs = crate::network::vifs_of(&inst.system_metadata);
+    match crate::network::plain_addresses(&vifs).get(&network) {
+        Some(a) => Ok(ok(json!({ network: a }))),
+        None => Err(not_found("Instance is not a member of specified network")),
+    }
 }

@@ -23,6 +23,7 @@ pub mod server_actions;
 pub mod server_diagnostics;
 pub mod server_external_events;
 pub mod server_meta;
+pub mod server_password;
 pub mod servers;
 pub mod versions;
 
@@ -38,13 +39,27 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(instance_actions::routes())
         .merge(server_diagnostics::routes())
         .merge(server_external_events::routes())
-        .merge(attach_interfaces::routes());
+        .merge(attach_interfaces::routes())
+        .merge(server_password::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new()
         .merge(versions::routes())
         .merge(authed)
         .layer(stratus_core::microversion::layer(crate::VERSIONS))
+        .layer(axum::middleware::map_response(compute_request_id))
         .with_state(state)
+}
+
+/// Nova answers with the request id under its own old name too,
+/// `x-compute-request-id` (Tempest reads it to find a server's actions).
+async fn compute_request_id(mut resp: Response) -> Response {
+    let id = stratus_core::http::current_request_id();
+    if !id.is_empty()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&id)
+    {
+        resp.headers_mut().insert(axum::http::HeaderName::from_static("x-compute-request-id"), v);
+    }
+    resp
 }
 
 pub fn ok(v: Value) -> Response {

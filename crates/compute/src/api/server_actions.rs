@@ -224,6 +224,17 @@ async fn action(
             authorize(svc, ctx, "os_compute_api:os-deferred-delete:restore", &project_target(&inst.project_id))?;
             Err(invalid_state("restore", &inst.uuid, "vm_state", &inst.vm_state))
         }
+        "injectNetworkInfo" => {
+            // the fake hypervisor's guests read their network from the ports: nothing to push
+            authorize(
+                svc,
+                ctx,
+                "os_compute_api:os-admin-actions:inject_network_info",
+                &project_target(&inst.project_id),
+            )?;
+            record(svc, ctx, &inst, "inject_network_info").await?;
+            Ok(accepted_empty())
+        }
         "os-resetState" => {
             authorize(svc, ctx, "os_compute_api:os-admin-actions:reset_state", &project_target(&inst.project_id))?;
             let o = c::object(arg, Some("os-resetState"))?;
@@ -376,9 +387,7 @@ async fn create_image(
     let name = c::name("name", c::required(o, Some("createImage"), "name")?)?;
     let mut props = serde_json::Map::new();
     if let Some(m) = o.get("metadata") {
-        for (k, v) in c::object(m, Some("metadata"))? {
-            props.insert(k.clone(), v.clone());
-        }
+        props = servers::string_map("metadata", m)?;
     }
     let image_id = snapshot_image(svc, ctx, inst, &name, "snapshot", props, task::IMAGE_SNAPSHOT).await?;
     let rid = record(svc, ctx, inst, "createImage").await?;
@@ -573,6 +582,10 @@ async fn rebuild(
         // rebuild shows the user data as `user_data` (2.57), never as the
         // extended attribute
         m.remove("OS-EXT-SRV-ATTR:user_data");
+        // and its addresses plain (Nova's `extend_address=False`): no
+        // `OS-EXT-IPS:type`, no `OS-EXT-IPS-MAC:mac_addr`
+        let vifs = crate::network::vifs_of(&now.system_metadata);
+        m.insert("addresses".into(), crate::network::plain_addresses(&vifs));
         if mv.at_least(2, 54) {
             m.insert("key_name".into(), json!(now.key_name));
         }

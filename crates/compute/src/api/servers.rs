@@ -295,7 +295,11 @@ async fn list_inner(
     if !(admin && all_tenants) {
         f.project_id = Some(project.clone());
     }
-    if admin && let Some(p) = q.get("project_id").or_else(|| q.get("tenant_id")) {
+    // Nova ignores a project filter unless all_tenants is given too
+    if admin
+        && all_tenants
+        && let Some(p) = q.get("project_id").or_else(|| q.get("tenant_id"))
+    {
         f.project_id = Some(p.to_string());
     }
     if let Some(v) = q.get("changes-since") {
@@ -795,7 +799,8 @@ fn count(field: &str, v: Option<&Value>) -> Result<Option<i64>> {
     }
 }
 
-fn string_map(field: &str, v: &Value) -> Result<Map<String, Value>> {
+/// Nova's `metadata` schema: keys of 1-255 characters, string values of up to 255.
+pub(crate) fn string_map(field: &str, v: &Value) -> Result<Map<String, Value>> {
     let o = c::object(v, Some(field))?;
     for (k, val) in o {
         if k.is_empty() || k.chars().count() > 255 {
@@ -847,7 +852,11 @@ struct Parsed {
 }
 
 fn parse_create(mv: Microversion, body: &Value) -> Result<Parsed> {
-    let s = c::the_object(body, "server")?;
+    // beside `server`, only the scheduler hints (read by the caller)
+    let top = c::object(body, None)?;
+    let s = c::required(top, None, "server")?;
+    c::no_extra(top, None, &["server", "os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"])?;
+    let s = c::object(s, Some("server"))?;
     c::no_extra(s, Some("server"), CREATE_KEYS)?;
     let name = c::name("name", c::required(s, Some("server"), "name")?)?;
     let flavor_ref = match c::required(s, Some("server"), "flavorRef")? {
@@ -1169,6 +1178,13 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
     let requested = match &svc.deps()?.network {
         Some(net) => {
             let explicit_auto = p.networks.as_str() == Some("auto") && body["server"].get("networks").is_some();
+            if let Some(g) = net
+                .missing_security_group(&ctx.token, &project, &p.security_groups)
+                .await
+                .map_err(ComputeError::Internal)?
+            {
+                return Err(bad(format!("Security group {g} not found for project {project}.")));
+            }
             match net.resolve(&ctx.token, &project, &p.networks, explicit_auto).await.map_err(ComputeError::Internal)? {
                 Ok(r) => r,
                 Err(crate::network::Refusal(409, m)) => return Err(conflict(m)),
