@@ -95,6 +95,10 @@ pub struct Wired {
     pub ports: BTreeSet<String>,
     pub routers: BTreeSet<String>,
     pub floating_ips: BTreeSet<String>,
+    /// Floating IPs told deleted: ids are never reused, so a notice of one
+    /// that arrives late (messages of one topic may be handled out of order)
+    /// is ignored, as a real agent must.
+    pub gone: BTreeSet<String>,
 }
 
 /// A running fake agent (its tasks stop when it is dropped).
@@ -260,9 +264,12 @@ impl Handler for Serve {
             FloatingIpChanged::NAME => {
                 let m: FloatingIpChanged = env.decode()?;
                 self.note(|s| {
+                    if m.deleted {
+                        s.gone.insert(m.floating_ip_id.clone());
+                    }
                     if m.deleted || m.fixed_ip_address.is_none() {
                         s.floating_ips.remove(&m.floating_ip_id);
-                    } else {
+                    } else if !s.gone.contains(&m.floating_ip_id) {
                         s.floating_ips.insert(m.floating_ip_id.clone());
                     }
                 });

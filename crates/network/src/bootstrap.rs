@@ -248,6 +248,7 @@ fn new_router(project: &str) -> Router {
         gw_port_id: String::new(),
         enable_snat: true,
         availability_zone_hints: "[]".into(),
+        l3_agent_host: String::new(),
         description: String::new(),
         created_at: now.clone(),
         updated_at: now,

@@ -12,8 +12,10 @@ pub mod bootstrap;
 pub mod entity;
 pub mod error;
 pub mod ipam;
+pub mod l3;
 pub mod migration;
 pub mod migration_agents;
+pub mod migration_l3_agents;
 pub mod migration_ports;
 pub mod migration_routers;
 pub mod migration_security_groups;
@@ -46,6 +48,12 @@ pub struct NetworkService {
     serving: Mutex<Option<plugin::Serving>>,
     /// Port creates written together (group commit).
     pub port_writes: api::port_writes::Combiner,
+    /// Security group member changes, told to agents in rounds.
+    pub member_changes: plugin::MemberChanges,
+    /// Router and floating IP notices are built and sent one at a time, in
+    /// the order they were made (a router's update is not overtaken by its
+    /// deletion).
+    pub l3_order: tokio::sync::Mutex<()>,
 }
 
 pub type State = Arc<NetworkService>;
@@ -68,6 +76,8 @@ impl NetworkService {
             bus: OnceLock::new(),
             serving: Mutex::new(None),
             port_writes: Default::default(),
+            member_changes: Default::default(),
+            l3_order: Default::default(),
         }))
     }
 

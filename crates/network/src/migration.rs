@@ -9,7 +9,7 @@
 //! M0001 (here): networks, tags, quotas. Then one migration per resource
 //! family, each in its own module: subnets and IPAM (M0002), ports (M0003),
 //! security groups (M0004), routers and floating IPs (M0005), agents and RBAC
-//! (M0006).
+//! (M0006), routers' L3 agent hosts (M0007).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
@@ -27,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::migration_security_groups::M0004SecurityGroups),
             Box::new(crate::migration_routers::M0005Routers),
             Box::new(crate::migration_agents::M0006Agents),
+            Box::new(crate::migration_l3_agents::M0007RouterHosts),
         ]
     }
     fn migration_table_name() -> DynIden {

@@ -1,7 +1,9 @@
 //! The service's side of the agent interface (Neutron's ML2 plugin RPC):
 //! it serves [`rpc::PLUGIN`] (agents report ports wired and themselves
 //! alive) and tells the agents of a host what to wire when a port is bound
-//! to it, rebound, unbound or deleted.
+//! to it, rebound, unbound or deleted, and again when the rules of its
+//! groups or the members of their remote groups change. Routers and
+//! floating IPs: [`crate::l3`].
 //!
 //! Notices are casts sent after the change committed, from a spawned task so
 //! the API reply does not wait on the bus; a failed cast is logged (the agent
@@ -9,7 +11,9 @@
 //! process started before its bus) nothing is sent.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
@@ -85,16 +89,7 @@ impl Handler for Plugin {
 /// resolved to their ports' addresses (of the rule's ethertype).
 pub async fn port_bound<Cn: ConnectionTrait>(conn: &Cn, port: &Port) -> Result<PortBound> {
     let id = std::slice::from_ref(&port.id);
-    let net = networks::get(conn, &port.network_id).await?;
-    let segment = net
-        .map(|n| Segment {
-            network_id: n.id,
-            network_type: n.network_type,
-            physical_network: n.physical_network,
-            segmentation_id: n.segmentation_id,
-            mtu: n.mtu,
-        })
-        .unwrap_or_else(|| Segment { network_id: port.network_id.clone(), ..Default::default() });
+    let segment = segment_of(conn, &port.network_id).await?;
     let fixed_ips = subnets::allocations_of(conn, id)
         .await?
         .remove(&port.id)
@@ -152,6 +147,21 @@ pub async fn port_bound<Cn: ConnectionTrait>(conn: &Cn, port: &Port) -> Result<P
     })
 }
 
+/// The segment of a network as the data plane needs it (only its id when
+/// the network is gone).
+pub async fn segment_of<Cn: ConnectionTrait>(conn: &Cn, network_id: &str) -> Result<Segment> {
+    Ok(networks::get(conn, network_id)
+        .await?
+        .map(|n| Segment {
+            network_id: n.id,
+            network_type: n.network_type,
+            physical_network: n.physical_network,
+            segmentation_id: n.segmentation_id,
+            mtu: n.mtu,
+        })
+        .unwrap_or_else(|| Segment { network_id: network_id.to_string(), ..Default::default() }))
+}
+
 /// The status a port takes in an update from `before` to `after`: DOWN when
 /// it leaves its host (unbound or moved) or goes administratively down; as
 /// it was otherwise (its new host's agent reports it wired).
@@ -159,10 +169,119 @@ pub fn status_after_update(before: &Port, after: &Port) -> String {
     if after.host_id != before.host_id || !after.admin_state_up { DOWN.to_string() } else { before.status.clone() }
 }
 
-/// Ports just created: tell the agents of the bound ones' hosts.
+/// Ports just created: tell the agents of the bound ones' hosts, and those
+/// of the ports whose rules admit the new ones' groups (new members).
 pub fn ports_created(svc: &State, created: &[Port]) {
     for p in created.iter().filter(|p| !p.host_id.is_empty()) {
         send_bound(svc, &p.id, &p.host_id);
+    }
+    note_members(svc, Vec::new(), created.iter().map(|p| p.id.clone()).collect());
+}
+
+/// The rules of `groups` changed: the agents of their bound ports are told
+/// again ([`PortBound`], with every rule).
+pub fn rules_changed(svc: &State, groups: Vec<String>) {
+    spawn_resend(svc, Affected::In(groups), BTreeSet::new());
+}
+
+/// The members of `groups` changed (port `port_id` joined or left them, or
+/// changed addresses): the bound ports whose rules admit those groups are
+/// sent again.
+pub fn members_changed(svc: &State, groups: Vec<String>, _port_id: &str) {
+    note_members(svc, groups, Vec::new());
+}
+
+/// Member changes of security groups, gathered for [`GATHER`] and told
+/// once: at a thousand port creates a second in one default group, the
+/// agents hear of each admitting port a few times a second, not a thousand
+/// times, and the lookup runs a few times a second, not once per create.
+#[derive(Default)]
+pub struct MemberChanges {
+    /// Groups whose members changed.
+    groups: Mutex<BTreeSet<String>>,
+    /// New ports (their groups gained a member).
+    ports: Mutex<BTreeSet<String>>,
+    armed: AtomicBool,
+}
+
+const GATHER: Duration = Duration::from_millis(250);
+
+fn note_members(svc: &State, groups: Vec<String>, new_ports: Vec<String>) {
+    let Some(bus) = svc.bus().cloned() else { return };
+    let mc = &svc.member_changes;
+    if let Ok(mut g) = mc.groups.lock() {
+        g.extend(groups);
+    }
+    if let Ok(mut p) = mc.ports.lock() {
+        p.extend(new_ports);
+    }
+    if mc.armed.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(GATHER).await;
+        // disarm before taking: a change noted from now on arms the next round
+        svc.member_changes.armed.store(false, Ordering::SeqCst);
+        let mut groups: BTreeSet<String> =
+            svc.member_changes.groups.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default();
+        let new_ports: Vec<String> = svc
+            .member_changes
+            .ports
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for chunk in new_ports.chunks(500) {
+            match ports::groups_of(&svc.db.read, chunk).await {
+                Ok(m) => groups.extend(m.into_values().flatten()),
+                Err(e) => tracing::warn!(error = %e, "could not read the groups of new ports"),
+            }
+        }
+        if !groups.is_empty() {
+            resend(&svc, &bus, Affected::Admitting(groups.into_iter().collect()), &BTreeSet::new()).await;
+        }
+    });
+}
+
+/// Which bound ports a security group change reaches.
+enum Affected {
+    /// The ports in these groups.
+    In(Vec<String>),
+    /// The ports in groups with a rule whose remote group is one of these.
+    Admitting(Vec<String>),
+}
+
+fn spawn_resend(svc: &State, which: Affected, except: BTreeSet<String>) {
+    let Some(bus) = svc.bus().cloned() else { return };
+    let svc = svc.clone();
+    tokio::spawn(async move { resend(&svc, &bus, which, &except).await });
+}
+
+/// Send [`PortBound`] again to the host of every affected bound port (one
+/// message per port, whatever the number of groups changed).
+async fn resend(svc: &NetworkService, bus: &stratus_bus::Bus, which: Affected, except: &BTreeSet<String>) {
+    let conn = &svc.db.read;
+    let r: anyhow::Result<()> = async {
+        let affected = match which {
+            Affected::In(g) => security_groups::bound_ports_in(conn, &g).await?,
+            Affected::Admitting(g) => security_groups::bound_ports_admitting(conn, &g).await?,
+        };
+        for p in affected {
+            if except.contains(&p.id) {
+                continue;
+            }
+            let m = port_bound(conn, &p).await?;
+            if let Err(e) = bus.cast(&rpc::agent_topic(&p.host_id), &m, &request_id()).await {
+                tracing::warn!(port_id = %p.id, host = %p.host_id, error = %e, "could not resend a port's rules");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "could not tell the agents of a security group change");
     }
 }
 
@@ -177,11 +296,13 @@ pub fn port_updated(svc: &State, before: &Port, after: &Port, rewire: bool) {
     }
 }
 
-/// A port deleted: its host's agents unwire it.
-pub fn port_deleted(svc: &State, port: &Port) {
+/// A port deleted (it was in `groups`): its host's agents unwire it, and
+/// the ports whose rules admitted it learn it is gone.
+pub fn port_deleted(svc: &State, port: &Port, groups: Vec<String>) {
     if !port.host_id.is_empty() {
         send_unbound(svc, port);
     }
+    members_changed(svc, groups, &port.id);
 }
 
 /// Cast [`PortBound`] for the port as it is now, unless it left `host`
@@ -191,11 +312,11 @@ fn send_bound(svc: &State, port_id: &str, host: &str) {
     let (svc, port_id, host) = (svc.clone(), port_id.to_string(), host.to_string());
     tokio::spawn(async move {
         let r: anyhow::Result<()> = async {
-            let Some(port) = ports::get(&svc.db.write, &port_id).await? else { return Ok(()) };
+            let Some(port) = ports::get(&svc.db.read, &port_id).await? else { return Ok(()) };
             if port.host_id != host {
                 return Ok(());
             }
-            let m = port_bound(&svc.db.write, &port).await?;
+            let m = port_bound(&svc.db.read, &port).await?;
             bus.cast(&rpc::agent_topic(&host), &m, &request_id()).await?;
             Ok(())
         }
@@ -217,7 +338,7 @@ fn send_unbound(svc: &NetworkService, port: &Port) {
     });
 }
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     format!("req-{}", uuid::Uuid::new_v4())
 }
 

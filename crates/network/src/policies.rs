@@ -129,6 +129,10 @@ pub const AGENT_RULES: &[(&str, &str)] = &[
     ("get_agent", "rule:admin_only"),
     ("update_agent", "rule:admin_only"),
     ("delete_agent", "rule:admin_only"),
+    ("get_l3-agents", "rule:admin_only"),
+    ("get_l3-routers", "rule:admin_only"),
+    ("create_l3-router", "rule:admin_only"),
+    ("delete_l3-router", "rule:admin_only"),
     ("get_availability_zone", "rule:context_is_admin or role:reader"),
 ];
 

@@ -1,6 +1,7 @@
 //! `stratus bench network`: port creates per second through the REST API at
-//! concurrency C (single creates, as Nova and clients make them), then the
-//! cloud is filled to P ports (bulk creates) and paginated lists are timed:
+//! concurrency C (single creates, as Nova and clients make them) on an empty
+//! network, then the cloud is filled to P ports (bulk creates), the single
+//! creates are timed again, and paginated lists are timed:
 //! the first page, pages reached by following `next` links, and pages from
 //! random markers deep in the collection.
 
@@ -52,57 +53,11 @@ pub async fn run(b: NetworkBench) -> anyhow::Result<()> {
         .await?;
     let _ = s;
 
-    // 1. single creates at concurrency C
-    let t0 = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..b.concurrency {
-        let (http, url, token, next, net_id) =
-            (cloud.http.clone(), format!("{net}/ports"), cloud.token.clone(), next.clone(), net_id.clone());
-        let total = b.creates;
-        tasks.push(tokio::spawn(async move {
-            let (mut lat, mut failed) = (Vec::new(), 0usize);
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let t = Instant::now();
-                let r = http
-                    .post(&url)
-                    .header("x-auth-token", &token)
-                    .json(&json!({"port": {"network_id": net_id, "name": format!("p{i}")}}))
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().as_u16() == 201 => lat.push(t.elapsed().as_secs_f64() * 1000.0),
-                    _ => failed += 1,
-                }
-            }
-            (lat, failed)
-        }));
-    }
-    let (mut lat, mut failed) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, f) = t.await?;
-        lat.extend(l);
-        failed += f;
-    }
-    let took = t0.elapsed();
-    lat.sort_by(|a, b| a.total_cmp(b));
+    // 1. single creates at concurrency C, on the empty network
     println!("network: database {}, concurrency {}", BenchCloud::db_kind(b.database_url.as_deref()), b.concurrency);
-    println!(
-        "  port create: {} created, {failed} failed in {:.2} s = {:.0} creates/s; p50 {:.1} ms, p99 {:.1} ms (target >= 1,000/s: {})",
-        lat.len(),
-        took.as_secs_f64(),
-        lat.len() as f64 / took.as_secs_f64(),
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        if lat.len() as f64 / took.as_secs_f64() >= 1000.0 { "met" } else { "NOT met" }
-    );
+    let have = single_creates(&cloud, &net_id, b.creates, b.concurrency, "p", "on an empty network").await?;
 
     // 2. fill to P ports with bulk creates of 200
-    let have = lat.len();
     let fill = b.ports.saturating_sub(have);
     let t1 = Instant::now();
     let chunks: Vec<usize> = (0..fill).step_by(200).map(|start| (fill - start).min(200)).collect();
@@ -133,6 +88,8 @@ pub async fn run(b: NetworkBench) -> anyhow::Result<()> {
         t.await??;
     }
     println!("  filled to {} ports in {:.1} s (bulk creates of 200)", have + fill, t1.elapsed().as_secs_f64());
+    // the same single creates with the network (and its /14) that full
+    single_creates(&cloud, &net_id, b.creates, b.concurrency, "q", &format!("at {} ports", have + fill)).await?;
 
     // 3. timed lists: first pages, next links, random markers
     let ids: Vec<String> = {
@@ -201,4 +158,67 @@ pub async fn run(b: NetworkBench) -> anyhow::Result<()> {
     );
     drop(cloud);
     Ok(())
+}
+
+/// `n` single port creates at concurrency `c` (as Nova and clients make
+/// them), timed and printed; how many were created.
+async fn single_creates(
+    cloud: &BenchCloud,
+    net_id: &str,
+    n: usize,
+    c: usize,
+    prefix: &'static str,
+    when: &str,
+) -> anyhow::Result<usize> {
+    let t0 = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (http, url, token, next, net_id) = (
+            cloud.http.clone(),
+            format!("{}/ports", cloud.network),
+            cloud.token.clone(),
+            next.clone(),
+            net_id.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut failed) = (Vec::new(), 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let t = Instant::now();
+                let r = http
+                    .post(&url)
+                    .header("x-auth-token", &token)
+                    .json(&json!({"port": {"network_id": net_id, "name": format!("{prefix}{i}")}}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().as_u16() == 201 => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+                    _ => failed += 1,
+                }
+            }
+            (lat, failed)
+        }));
+    }
+    let (mut lat, mut failed) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, f) = t.await?;
+        lat.extend(l);
+        failed += f;
+    }
+    let took = t0.elapsed();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let rate = lat.len() as f64 / took.as_secs_f64();
+    println!(
+        "  port create {when}: {} created, {failed} failed in {:.2} s = {rate:.0} creates/s; p50 {:.1} ms, p99 {:.1} ms (target >= 1,000/s: {})",
+        lat.len(),
+        took.as_secs_f64(),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        if rate >= 1000.0 { "met" } else { "NOT met" }
+    );
+    Ok(lat.len())
 }

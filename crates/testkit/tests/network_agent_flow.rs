@@ -289,3 +289,228 @@ async fn a_server_booted_with_networking_has_its_port_active() {
         assert!(until(5, || !agent.wired().ports.contains(&port_id)).await, "{backend}: still wired");
     }
 }
+
+/// An L3 agent that records what it is told.
+#[derive(Default)]
+struct L3Recorder {
+    routers: Mutex<Vec<rpc::RouterUpdated>>,
+    fips: Mutex<Vec<rpc::FloatingIpChanged>>,
+}
+
+#[async_trait::async_trait]
+impl Handler for L3Recorder {
+    async fn handle(&self, env: Envelope) -> Result<Value, RemoteError> {
+        match env.name.as_str() {
+            rpc::RouterUpdated::NAME => self.routers.lock().unwrap().push(env.decode()?),
+            rpc::FloatingIpChanged::NAME => self.fips.lock().unwrap().push(env.decode()?),
+            _ => {}
+        }
+        Ok(Value::Null)
+    }
+}
+
+async fn post(c: &Cloud, tok: &str, path: &str, body: Value) -> Value {
+    let r = c.neutron(Method::POST, path, tok, Some(body)).await;
+    assert_eq!(r.status, 201, "{path}: {}", r.text);
+    r.body
+}
+
+async fn put(c: &Cloud, tok: &str, path: &str, body: Value) -> Value {
+    let r = c.neutron(Method::PUT, path, tok, Some(body)).await;
+    assert_eq!(r.status, 200, "{path}: {}", r.text);
+    r.body
+}
+
+async fn l3_agent_id(c: &Cloud, tok: &str, host: &str) -> String {
+    let r = c.neutron(Method::GET, &format!("/agents?host={host}&agent_type=L3%20agent"), tok, None).await;
+    r.body["agents"][0]["id"].as_str().unwrap().to_string()
+}
+
+/// `GET /routers/{id}/l3-agents`
+async fn hosting(c: &Cloud, tok: &str, router: &str) -> Vec<Value> {
+    let r = c.neutron(Method::GET, &format!("/routers/{router}/l3-agents"), tok, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["agents"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn routers_are_hosted_by_l3_agents_which_are_told_of_their_changes() {
+    for (backend, url) in fresh_urls().await {
+        let c = cloud(backend, &url).await;
+        let admin = c.admin_token().await;
+        let svc = c.network.clone().unwrap();
+        let agent = c.agent("compute-1");
+        let ext = post(&c, &admin, "/networks", json!({"network": {"name": "ext", "router:external": true}})).await;
+        let ext = ext["network"]["id"].as_str().unwrap().to_string();
+        let body = json!({"subnet": {"network_id": ext, "cidr": "172.24.4.0/24", "ip_version": 4}});
+        let ext_subnet = post(&c, &admin, "/subnets", body).await["subnet"]["id"].as_str().unwrap().to_string();
+        let (net_a, sub_a) = network_with_subnet(&c, &admin, "10.3.0.0/24").await;
+        let (_, sub_b) = network_with_subnet(&c, &admin, "10.4.0.0/24").await;
+        let gw = json!({"network_id": ext});
+
+        // the only L3 agent hosts the first router, and is told of it
+        let r1 = post(&c, &admin, "/routers", json!({"router": {"name": "r1", "external_gateway_info": gw}})).await;
+        let r1 = r1["router"]["id"].as_str().unwrap().to_string();
+        assert!(until(5, || agent.wired().routers.contains(&r1)).await, "{backend}: r1 not on compute-1");
+
+        // a second L3 agent, with no router: it gets the next one (the fewest routers)
+        let bus = svc.bus().unwrap().clone();
+        let rec = Arc::new(L3Recorder::default());
+        let _serving = bus.serve(&rpc::agent_topic("rec-l3"), rec.clone()).await.unwrap();
+        stratus_network::store::agents::report(
+            &svc.db,
+            "rec-l3",
+            "neutron-l3-agent",
+            "L3 agent",
+            "l3_agent",
+            &json!({}),
+            Some("nova"),
+        )
+        .await
+        .unwrap();
+        let r2 = post(&c, &admin, "/routers", json!({"router": {"name": "r2", "external_gateway_info": gw}})).await;
+        let r2 = r2["router"]["id"].as_str().unwrap().to_string();
+        let last = |rec: &L3Recorder| rec.routers.lock().unwrap().last().cloned();
+        assert!(until(5, || last(&rec).is_some()).await, "{backend}: r2 not sent to rec-l3");
+        let m = last(&rec).unwrap();
+        assert_eq!(m.router_id, r2);
+        assert!(!m.deleted && m.admin_state_up && m.enable_snat && m.interfaces.is_empty());
+        let gwp = m.gateway.expect("gateway");
+        assert_eq!(gwp.fixed_ips[0].subnet_id, ext_subnet);
+        assert_eq!(gwp.cidrs, vec!["172.24.4.0/24".to_string()]);
+        assert_eq!(gwp.segment.network_id, ext);
+        assert!(!agent.wired().routers.contains(&r2), "{backend}: r2 on compute-1 too");
+
+        // an interface: the full state again, with it
+        let path = format!("/routers/{r2}/add_router_interface");
+        let added = put(&c, &admin, &path, json!({"subnet_id": sub_b})).await;
+        let has_if = |rec: &L3Recorder| last(rec).is_some_and(|m| m.interfaces.len() == 1);
+        assert!(until(5, || has_if(&rec)).await, "{backend}: interface not sent");
+        let m = last(&rec).unwrap();
+        assert!(m.gateway.is_some(), "the gateway is still there");
+        assert_eq!(m.interfaces[0].port_id, added["port_id"].as_str().unwrap());
+        assert_eq!(m.interfaces[0].fixed_ips[0].ip_address, "10.4.0.1");
+        assert_eq!(m.interfaces[0].cidrs, vec!["10.4.0.0/24".to_string()]);
+        // an update: admin state and extra routes
+        let body = json!({"router": {"admin_state_up": false, "routes": [{"destination": "10.9.0.0/16", "nexthop": "10.4.0.5"}]}});
+        put(&c, &admin, &format!("/routers/{r2}"), body).await;
+        assert!(until(5, || last(&rec).is_some_and(|m| !m.admin_state_up && m.routes.len() == 1)).await, "{backend}");
+        assert_eq!(last(&rec).unwrap().routes[0]["nexthop"], "10.4.0.5");
+        put(&c, &admin, &format!("/routers/{r2}"), json!({"router": {"routes": []}})).await;
+        assert!(until(5, || last(&rec).is_some_and(|m| m.routes.is_empty())).await, "{backend}");
+        // removed: the state without it
+        put(&c, &admin, &format!("/routers/{r2}/remove_router_interface"), json!({"subnet_id": sub_b})).await;
+        assert!(until(5, || last(&rec).is_some_and(|m| m.interfaces.is_empty())).await, "{backend}");
+        // deleted
+        let r = c.neutron(Method::DELETE, &format!("/routers/{r2}"), &admin, None).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert!(until(5, || last(&rec).is_some_and(|m| m.deleted && m.router_id == r2)).await, "{backend}");
+
+        // the l3_agent_scheduler API: who hosts r1, what compute-1 hosts, an operator's moves
+        let (l3, other_l3) = (l3_agent_id(&c, &admin, "compute-1").await, l3_agent_id(&c, &admin, "rec-l3").await);
+        let a = hosting(&c, &admin, &r1).await;
+        assert_eq!(a.len(), 1, "{backend}: {a:?}");
+        assert_eq!((a[0]["host"].as_str(), a[0]["agent_type"].as_str()), (Some("compute-1"), Some("L3 agent")));
+        let r = c.neutron(Method::GET, &format!("/agents/{l3}/l3-routers"), &admin, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let ids: Vec<&str> = r.body["routers"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str()).collect();
+        assert_eq!(ids, vec![r1.as_str()], "{backend}");
+        let (_, _, member) = c.user_with_role(&admin, "member").await;
+        let r = c.neutron(Method::GET, &format!("/routers/{r1}/l3-agents"), &member, None).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        // hosted by a live agent: not by another one too
+        let body = json!({"router_id": r1});
+        let r = c.neutron(Method::POST, &format!("/agents/{other_l3}/l3-routers"), &admin, Some(body.clone())).await;
+        assert_eq!(r.status, 409, "{}", r.text);
+        let r = c.neutron(Method::DELETE, &format!("/agents/{other_l3}/l3-routers/{r1}"), &admin, None).await;
+        assert_eq!(r.status, 409, "{}", r.text);
+        // taken off its agent: unwired, hosted by none; put back: wired again
+        let r = c.neutron(Method::DELETE, &format!("/agents/{l3}/l3-routers/{r1}"), &admin, None).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert!(until(5, || !agent.wired().routers.contains(&r1)).await, "{backend}: r1 still wired");
+        assert!(hosting(&c, &admin, &r1).await.is_empty());
+        let r = c.neutron(Method::POST, &format!("/agents/{l3}/l3-routers"), &admin, Some(body.clone())).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert!(until(5, || agent.wired().routers.contains(&r1)).await, "{backend}: r1 not rewired");
+        let r = c.neutron(Method::POST, &format!("/agents/{l3}/l3-routers"), &admin, Some(body)).await;
+        assert_eq!(r.status, 201, "{backend}: again, no change: {}", r.text);
+
+        // floating IPs through r1 reach compute-1's agent
+        put(&c, &admin, &format!("/routers/{r1}/add_router_interface"), json!({"subnet_id": sub_a})).await;
+        let body = json!({"port": {"network_id": net_a, "fixed_ips": [{"ip_address": "10.3.0.20"}]}});
+        let vm = post(&c, &admin, "/ports", body).await["port"]["id"].as_str().unwrap().to_string();
+        let body = json!({"floatingip": {"floating_network_id": ext, "port_id": vm}});
+        let fip = post(&c, &admin, "/floatingips", body).await["floatingip"]["id"].as_str().unwrap().to_string();
+        assert!(until(5, || agent.wired().floating_ips.contains(&fip)).await, "{backend}: fip not wired");
+        put(&c, &admin, &format!("/floatingips/{fip}"), json!({"floatingip": {"port_id": null}})).await;
+        assert!(until(5, || !agent.wired().floating_ips.contains(&fip)).await, "{backend}: fip still wired");
+        put(&c, &admin, &format!("/floatingips/{fip}"), json!({"floatingip": {"port_id": vm}})).await;
+        assert!(until(5, || agent.wired().floating_ips.contains(&fip)).await, "{backend}: fip not rewired");
+        // its port deleted: disassociated
+        let r = c.neutron(Method::DELETE, &format!("/ports/{vm}"), &admin, None).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert!(until(5, || !agent.wired().floating_ips.contains(&fip)).await, "{backend}: fip of a gone port");
+        let r = c.neutron(Method::DELETE, &format!("/floatingips/{fip}"), &admin, None).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        put(&c, &admin, &format!("/routers/{r1}/remove_router_interface"), json!({"subnet_id": sub_a})).await;
+        let r = c.neutron(Method::DELETE, &format!("/routers/{r1}"), &admin, None).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert!(until(5, || !agent.wired().routers.contains(&r1)).await, "{backend}: r1 still wired");
+        assert!(rec.fips.lock().unwrap().is_empty(), "{backend}: r1's floating IP went to rec-l3");
+    }
+}
+
+#[tokio::test]
+async fn security_group_changes_reach_the_agents_of_bound_ports() {
+    for (backend, url) in fresh_urls().await {
+        let c = cloud(backend, &url).await;
+        let admin = c.admin_token().await;
+        let (net, _) = network_with_subnet(&c, &admin, "10.5.0.0/24").await;
+        let svc = c.network.clone().unwrap();
+        let bus = svc.bus().unwrap().clone();
+        let rec = Arc::new(Recorder::default());
+        let _serving = bus.serve(&rpc::agent_topic("rec-host"), rec.clone()).await.unwrap();
+        let sg = post(&c, &admin, "/security-groups", json!({"security_group": {"name": "web"}})).await;
+        let sg = sg["security_group"]["id"].as_str().unwrap().to_string();
+        let body = json!({"port": {"network_id": net, "security_groups": [sg], "binding:host_id": "rec-host",
+            "fixed_ips": [{"ip_address": "10.5.0.10"}]}});
+        let port_id = post(&c, &admin, "/ports", body).await["port"]["id"].as_str().unwrap().to_string();
+        let last = |rec: &Recorder| rec.bound.lock().unwrap().last().cloned();
+        assert!(until(5, || last(&rec).is_some()).await, "{backend}: not bound");
+        let http = |m: &PortBound| m.security_group_rules.iter().any(|r| r.port_range_min == Some(80));
+
+        // a rule added to its group: sent again, with the rule
+        let rule = json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress",
+            "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 80, "port_range_max": 80}});
+        let rule = post(&c, &admin, "/security-group-rules", rule).await;
+        let rule_id = rule["security_group_rule"]["id"].as_str().unwrap().to_string();
+        assert!(until(5, || last(&rec).is_some_and(|m| http(&m))).await, "{backend}: rule not sent");
+        assert_eq!(last(&rec).unwrap().port_id, port_id);
+
+        // a rule admitting the group's members; then a new member: its address reaches the port
+        let rule = json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress",
+            "ethertype": "IPv4", "remote_group_id": sg}});
+        post(&c, &admin, "/security-group-rules", rule).await;
+        let members = |m: &PortBound| {
+            m.security_group_rules.iter().find(|r| r.remote_group_id.is_some()).map(|r| r.remote_group_ips.clone())
+        };
+        assert!(
+            until(5, || last(&rec).is_some_and(|m| members(&m) == Some(vec!["10.5.0.10".into()]))).await,
+            "{backend}"
+        );
+        let body =
+            json!({"port": {"network_id": net, "security_groups": [sg], "fixed_ips": [{"ip_address": "10.5.0.11"}]}});
+        let other = post(&c, &admin, "/ports", body).await["port"]["id"].as_str().unwrap().to_string();
+        let both = Some(vec!["10.5.0.10".to_string(), "10.5.0.11".to_string()]);
+        assert!(until(5, || last(&rec).is_some_and(|m| members(&m) == both)).await, "{backend}: new member not sent");
+        // it leaves the group: gone from the port's rules
+        put(&c, &admin, &format!("/ports/{other}"), json!({"port": {"security_groups": []}})).await;
+        let alone = Some(vec!["10.5.0.10".to_string()]);
+        assert!(until(5, || last(&rec).is_some_and(|m| members(&m) == alone)).await, "{backend}: member left");
+
+        // the rule deleted: sent again without it
+        let r = c.neutron(Method::DELETE, &format!("/security-group-rules/{rule_id}"), &admin, None).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert!(until(5, || last(&rec).is_some_and(|m| !http(&m))).await, "{backend}: rule removal not sent");
+    }
+}

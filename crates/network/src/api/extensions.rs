@@ -100,6 +100,7 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Allows creation and modification of policies that control tenant access to resources.",
     ),
     ("agent", "agent", "The agent management extension."),
+    ("l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents"),
     ("availability_zone", "Availability Zone", "The availability zone extension."),
     (
         "router",

@@ -30,7 +30,7 @@ use crate::error::{NetworkError, Result, bad, bad_kind, conflict, not_found};
 use crate::store::floatingips as store;
 use crate::store::routers::{self, FLOATINGIP_OWNER, IpRequest};
 use crate::store::{self as st, networks, ports, quotas, subnets, tags};
-use crate::{NetworkService, State, ipam, model};
+use crate::{NetworkService, State, ipam, l3, model};
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -332,6 +332,7 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
         };
         match attempt.await {
             Ok(f) => {
+                l3::floating_ip_changed(&svc, None, &f, false);
                 let item = render_many(&svc.db.write, std::slice::from_ref(&f)).await?.remove(0);
                 return Ok(created(json!({"floatingip": item})));
             }
@@ -392,6 +393,7 @@ async fn update(
         };
         match attempt.await {
             Ok(Some(f)) => {
+                l3::floating_ip_changed(&svc, Some(&cur), &f, false);
                 let item = render_many(&svc.db.write, std::slice::from_ref(&f)).await?.remove(0);
                 return Ok(ok(json!({"floatingip": item})));
             }
@@ -424,6 +426,7 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     }
     ports::delete(&txn, &f.floating_port_id).await?;
     txn.commit().await?;
+    l3::floating_ip_changed(&svc, None, &f, true);
     Ok(no_content())
 }
 

@@ -18,6 +18,7 @@ pub mod availability_zones;
 pub mod extensions;
 pub mod floatingips;
 pub mod ip_availability;
+pub mod l3_agent_scheduler;
 pub mod list;
 pub mod networks;
 pub mod port_forwardings;
@@ -48,7 +49,7 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
     let authed = authed.merge(security_groups::routes()).merge(security_group_rules::routes());
     let authed = authed.merge(rbac_policies::routes()).merge(agents::routes()).merge(availability_zones::routes());
     let authed = authed.merge(routers::routes()).merge(floatingips::routes());
-    let authed = authed.merge(port_forwardings::routes());
+    let authed = authed.merge(port_forwardings::routes()).merge(l3_agent_scheduler::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new().merge(root::routes()).merge(authed).with_state(state)
 }

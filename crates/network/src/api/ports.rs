@@ -674,7 +674,7 @@ async fn update(
         }
         let cur_groups =
             store::groups_of(&svc.db.read, std::slice::from_ref(&id)).await?.remove(&id).unwrap_or_default();
-        let eff_groups = groups.clone().unwrap_or(cur_groups);
+        let eff_groups = groups.clone().unwrap_or_else(|| cur_groups.clone());
         security_conflicts(
             p.port_security_enabled,
             &eff_groups,
@@ -720,6 +720,10 @@ async fn update(
                 p.revision_number += 1;
                 let rewire = obj.keys().any(|k| plugin::WIRED_ATTRS.contains(&k.as_str()));
                 plugin::port_updated(&svc, &cur, &p, rewire);
+                if obj.contains_key("fixed_ips") || obj.contains_key("security_groups") {
+                    let all = cur_groups.iter().chain(&eff_groups).cloned().collect::<std::collections::BTreeSet<_>>();
+                    plugin::members_changed(&svc, all.into_iter().collect(), &p.id);
+                }
                 let item = render_many(&svc, &ctx, std::slice::from_ref(&p)).await?.remove(0);
                 return Ok(ok(json!({"port": item})));
             }
@@ -737,11 +741,14 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     authorize_net(&svc, &ctx, "delete_port", &p.project_id, &net_owner)?;
     crate::api::routers::prevent_l3_port_deletion(&p)?;
     let txn = svc.db.write.begin().await?;
+    let fips = crate::store::floatingips::on_port(&txn, &id).await?;
+    let groups = store::groups_of(&txn, std::slice::from_ref(&id)).await?.remove(&id).unwrap_or_default();
     crate::store::floatingips::disassociate_port(&txn, &id).await?;
     if !store::delete(&txn, &id).await? {
         return Err(port_not_found(&id));
     }
     txn.commit().await?;
-    plugin::port_deleted(&svc, &p);
+    plugin::port_deleted(&svc, &p, groups);
+    crate::l3::port_gone(&svc, &fips);
     Ok(no_content())
 }

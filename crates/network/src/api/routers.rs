@@ -33,7 +33,7 @@ use crate::entity::subnet::Model as Subnet;
 use crate::error::{NetworkError, Result, bad, bad_kind, conflict, invalid, not_found};
 use crate::store::routers::{self as store, GATEWAY_OWNER, INTERFACE_OWNER, IpRequest};
 use crate::store::{self as st, floatingips, networks, ports, quotas, subnets, tags};
-use crate::{NetworkService, State, ipam, model};
+use crate::{NetworkService, State, ipam, l3, model};
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -106,7 +106,7 @@ fn render(r: &Router_, e: &Extra) -> Value {
     })
 }
 
-async fn render_many<C: ConnectionTrait>(conn: &C, rs: &[Router_]) -> Result<Vec<Value>> {
+pub(crate) async fn render_many<C: ConnectionTrait>(conn: &C, rs: &[Router_]) -> Result<Vec<Value>> {
     let ids: Vec<String> = rs.iter().map(|r| r.id.clone()).collect();
     let mut routes = store::routes_of(conn, &ids).await?;
     let mut tg = tags::of(conn, store::TAG_TYPE, &ids).await?;
@@ -343,10 +343,15 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
         gw_port_id: String::new(),
         enable_snat: true,
         availability_zone_hints: "[]".into(),
+        l3_agent_host: String::new(),
         description: get_str("description")?,
         created_at: now.clone(),
         updated_at: now,
         revision_number: 0,
+    };
+    let row = Router_ {
+        l3_agent_host: l3::choose_host(&svc.db.read, svc.cfg.network.agent_down_time).await?.unwrap_or_default(),
+        ..row
     };
     quotas::ensure_lock_row(&svc.db, &project).await?;
     let retries = svc.cfg.network.allocation_retries.max(1);
@@ -362,7 +367,10 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
             Ok::<_, NetworkError>(r)
         };
         match attempt.await {
-            Ok(r) => return Ok(created(json!({"router": render_one(&svc.db.write, &r).await?}))),
+            Ok(r) => {
+                l3::router_changed(&svc, &r.id);
+                return Ok(created(json!({"router": render_one(&svc.db.write, &r).await?})));
+            }
             Err(e) if store::retryable(&e) => last = Some(e),
             Err(e) => return Err(e),
         }
@@ -503,7 +511,10 @@ async fn update(
             Ok::<_, NetworkError>(Some(r.clone()))
         };
         match attempt.await {
-            Ok(Some(r)) => return Ok(ok(json!({"router": render_one(&svc.db.write, &r).await?}))),
+            Ok(Some(r)) => {
+                l3::router_changed(&svc, &r.id);
+                return Ok(ok(json!({"router": render_one(&svc.db.write, &r).await?})));
+            }
             Ok(None) => continue,
             Err(e) if store::retryable(&e) => continue,
             Err(e) => return Err(e),
@@ -524,6 +535,7 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
         return Err(router_not_found(&id));
     }
     txn.commit().await?;
+    l3::router_deleted(&svc, &r);
     Ok(no_content())
 }
 
@@ -664,7 +676,10 @@ async fn add_interface(
             Ok::<_, NetworkError>(Some(interface_info(&r, &port, &sids)))
         };
         match attempt.await {
-            Ok(Some(v)) => return Ok(ok(v)),
+            Ok(Some(v)) => {
+                l3::router_changed(&svc, &id);
+                return Ok(ok(v));
+            }
             Ok(None) => continue,
             Err(e) if store::retryable(&e) => last = Some(e),
             Err(e) => return Err(e),
@@ -751,7 +766,10 @@ async fn remove_interface(
             Ok::<_, NetworkError>(Some(interface_info(&r, &port, &gone)))
         };
         match attempt.await {
-            Ok(Some(v)) => return Ok(ok(v)),
+            Ok(Some(v)) => {
+                l3::router_changed(&svc, &id);
+                return Ok(ok(v));
+            }
             Ok(None) => continue,
             Err(e) if store::retryable(&e) => continue,
             Err(e) => return Err(e),
@@ -808,7 +826,7 @@ fn extraroutes_body(body: &Value) -> Result<Value> {
     m.get("routes").cloned().ok_or_else(|| bad("Failed to parse request. Required attribute 'routes' not specified"))
 }
 
-async fn edit_routes(svc: &NetworkService, ctx: &AuthContext, id: &str, body: &Value, add: bool) -> Result<Response> {
+async fn edit_routes(svc: &State, ctx: &AuthContext, id: &str, body: &Value, add: bool) -> Result<Response> {
     let given = extraroutes_body(body)?;
     let rule = if add { "add_extraroutes" } else { "remove_extraroutes" };
     let retries = svc.cfg.network.allocation_retries.max(1);
@@ -850,7 +868,10 @@ async fn edit_routes(svc: &NetworkService, ctx: &AuthContext, id: &str, body: &V
             Ok::<_, NetworkError>(Some(v))
         };
         match attempt.await {
-            Ok(Some(v)) => return Ok(ok(json!({"router": v}))),
+            Ok(Some(v)) => {
+                l3::router_changed(svc, id);
+                return Ok(ok(json!({"router": v})));
+            }
             Ok(None) => continue,
             Err(e) if store::retryable(&e) => continue,
             Err(e) => return Err(e),

@@ -22,7 +22,7 @@ use crate::model;
 use crate::model::security_group_rules::{self as rules, rule_key};
 use crate::store::security_groups as store;
 use crate::store::{self as st, quotas};
-use crate::{NetworkService, State};
+use crate::{NetworkService, State, plugin};
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -181,6 +181,7 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
     }
     store::insert_rule(&txn, rule.clone()).await?;
     txn.commit().await?;
+    plugin::rules_changed(&svc, vec![sg.id.clone()]);
     let is_default = store::default_of(&svc.db.read, &sg.project_id).await?.as_deref() == Some(sg.id.as_str());
     Ok(created(json!({"security_group_rule": render_rule(&rule, is_default)})))
 }
@@ -195,5 +196,6 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     }
     store::bump(&txn, &r.security_group_id).await?;
     txn.commit().await?;
+    plugin::rules_changed(&svc, vec![r.security_group_id.clone()]);
     Ok(no_content())
 }

@@ -14,6 +14,8 @@ pub struct Model {
     pub enable_snat: bool,
     /// JSON list
     pub availability_zone_hints: String,
+    /// The host of the L3 agent hosting it ('' while unscheduled).
+    pub l3_agent_host: String,
     pub description: String,
     pub created_at: String,
     pub updated_at: String,

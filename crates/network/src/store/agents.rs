@@ -192,3 +192,25 @@ pub async fn availability_zones<Cn: ConnectionTrait>(conn: &Cn) -> Result<Vec<(S
     out.sort();
     Ok(out)
 }
+
+/// The hosts of the L3 agents that may host routers: administratively up,
+/// with a heartbeat within `down_time` seconds (ordered, one per host).
+pub async fn l3_hosts<Cn: ConnectionTrait>(conn: &Cn, down_time: u64) -> Result<Vec<String>> {
+    let mut hosts: Vec<String> = agent::Entity::find()
+        .filter(C::AgentType.eq(L3_AGENT))
+        .filter(C::AdminStateUp.eq(true))
+        .filter(C::HeartbeatTimestamp.gte(cutoff(down_time)))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|a| a.host)
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    Ok(hosts)
+}
+
+/// The L3 agent of `host`, if any.
+pub async fn l3_agent_on<Cn: ConnectionTrait>(conn: &Cn, host: &str) -> Result<Option<Agent>> {
+    Ok(agent::Entity::find().filter(C::AgentType.eq(L3_AGENT)).filter(C::Host.eq(host)).one(conn).await?)
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Select, Set,
+    QuerySelect, Select, Set,
 };
 
 use crate::api::list::ListParams;
@@ -114,6 +114,21 @@ pub async fn list<Cn: ConnectionTrait>(
 
 pub async fn get_visible<Cn: ConnectionTrait>(conn: &Cn, viewer: &Viewer, id: &str) -> Result<Option<Port>> {
     Ok(port::Entity::find_by_id(id.to_string()).filter(visible(viewer)).one(conn).await?)
+}
+
+/// Which of `macs` ports of `network` already have (one indexed query).
+pub async fn macs_in_use<Cn: ConnectionTrait>(conn: &Cn, network: &str, macs: &[String]) -> Result<Vec<String>> {
+    if macs.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(port::Entity::find()
+        .select_only()
+        .column(C::MacAddress)
+        .filter(C::NetworkId.eq(network))
+        .filter(C::MacAddress.is_in(macs.iter().cloned()))
+        .into_tuple()
+        .all(conn)
+        .await?)
 }
 
 pub async fn mac_in_use<Cn: ConnectionTrait>(conn: &Cn, network: &str, mac: &str) -> Result<bool> {

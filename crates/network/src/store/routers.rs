@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 use crate::api::list::ListParams;
 use crate::api::subnets::{cidr_of, pools_of};
@@ -152,6 +155,40 @@ pub async fn with_gateway_on<Cn: ConnectionTrait>(conn: &Cn, network: &str) -> R
         .into_iter()
         .map(|p| p.device_id)
         .collect())
+}
+
+/// How many routers each of `hosts` hosts (hosts with none are absent).
+pub async fn count_by_host<Cn: ConnectionTrait>(conn: &Cn, hosts: &[String]) -> Result<BTreeMap<String, i64>> {
+    if hosts.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let rows: Vec<(String, i64)> = router::Entity::find()
+        .select_only()
+        .column(C::L3AgentHost)
+        .column_as(C::Id.count(), "n")
+        .filter(C::L3AgentHost.is_in(hosts.iter().cloned()))
+        .group_by(C::L3AgentHost)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Move a router from host `from` to `to` (scheduling is no change of the
+/// router's: no revision): false when its host changed meanwhile.
+pub async fn set_host<Cn: ConnectionTrait>(conn: &Cn, id: &str, from: &str, to: &str) -> Result<bool> {
+    let r = router::Entity::update_many()
+        .col_expr(C::L3AgentHost, Expr::value(to.to_string()))
+        .filter(C::Id.eq(id))
+        .filter(C::L3AgentHost.eq(from))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// The routers hosted on `host`, by id.
+pub async fn on_host<Cn: ConnectionTrait>(conn: &Cn, host: &str) -> Result<Vec<Router>> {
+    Ok(router::Entity::find().filter(C::L3AgentHost.eq(host)).order_by_asc(C::Id).all(conn).await?)
 }
 
 /// One address a service port asks for.

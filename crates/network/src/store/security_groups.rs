@@ -318,3 +318,58 @@ pub async fn delete_rule<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<boo
 pub async fn rules_in<Cn: ConnectionTrait>(conn: &Cn, group: &str) -> Result<Vec<SecurityGroupRule>> {
     Ok(security_group_rule::Entity::find().filter(R::SecurityGroupId.eq(group)).all(conn).await?)
 }
+
+/// The ports bound to a host that are in any of `groups` (whose agents wire
+/// those groups' rules).
+pub async fn bound_ports_in<Cn: ConnectionTrait>(
+    conn: &Cn,
+    groups: &[String],
+) -> Result<Vec<crate::entity::port::Model>> {
+    use crate::entity::port;
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let members = Query::select()
+        .column(binding::Column::PortId)
+        .from(binding::Entity)
+        .and_where(binding::Column::SecurityGroupId.is_in(groups.iter().cloned()))
+        .to_owned();
+    Ok(port::Entity::find()
+        .filter(port::Column::HostId.ne(""))
+        .filter(port::Column::Id.in_subquery(members))
+        .all(conn)
+        .await?)
+}
+
+/// The ports bound to a host whose groups have a rule admitting one of
+/// `groups` (`remote_group_id`): whose agents must learn of a change of
+/// those groups' members.
+pub async fn bound_ports_admitting<Cn: ConnectionTrait>(
+    conn: &Cn,
+    groups: &[String],
+) -> Result<Vec<crate::entity::port::Model>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    bound_ports_with_rules_where(conn, R::RemoteGroupId.is_in(groups.iter().cloned())).await
+}
+
+/// The bound ports in the groups that have a rule matching `rule`.
+async fn bound_ports_with_rules_where<Cn: ConnectionTrait>(
+    conn: &Cn,
+    rule: sea_orm::sea_query::SimpleExpr,
+) -> Result<Vec<crate::entity::port::Model>> {
+    use crate::entity::port;
+    let groups =
+        Query::select().column(R::SecurityGroupId).from(security_group_rule::Entity).and_where(rule).to_owned();
+    let members = Query::select()
+        .column(binding::Column::PortId)
+        .from(binding::Entity)
+        .and_where(binding::Column::SecurityGroupId.in_subquery(groups))
+        .to_owned();
+    Ok(port::Entity::find()
+        .filter(port::Column::HostId.ne(""))
+        .filter(port::Column::Id.in_subquery(members))
+        .all(conn)
+        .await?)
+}
