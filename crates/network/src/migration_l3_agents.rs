@@ -1,6 +1,7 @@
 //! Routers are hosted by an L3 agent (Neutron's `routerl3agentbindings`, one
 //! agent per router here): the host of that agent on the router's row, ''
-//! while unscheduled.
+//! while unscheduled. Ports get an index on their host (the bound ports are
+//! what security group changes are told to).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
@@ -19,6 +20,12 @@ enum Routers {
     L3AgentHost,
 }
 
+#[derive(DeriveIden)]
+enum Ports {
+    Table,
+    HostId,
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for M0007RouterHosts {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -33,6 +40,8 @@ impl MigrationTrait for M0007RouterHosts {
             Index::create().name("ix_routers_l3_agent_host").table(Routers::Table).col(Routers::L3AgentHost).to_owned(),
         )
         .await?;
+        // the bound ports, read on every security group change (agents are told)
+        m.create_index(Index::create().name("ix_ports_host").table(Ports::Table).col(Ports::HostId).to_owned()).await?;
         Ok(())
     }
 

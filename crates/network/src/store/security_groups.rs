@@ -320,7 +320,9 @@ pub async fn rules_in<Cn: ConnectionTrait>(conn: &Cn, group: &str) -> Result<Vec
 }
 
 /// The ports bound to a host that are in any of `groups` (whose agents wire
-/// those groups' rules).
+/// those groups' rules). Read from the bound ports (an index on the host),
+/// never from the groups' members: a default group holds every port of its
+/// project, and this runs on every member change.
 pub async fn bound_ports_in<Cn: ConnectionTrait>(
     conn: &Cn,
     groups: &[String],
@@ -329,16 +331,29 @@ pub async fn bound_ports_in<Cn: ConnectionTrait>(
     if groups.is_empty() {
         return Ok(Vec::new());
     }
-    let members = Query::select()
-        .column(binding::Column::PortId)
-        .from(binding::Entity)
-        .and_where(binding::Column::SecurityGroupId.is_in(groups.iter().cloned()))
-        .to_owned();
-    Ok(port::Entity::find()
-        .filter(port::Column::HostId.ne(""))
-        .filter(port::Column::Id.in_subquery(members))
+    let bound: Vec<String> = port::Entity::find()
+        .select_only()
+        .column(port::Column::Id)
+        .filter(port::Column::HostId.gt(""))
+        .into_tuple()
         .all(conn)
-        .await?)
+        .await?;
+    let mut out = Vec::new();
+    for chunk in bound.chunks(500) {
+        let ids: Vec<String> = binding::Entity::find()
+            .select_only()
+            .column(binding::Column::PortId)
+            .filter(binding::Column::PortId.is_in(chunk.iter().cloned()))
+            .filter(binding::Column::SecurityGroupId.is_in(groups.iter().cloned()))
+            .distinct()
+            .into_tuple()
+            .all(conn)
+            .await?;
+        if !ids.is_empty() {
+            out.extend(port::Entity::find().filter(port::Column::Id.is_in(ids)).all(conn).await?);
+        }
+    }
+    Ok(out)
 }
 
 /// The ports bound to a host whose groups have a rule admitting one of
@@ -359,17 +374,13 @@ async fn bound_ports_with_rules_where<Cn: ConnectionTrait>(
     conn: &Cn,
     rule: sea_orm::sea_query::SimpleExpr,
 ) -> Result<Vec<crate::entity::port::Model>> {
-    use crate::entity::port;
-    let groups =
-        Query::select().column(R::SecurityGroupId).from(security_group_rule::Entity).and_where(rule).to_owned();
-    let members = Query::select()
-        .column(binding::Column::PortId)
-        .from(binding::Entity)
-        .and_where(binding::Column::SecurityGroupId.in_subquery(groups))
-        .to_owned();
-    Ok(port::Entity::find()
-        .filter(port::Column::HostId.ne(""))
-        .filter(port::Column::Id.in_subquery(members))
+    let groups: Vec<String> = security_group_rule::Entity::find()
+        .select_only()
+        .column(R::SecurityGroupId)
+        .filter(rule)
+        .distinct()
+        .into_tuple()
         .all(conn)
-        .await?)
+        .await?;
+    bound_ports_in(conn, &groups).await
 }
