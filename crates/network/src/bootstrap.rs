@@ -10,16 +10,15 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::{Value, json};
 use stratus_core::Config;
 use stratus_core::config::NetworkBootstrapConfig;
 use stratus_db::Db;
 
-use crate::entity::network::{self, Model as Network};
-use crate::entity::port;
-use crate::entity::router::{self, Model as Router};
-use crate::entity::subnet::{self, Model as Subnet};
+use crate::entity::network::Model as Network;
+use crate::entity::router::Model as Router;
+use crate::entity::subnet::Model as Subnet;
 use crate::error::{Result, bad};
 use crate::store::routers::{GATEWAY_OWNER, INTERFACE_OWNER, IpRequest, create_service_port};
 use crate::store::{self as st, networks, rbac, subnets};
@@ -51,40 +50,35 @@ pub async fn run(db: &Db, cfg: &Config, admin_project: &str) -> Result<Outcome> 
         return Err(bad(format!("network.bootstrap: {public_cidr} and {private_cidr} overlap")));
     }
     let txn = db.write.begin().await?;
-    let public = match network_named(&txn, admin_project, PUBLIC_NETWORK).await? {
+    let public = match networks::named(&txn, admin_project, PUBLIC_NETWORK).await? {
         Some(n) => n,
         None => {
             out.created.push(PUBLIC_NETWORK.into());
             create_network(&txn, cfg, b, admin_project, PUBLIC_NETWORK, true).await?
         }
     };
-    let public_subnet = match subnet_named(&txn, &public.id, PUBLIC_SUBNET).await? {
+    let public_subnet = match subnets::named(&txn, &public.id, PUBLIC_SUBNET).await? {
         Some(s) => s,
         None => {
             out.created.push(PUBLIC_SUBNET.into());
             create_subnet(&txn, &public, PUBLIC_SUBNET, &public_cidr, false).await?
         }
     };
-    let private = match network_named(&txn, admin_project, PRIVATE_NETWORK).await? {
+    let private = match networks::named(&txn, admin_project, PRIVATE_NETWORK).await? {
         Some(n) => n,
         None => {
             out.created.push(PRIVATE_NETWORK.into());
             create_network(&txn, cfg, b, admin_project, PRIVATE_NETWORK, false).await?
         }
     };
-    let private_subnet = match subnet_named(&txn, &private.id, PRIVATE_SUBNET).await? {
+    let private_subnet = match subnets::named(&txn, &private.id, PRIVATE_SUBNET).await? {
         Some(s) => s,
         None => {
             out.created.push(PRIVATE_SUBNET.into());
             create_subnet(&txn, &private, PRIVATE_SUBNET, &private_cidr, true).await?
         }
     };
-    let mut r = match router::Entity::find()
-        .filter(router::Column::ProjectId.eq(admin_project))
-        .filter(router::Column::Name.eq(ROUTER))
-        .one(&txn)
-        .await?
-    {
+    let mut r = match st::routers::named(&txn, admin_project, ROUTER).await? {
         Some(r) => r,
         None => {
             out.created.push(ROUTER.into());
@@ -119,32 +113,9 @@ pub async fn run(db: &Db, cfg: &Config, admin_project: &str) -> Result<Outcome> 
     Ok(out)
 }
 
-async fn network_named<C: ConnectionTrait>(conn: &C, project: &str, name: &str) -> Result<Option<Network>> {
-    Ok(network::Entity::find()
-        .filter(network::Column::ProjectId.eq(project))
-        .filter(network::Column::Name.eq(name))
-        .one(conn)
-        .await?)
-}
-
-async fn subnet_named<C: ConnectionTrait>(conn: &C, network_id: &str, name: &str) -> Result<Option<Subnet>> {
-    Ok(subnet::Entity::find()
-        .filter(subnet::Column::NetworkId.eq(network_id))
-        .filter(subnet::Column::Name.eq(name))
-        .one(conn)
-        .await?)
-}
-
 /// Does the router have an interface port with an address on `s`?
 async fn has_interface_on<C: ConnectionTrait>(conn: &C, router_id: &str, s: &Subnet) -> Result<bool> {
-    let ports: Vec<String> = port::Entity::find()
-        .filter(port::Column::DeviceId.eq(router_id))
-        .filter(port::Column::DeviceOwner.eq(INTERFACE_OWNER))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| p.id)
-        .collect();
+    let ports: Vec<String> = st::routers::interfaces(conn, router_id).await?.into_iter().map(|p| p.id).collect();
     let ips = subnets::allocations_of(conn, &ports).await?;
     Ok(ips.values().flatten().any(|a| a.subnet_id == s.id))
 }

@@ -167,3 +167,12 @@ pub async fn used_segments<Cn: ConnectionTrait>(conn: &Cn, network_type: &str, p
 pub async fn default_external<Cn: ConnectionTrait>(conn: &Cn) -> Result<Option<Network>> {
     Ok(network::Entity::find().filter(C::IsDefault.eq(true)).filter(C::External.eq(true)).one(conn).await?)
 }
+
+/// The network of `project` named `name` (the first, names are not unique).
+pub async fn named<C: ConnectionTrait>(conn: &C, project: &str, name: &str) -> Result<Option<Network>> {
+    Ok(network::Entity::find()
+        .filter(network::Column::ProjectId.eq(project))
+        .filter(network::Column::Name.eq(name))
+        .one(conn)
+        .await?)
+}

@@ -310,3 +310,12 @@ pub fn retryable(e: &NetworkError) -> bool {
         _ => false,
     }
 }
+
+/// The router of `project` named `name` (the first, names are not unique).
+pub async fn named<C: ConnectionTrait>(conn: &C, project: &str, name: &str) -> Result<Option<Router>> {
+    Ok(router::Entity::find()
+        .filter(router::Column::ProjectId.eq(project))
+        .filter(router::Column::Name.eq(name))
+        .one(conn)
+        .await?)
+}

@@ -303,3 +303,12 @@ pub async fn lock_network<Cn: ConnectionTrait>(conn: &Cn, network_id: &str) -> R
         .await?;
     Ok(())
 }
+
+/// The subnet of `network_id` named `name` (the first, names are not unique).
+pub async fn named<C: ConnectionTrait>(conn: &C, network_id: &str, name: &str) -> Result<Option<Subnet>> {
+    Ok(subnet::Entity::find()
+        .filter(subnet::Column::NetworkId.eq(network_id))
+        .filter(subnet::Column::Name.eq(name))
+        .one(conn)
+        .await?)
+}
