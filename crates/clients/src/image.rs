@@ -131,6 +131,36 @@ impl ImageClient {
         Ok(())
     }
 
+    /// `GET /v2/images/{id}/file` into a local file, streamed; gives the bytes written.
+    pub async fn download(
+        &self,
+        id: &str,
+        dest: &std::path::Path,
+        token: &str,
+        service_token: Option<&str>,
+    ) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let mut r = self
+            .req(reqwest::Method::GET, &format!("/v2/images/{id}/file"), token, service_token)
+            .send()
+            .await
+            .context("image service unreachable")?;
+        let status = r.status().as_u16();
+        if status != 200 {
+            let text = r.text().await.unwrap_or_default();
+            bail!("image download refused ({status}): {}", fault_message(&text));
+        }
+        let mut f = tokio::fs::File::create(dest).await?;
+        let mut n = 0u64;
+        while let Some(chunk) = r.chunk().await? {
+            f.write_all(&chunk).await?;
+            n += chunk.len() as u64;
+        }
+        f.flush().await?;
+        f.sync_all().await?;
+        Ok(n)
+    }
+
     /// `DELETE /v2/images/{id}` (gone already is fine).
     pub async fn delete(&self, id: &str, token: &str) -> anyhow::Result<()> {
         let r = self.req(reqwest::Method::DELETE, &format!("/v2/images/{id}"), token, None).send().await?;

@@ -11,11 +11,14 @@
 //! 4. `allocate_networks`: the servers' ports in the network service
 //!    (created, or the user's taken over). Undo: compute's ports deleted,
 //!    the user's unbound.
-//! 5. `build_on_hosts`: each host builds its server (its ports bound to it); a host that fails is
+//! 5. `prepare_block_devices`: the servers' volumes (made from an image or
+//!    blank, or the user's) are available and reserved for them (Cinder
+//!    attachments). Undo: the attachments go, the volumes made are deleted.
+//! 6. `build_on_hosts`: each host builds its server (its ports bound to it); a host that fails is
 //!    replaced by the next alternate (claimed anew) up to `max_attempts`;
 //!    a server whose every host failed goes to ERROR with its claims
 //!    released. Undo: the guests built are destroyed, the claims released.
-//! 6. `finish`: the create action is recorded as finished.
+//! 7. `finish`: the create action is recorded as finished.
 //!
 //! Any conductor runs any saga: a saga whose conductor died is adopted by
 //! another (heartbeat older than `saga_takeover_seconds`) and resumed.
@@ -47,6 +50,8 @@ pub struct Conductor {
     pub placement: Arc<Placement>,
     /// The network service, when servers have ports.
     pub network: Option<Arc<crate::network::Networking>>,
+    /// The block storage service, when servers get volumes.
+    pub volumes: Option<Arc<crate::volume::Volumes>>,
     pub engine: Engine,
     /// Failure injection for the next sagas this conductor runs (tests).
     pub faults: std::sync::Mutex<stratus_saga::Faults>,
@@ -68,6 +73,7 @@ impl Conductor {
         bus: Bus,
         placement: Arc<Placement>,
         network: Option<Arc<crate::network::Networking>>,
+        volumes: Option<Arc<crate::volume::Volumes>>,
         owner: &str,
     ) -> Arc<Conductor> {
         let engine = Engine::new(db.clone(), owner, Duration::from_secs(cfg.compute.saga_takeover_seconds.max(1)));
@@ -77,6 +83,7 @@ impl Conductor {
             bus,
             placement,
             network,
+            volumes,
             engine,
             faults: std::sync::Mutex::new(Default::default()),
         })
@@ -90,6 +97,7 @@ impl Conductor {
                 Arc::new(Select),
                 Arc::new(Assign),
                 Arc::new(AllocateNetworks),
+                Arc::new(PrepareBlockDevices),
                 Arc::new(BuildOnHosts),
                 Arc::new(Finish),
             ],
@@ -553,6 +561,130 @@ impl Step<Conductor> for AllocateNetworks {
                     Change { system_metadata: Some(Value::Object(sys).to_string()), ..Default::default() },
                 )
                 .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The volumes the servers boot from or get at build: made (from an image,
+/// or blank) with the creator's token and waited for until available, then
+/// reserved for their server (a Cinder attachment); the host connects them.
+/// Undo: the attachments go back, the volumes made here are deleted.
+struct PrepareBlockDevices;
+
+#[async_trait::async_trait]
+impl Step<Conductor> for PrepareBlockDevices {
+    fn name(&self) -> &'static str {
+        "prepare_block_devices"
+    }
+    async fn action(&self, c: &Conductor, run: &mut Run) -> anyhow::Result<()> {
+        let Some(vols) = &c.volumes else { return Ok(()) };
+        let token: Option<String> = run.state.get("user_token").and_then(Value::as_str).map(str::to_string);
+        for u in uuids(run)? {
+            let Some(inst) = instances::get_live(&c.db, &u).await? else { continue };
+            if inst.task_state.as_deref() == Some(task::DELETING) {
+                continue;
+            }
+            let rows = crate::volume::of_instance(&c.db, &u).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            instances::update(
+                &c.db,
+                &u,
+                &Expect::live().vm(&[vm::BUILDING]),
+                Change { task_state: Some(Some(task::BLOCK_DEVICE_MAPPING)), ..Default::default() },
+            )
+            .await?;
+            // what this pass made, in case a delete comes meanwhile
+            let (mut made, mut reserved) = (Vec::new(), Vec::new());
+            for (i, b) in rows.iter().enumerate() {
+                let volume_id = match &b.volume_id {
+                    Some(v) => v.clone(),
+                    None => {
+                        let size = b.volume_size.unwrap_or(1).max(1);
+                        let name = format!("{u}-vol{i}");
+                        let v = vols.create(token.as_deref(), size, b.image_id.as_deref(), &name).await?;
+                        let id = v["id"].as_str().unwrap_or_default().to_string();
+                        anyhow::ensure!(!id.is_empty(), "the volume service made a volume without an id: {v}");
+                        made.push(id.clone());
+                        crate::volume::update(
+                            &c.db,
+                            &b.uuid,
+                            crate::volume::BdmChange { volume_id: Some(Some(id.clone())), ..Default::default() },
+                        )
+                        .await?;
+                        id
+                    }
+                };
+                if b.attachment_id.is_some() {
+                    continue;
+                }
+                if b.made_by_compute() {
+                    vols.wait_available(&volume_id, crate::volume::AVAILABLE_TIMEOUT).await?;
+                }
+                let a = vols.attachment_create(None, &volume_id, &u, None).await?;
+                let aid = a["id"].as_str().unwrap_or_default().to_string();
+                anyhow::ensure!(!aid.is_empty(), "the volume service made an attachment without an id: {a}");
+                reserved.push(aid.clone());
+                crate::volume::update(
+                    &c.db,
+                    &b.uuid,
+                    crate::volume::BdmChange { attachment_id: Some(Some(aid)), ..Default::default() },
+                )
+                .await?;
+            }
+            // A delete that began before these existed gave none of them
+            // back: once it is seen (deleting or gone), they go here.
+            let now = instances::get_live(&c.db, &u).await?;
+            if now.as_ref().is_none_or(|i| i.task_state.as_deref() == Some(task::DELETING)) {
+                for a in &reserved {
+                    vols.attachment_delete(a).await?;
+                }
+                for v in &made {
+                    vols.delete(v).await?;
+                }
+                vols.release_instance(&c.db, &u).await?;
+            }
+        }
+        // the creator's token is not kept past the step that needs it
+        if let Some(o) = run.state.as_object_mut() {
+            o.remove("user_token");
+        }
+        Ok(())
+    }
+    async fn undo(&self, c: &Conductor, run: &mut Run) -> anyhow::Result<()> {
+        if let Some(o) = run.state.as_object_mut() {
+            o.remove("user_token");
+        }
+        let Some(vols) = &c.volumes else { return Ok(()) };
+        for u in uuids(run)? {
+            for b in crate::volume::of_instance(&c.db, &u).await? {
+                if let Some(a) = &b.attachment_id {
+                    vols.attachment_delete(a).await?;
+                    crate::volume::update(
+                        &c.db,
+                        &b.uuid,
+                        crate::volume::BdmChange {
+                            attachment_id: Some(None),
+                            connection_info: Some(None),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                }
+                if b.made_by_compute()
+                    && let Some(v) = &b.volume_id
+                {
+                    vols.delete(v).await?;
+                    crate::volume::update(
+                        &c.db,
+                        &b.uuid,
+                        crate::volume::BdmChange { volume_id: Some(None), ..Default::default() },
+                    )
+                    .await?;
+                }
             }
         }
         Ok(())

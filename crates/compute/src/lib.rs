@@ -12,6 +12,7 @@ pub mod entity;
 pub mod error;
 pub mod manager;
 pub mod migration;
+pub mod migration_block_devices;
 pub mod migration_resources;
 pub mod migration_server_migrations;
 pub mod model;
@@ -23,6 +24,7 @@ pub mod roles;
 pub mod rpc;
 pub mod scheduler;
 pub mod store;
+pub mod volume;
 
 use std::sync::Arc;
 
@@ -61,6 +63,8 @@ pub struct Deps {
     pub tokens: placement::TokenSource,
     /// The network service, when servers get ports (`compute.networking`).
     pub network: Option<Arc<network::Networking>>,
+    /// The block storage service, when servers get volumes (`compute.block_storage`).
+    pub volumes: Option<Arc<volume::Volumes>>,
 }
 
 pub type State = Arc<ComputeService>;

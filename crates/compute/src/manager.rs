@@ -33,6 +33,8 @@ pub struct ComputeHost {
     pub bus: Bus,
     /// The network service, when servers have ports.
     pub network: Option<Arc<crate::network::Networking>>,
+    /// The block storage service, when servers have volumes.
+    pub volumes: Option<Arc<crate::volume::Volumes>>,
     pub service_id: i64,
     pub node_id: i64,
     /// The node's resource provider.
@@ -56,6 +58,7 @@ impl ComputeHost {
         tokens: TokenSource,
         bus: Bus,
         network: Option<Arc<crate::network::Networking>>,
+        volumes: Option<Arc<crate::volume::Volumes>>,
     ) -> anyhow::Result<Arc<ComputeHost>> {
         let svc = services::upsert(&db, host, BINARY, &rpc::compute_topic(host)).await?;
         services::heartbeat(&db, svc.id).await?;
@@ -87,6 +90,7 @@ impl ComputeHost {
             tokens,
             bus,
             network,
+            volumes,
             service_id: svc.id,
             node_id: node.id,
             provider: node.uuid.clone(),
@@ -168,6 +172,29 @@ impl ComputeHost {
                     let me = me.clone();
                     async move {
                         tokio::spawn(async move { me.detach_interface(&m).await });
+                        Ok::<_, RemoteError>(())
+                    }
+                }),
+            )
+            .await?;
+        let me = self.clone();
+        self.bus
+            .serve(
+                &rpc::attach_volume_topic(&self.host),
+                handler(move |m: rpc::AttachVolume, _| {
+                    let me = me.clone();
+                    async move { me.attach_volume(&m).await.map_err(remote) }
+                }),
+            )
+            .await?;
+        let me = self.clone();
+        self.bus
+            .serve(
+                &rpc::detach_volume_topic(&self.host),
+                handler(move |m: rpc::DetachVolume, _| {
+                    let me = me.clone();
+                    async move {
+                        tokio::spawn(async move { me.detach_volume(&m).await });
                         Ok::<_, RemoteError>(())
                     }
                 }),
@@ -357,6 +384,7 @@ impl ComputeHost {
             return Ok(BuildResult::Deleted);
         }
         self.driver.spawn(&self.guest_spec(&inst)).await?;
+        self.connect_volumes(&inst.uuid).await?;
         let txn = self.db.write.begin().await?;
         let done = instances::update_in(
             &txn,
@@ -648,10 +676,110 @@ impl ComputeHost {
         let _ = instances::finish_event(&self.db, id, &m.action_request_id, EVENT, err.as_deref()).await;
     }
 
+    /// Connect one reserved volume to a guest here: the attachment gets
+    /// this host's connector, the driver the volume, and the attachment is
+    /// completed (the volume is `in-use`). Connected already is fine.
+    async fn connect_volume(&self, vols: &crate::volume::Volumes, b: &crate::volume::Bdm) -> anyhow::Result<()> {
+        let (Some(volume_id), Some(attachment_id)) = (&b.volume_id, &b.attachment_id) else {
+            anyhow::bail!("volume mapping {} has no volume attachment", b.uuid);
+        };
+        let ip = self.driver.capacity().await.map(|c| c.host_ip).unwrap_or_else(|_| "127.0.0.1".into());
+        let att = vols.attachment_update(attachment_id, crate::volume::connector(&self.host, &ip)).await?;
+        let info = att.get("connection_info").cloned().unwrap_or(Value::Null);
+        crate::volume::update(
+            &self.db,
+            &b.uuid,
+            crate::volume::BdmChange { connection_info: Some(Some(info.to_string())), ..Default::default() },
+        )
+        .await?;
+        let gv = stratus_virt::GuestVolume {
+            volume_id: volume_id.clone(),
+            attachment_id: attachment_id.clone(),
+            device_name: b.device_name.clone().unwrap_or_default(),
+            connection_info: info,
+        };
+        self.driver.attach_volume(&b.instance_uuid, &gv).await?;
+        if let Err(e) = vols.attachment_complete(attachment_id).await {
+            let _ = self.driver.detach_volume(&b.instance_uuid, volume_id).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// At build: connect every volume the build prepared.
+    async fn connect_volumes(&self, instance_uuid: &str) -> anyhow::Result<()> {
+        let Some(vols) = &self.volumes else { return Ok(()) };
+        for b in crate::volume::of_instance(&self.db, instance_uuid).await? {
+            if b.attachment_id.is_some() {
+                self.connect_volume(vols, &b).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Connect a volume the API reserved to a server here (Nova's
+    /// `attach_volume` on the host, event `compute_attach_volume`). On
+    /// failure nothing stays connected; the API gives the reservation back.
+    pub async fn attach_volume(&self, m: &rpc::AttachVolume) -> anyhow::Result<()> {
+        const EVENT: &str = "compute_attach_volume";
+        let id = m.instance_uuid.as_str();
+        let _ = instances::start_event(&self.db, id, &m.action_request_id, EVENT, Some(&self.host)).await;
+        let result: anyhow::Result<()> = async {
+            let Some(vols) = &self.volumes else { anyhow::bail!("this host has no block storage service") };
+            let Some(inst) = instances::get_live(&self.db, id).await? else {
+                anyhow::bail!("Instance {id} could not be found.");
+            };
+            if inst.host.as_deref() != Some(self.host.as_str()) {
+                anyhow::bail!("Instance {id} is not on host {}", self.host);
+            }
+            let Some(b) = crate::volume::get(&self.db, &m.bdm_uuid).await? else {
+                anyhow::bail!("volume mapping {} is gone", m.bdm_uuid);
+            };
+            self.connect_volume(vols, &b).await
+        }
+        .await;
+        let err = result.as_ref().err().map(|e| format!("{e:#}"));
+        if let Some(msg) = &err {
+            tracing::warn!(host = %self.host, instance = %id, bdm = %m.bdm_uuid, error = %msg, "attach volume failed");
+            let _ = instances::add_fault(&self.db, id, 500, msg, None, Some(&self.host)).await;
+        }
+        let _ = instances::finish_event(&self.db, id, &m.action_request_id, EVENT, err.as_deref()).await;
+        result
+    }
+
+    /// Disconnect a volume from a guest here, give its attachment back and
+    /// drop its mapping (event `compute_detach_volume`).
+    pub async fn detach_volume(&self, m: &rpc::DetachVolume) {
+        const EVENT: &str = "compute_detach_volume";
+        let id = m.instance_uuid.as_str();
+        let _ = instances::start_event(&self.db, id, &m.action_request_id, EVENT, Some(&self.host)).await;
+        let result: anyhow::Result<()> = async {
+            let Some(b) = crate::volume::find(&self.db, id, &m.volume_id).await? else {
+                anyhow::bail!("Volume {} is not attached to {id}", m.volume_id);
+            };
+            self.driver.detach_volume(id, &m.volume_id).await?;
+            if let (Some(vols), Some(a)) = (&self.volumes, &b.attachment_id) {
+                vols.attachment_delete(a).await?;
+            }
+            crate::volume::remove(&self.db, &b.uuid).await?;
+            Ok(())
+        }
+        .await;
+        let err = result.as_ref().err().map(|e| format!("{e:#}"));
+        if let Some(msg) = &err {
+            tracing::warn!(host = %self.host, instance = %id, volume = %m.volume_id, error = %msg, "detach volume failed");
+            let _ = instances::add_fault(&self.db, id, 500, msg, None, Some(&self.host)).await;
+        }
+        let _ = instances::finish_event(&self.db, id, &m.action_request_id, EVENT, err.as_deref()).await;
+    }
+
     /// Delete a server here: its guest, its allocations, its record. Idempotent.
     pub async fn terminate(&self, inst: &Instance, request_id: &str) {
         let result: anyhow::Result<()> = async {
             self.driver.destroy(&inst.uuid).await?;
+            if let Some(vols) = &self.volumes {
+                vols.release_instance(&self.db, &inst.uuid).await?;
+            }
             if let Some(net) = &self.network {
                 net.deallocate(&inst.uuid, &crate::network::preserved(&inst.system_metadata)).await?;
             }

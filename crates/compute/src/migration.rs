@@ -4,7 +4,8 @@
 //! M0001: what hosts and servers are (services, compute nodes, instances and
 //! their history). M0002 (`migration_resources`): flavors, keypairs,
 //! aggregates, server groups, quotas. M0003 (`migration_server_migrations`):
-//! the migration records of servers.
+//! the migration records of servers. M0004 (`migration_block_devices`): the
+//! volumes of servers.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Servers),
             Box::new(crate::migration_resources::M0002Resources),
             Box::new(crate::migration_server_migrations::M0003ServerMigrations),
+            Box::new(crate::migration_block_devices::M0004BlockDevices),
         ]
     }
     fn migration_table_name() -> DynIden {

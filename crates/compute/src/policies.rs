@@ -101,6 +101,12 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-attach-interfaces:show", "rule:project_reader_or_admin"),
     ("os_compute_api:os-attach-interfaces:create", "rule:project_member_or_admin"),
     ("os_compute_api:os-attach-interfaces:delete", "rule:project_member_or_admin"),
+    ("os_compute_api:os-volumes-attachments:index", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes-attachments:show", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes-attachments:create", "rule:project_member_or_admin"),
+    ("os_compute_api:os-volumes-attachments:update", "rule:project_member_or_admin"),
+    ("os_compute_api:os-volumes-attachments:swap", "rule:admin_api"),
+    ("os_compute_api:os-volumes-attachments:delete", "rule:project_member_or_admin"),
 ];
 
 /// Every default rule of the compute API: the base, the server rules and the

@@ -65,6 +65,7 @@ pub struct Shared {
     pub images: Arc<stratus_clients::ImageClient>,
     pub tokens: TokenSource,
     pub network: Option<Arc<crate::network::Networking>>,
+    pub volumes: Option<Arc<crate::volume::Volumes>>,
 }
 
 impl Shared {
@@ -77,7 +78,12 @@ impl Shared {
         } else {
             None
         };
-        Ok(Shared { db, cfg, bus, placement, images, tokens, network })
+        let volumes = if cfg.compute.block_storage {
+            Some(crate::volume::Volumes::new(&cfg.volume_public_url(), tokens.clone())?)
+        } else {
+            None
+        };
+        Ok(Shared { db, cfg, bus, placement, images, tokens, network, volumes })
     }
 
     /// The API's dependencies.
@@ -88,6 +94,7 @@ impl Shared {
             images: self.images.clone(),
             tokens: self.tokens.clone(),
             network: self.network.clone(),
+            volumes: self.volumes.clone(),
         }
     }
 
@@ -99,6 +106,7 @@ impl Shared {
             self.bus.clone(),
             self.placement.clone(),
             self.network.clone(),
+            self.volumes.clone(),
             &owner,
         );
         c.start().await?;
@@ -130,6 +138,7 @@ impl Shared {
             self.tokens.clone(),
             self.bus.clone(),
             self.network.clone(),
+            self.volumes.clone(),
         )
         .await
     }

@@ -217,6 +217,42 @@ pub fn detach_interface_topic(host: &str) -> String {
     format!("{}.detach_interface", compute_topic(host))
 }
 
+/// compute host: connect a reserved volume (its block device mapping
+/// `bdm_uuid`, with a Cinder attachment) to a server's guest and complete
+/// the attachment (call: an error means nothing was attached; the caller
+/// gives the attachment and the mapping back).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttachVolume {
+    pub instance_uuid: String,
+    pub bdm_uuid: String,
+    pub action_request_id: String,
+}
+impl Message for AttachVolume {
+    const NAME: &'static str = "compute.attach_volume";
+    const VERSION: u32 = 1;
+}
+
+/// compute host: disconnect a volume from a server's guest, give its
+/// attachment back and drop its block device mapping (cast).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DetachVolume {
+    pub instance_uuid: String,
+    pub volume_id: String,
+    pub action_request_id: String,
+}
+impl Message for DetachVolume {
+    const NAME: &'static str = "compute.detach_volume";
+    const VERSION: u32 = 1;
+}
+
+/// The topics of a host's volume messages.
+pub fn attach_volume_topic(host: &str) -> String {
+    format!("{}.attach_volume", compute_topic(host))
+}
+pub fn detach_volume_topic(host: &str) -> String {
+    format!("{}.detach_volume", compute_topic(host))
+}
+
 /// compute host: the serial console's output (call).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GetConsoleOutput {

@@ -18,6 +18,7 @@ pub struct Config {
     pub placement: PlacementConfig,
     pub compute: ComputeConfig,
     pub network: NetworkConfig,
+    pub volume: VolumeConfig,
     pub bus: BusConfig,
     pub service_user: ServiceUserConfig,
     pub policy: PolicyConfig,
@@ -35,6 +36,7 @@ impl Default for Config {
             placement: PlacementConfig::default(),
             compute: ComputeConfig::default(),
             network: NetworkConfig::default(),
+            volume: VolumeConfig::default(),
             bus: BusConfig::default(),
             service_user: ServiceUserConfig::default(),
             policy: PolicyConfig::default(),
@@ -268,6 +270,66 @@ impl Default for NetworkConfig {
     }
 }
 
+/// Block storage: the Cinder v3 API, its scheduler, volume hosts and the backup service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumeConfig {
+    pub listen: String,
+    /// URL clients reach it by (default: `http://<listen>`).
+    pub public_url: String,
+    /// Volume hosts `stratus up` runs in its own process (each with the file backend).
+    pub local_hosts: Vec<String>,
+    /// Where the file backend keeps volumes (default: `<data_dir>/volumes`).
+    pub volumes_dir: String,
+    /// Where backups go (default: `<data_dir>/backups`).
+    pub backups_dir: String,
+    /// `raw` (sparse files) or `qcow2` (through qemu-img).
+    pub file_format: String,
+    /// Capacity a file backend pool reports, in GiB.
+    pub capacity_gb: i64,
+    /// The availability zone volume hosts report.
+    pub availability_zone: String,
+    /// The volume type made at bootstrap and used when none is asked for.
+    pub default_volume_type: String,
+    /// Seconds between a volume host's heartbeats; a host silent for
+    /// `service_down_time` is down.
+    pub report_interval: u64,
+    pub service_down_time: u64,
+    /// Default quotas per project (-1: unlimited).
+    pub quota_volumes: i64,
+    pub quota_snapshots: i64,
+    pub quota_gigabytes: i64,
+    pub quota_backups: i64,
+    pub quota_backup_gigabytes: i64,
+    pub quota_per_volume_gigabytes: i64,
+    pub quota_groups: i64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        VolumeConfig {
+            listen: "127.0.0.1:8776".into(),
+            public_url: String::new(),
+            local_hosts: vec!["volume1".into()],
+            volumes_dir: String::new(),
+            backups_dir: String::new(),
+            file_format: "raw".into(),
+            capacity_gb: 1000,
+            availability_zone: "nova".into(),
+            default_volume_type: "__DEFAULT__".into(),
+            report_interval: 10,
+            service_down_time: 60,
+            quota_volumes: 10,
+            quota_snapshots: 10,
+            quota_gigabytes: 1000,
+            quota_backups: 10,
+            quota_backup_gigabytes: 1000,
+            quota_per_volume_gigabytes: -1,
+            quota_groups: 10,
+        }
+    }
+}
+
 /// The compute service: API, conductor, scheduler and compute hosts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -285,6 +347,9 @@ pub struct ComputeConfig {
     pub default_schedule_zone: String,
     /// Servers get ports from the network service (false: servers never have networks).
     pub networking: bool,
+    /// Servers get volumes from the block storage service (attachments,
+    /// boot from volume); false: volume requests are refused.
+    pub block_storage: bool,
     /// Hosts tried for one server before it goes to ERROR (the first and the alternates).
     pub max_attempts: u32,
     /// Seconds without a heartbeat before a service counts as down.
@@ -337,6 +402,7 @@ impl Default for ComputeConfig {
             default_availability_zone: "nova".into(),
             default_schedule_zone: String::new(),
             networking: true,
+            block_storage: true,
             max_attempts: 3,
             service_down_time: 60,
             report_interval: 10,
@@ -507,6 +573,32 @@ impl Config {
             format!("http://{}", self.compute.listen)
         } else {
             self.compute.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    pub fn volume_public_url(&self) -> String {
+        if self.volume.public_url.is_empty() {
+            format!("http://{}", self.volume.listen)
+        } else {
+            self.volume.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// Where the file backend keeps volumes.
+    pub fn volumes_dir(&self) -> PathBuf {
+        if self.volume.volumes_dir.is_empty() {
+            self.data_dir.join("volumes")
+        } else {
+            PathBuf::from(&self.volume.volumes_dir)
+        }
+    }
+
+    /// Where backups go.
+    pub fn backups_dir(&self) -> PathBuf {
+        if self.volume.backups_dir.is_empty() {
+            self.data_dir.join("backups")
+        } else {
+            PathBuf::from(&self.volume.backups_dir)
         }
     }
 

@@ -36,6 +36,9 @@ pub enum BenchCommand {
     Placement(PlacementBench),
     /// Port creates per second, then paginated port lists with P ports in the cloud: page p50/p99.
     Network(crate::bench_network::NetworkBench),
+    /// Empty volumes through the REST API at concurrency C: create -> available p50/p99;
+    /// then a backup and a restore of a 1 GiB volume full of data: MB/s each way.
+    Volume(crate::bench_volume::VolumeBench),
 }
 
 #[derive(Args)]
@@ -77,6 +80,7 @@ pub async fn run(cmd: BenchCommand, cfg: &Config) -> anyhow::Result<()> {
         BenchCommand::Image(b) => image(b).await,
         BenchCommand::Compute(b) => crate::bench_compute::run(b).await,
         BenchCommand::Network(b) => crate::bench_network::run(b).await,
+        BenchCommand::Volume(b) => crate::bench_volume::run(b).await,
         BenchCommand::Placement(b) => {
             println!("{}", stratus_placement::bench::run(b.providers, b.requests, b.concurrency).await?);
             Ok(())
@@ -421,6 +425,7 @@ impl LocalCloud {
             .env("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{}", free_ports()?.0))
             .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{}", free_ports()?.1))
             .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", free_ports()?.0))
+            .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_ports()?.1))
             .env("STRATUS_COMPUTE__LOCAL_HOSTS", "[]")
             // bootstrap hashes the admin password: keep it fast, nothing here is worth protecting
             .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")

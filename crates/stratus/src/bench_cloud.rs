@@ -17,6 +17,10 @@ pub struct BenchCloud {
     pub compute: String,
     /// `http://127.0.0.1:port/v2.0`
     pub network: String,
+    /// `http://127.0.0.1:port/v3`
+    pub volume: String,
+    /// The cloud's data dir (volume files live under `volumes/<host>/`).
+    pub data_dir: std::path::PathBuf,
     /// An admin token (project scoped to admin).
     pub token: String,
 }
@@ -62,7 +66,7 @@ impl BenchCloud {
             rand::random::<u32>()
         ));
         std::fs::create_dir_all(&dir)?;
-        let (idp, imp, plp, cop, nep) = (port()?, port()?, port()?, port()?, port()?);
+        let (idp, imp, plp, cop, nep, vop) = (port()?, port()?, port()?, port()?, port()?, port()?);
         let log = std::fs::File::create(dir.join("server.log"))?;
         let mut cmd = std::process::Command::new(&exe);
         for (k, _) in std::env::vars_os() {
@@ -79,6 +83,7 @@ impl BenchCloud {
             .env("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{plp}"))
             .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{cop}"))
             .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{nep}"))
+            .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{vop}"))
             .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
             .env("STRATUS_LOG", "warn")
             .stdout(log.try_clone()?)
@@ -98,6 +103,8 @@ impl BenchCloud {
             image: format!("http://127.0.0.1:{imp}"),
             compute: format!("http://127.0.0.1:{cop}/v2.1"),
             network: format!("http://127.0.0.1:{nep}/v2.0"),
+            volume: format!("http://127.0.0.1:{vop}/v3"),
+            data_dir: dir.join("data"),
             token: String::new(),
         };
         let started = Instant::now();

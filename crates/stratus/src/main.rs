@@ -13,6 +13,7 @@ mod bench;
 mod bench_cloud;
 mod bench_compute;
 mod bench_network;
+mod bench_volume;
 mod files;
 
 #[derive(Parser)]
@@ -20,8 +21,8 @@ mod files;
     name = "stratus",
     version,
     about = "An OpenStack-compatible cloud in one binary",
-    long_about = "Stratus serves the OpenStack APIs (identity today; compute, image, network, \
-block storage to come) so the `openstack` CLI and every OpenStack client work unmodified.\n\n\
+    long_about = "Stratus serves the OpenStack APIs (identity, image, compute, placement, network, \
+block storage) so the `openstack` CLI and every OpenStack client work unmodified.\n\n\
 Start a whole cloud on this machine:   stratus up\n\
 Then:   export OS_CLIENT_CONFIG_FILE=./stratus-data/clouds.yaml; openstack --os-cloud stratus token issue\n\n\
 Configuration: a TOML file (--config, see etc/stratus.toml); every option can also be set by an \
@@ -67,6 +68,18 @@ enum Command {
         /// Hypervisor driver (default: compute.driver).
         #[arg(long)]
         driver: Option<String>,
+    },
+    /// Run a volume host driving a storage backend (and the volume scheduler with --scheduler).
+    Volume {
+        /// The volume host's name.
+        #[arg(long)]
+        host: String,
+        /// Storage backend: `file` (raw or qcow2 files under volume.volumes_dir).
+        #[arg(long, default_value = "file")]
+        backend: String,
+        /// Also run a volume scheduler in this process.
+        #[arg(long)]
+        scheduler: bool,
     },
     /// Database maintenance.
     Db {
@@ -129,6 +142,7 @@ async fn open_db(cfg: &Config) -> anyhow::Result<Db> {
     db.migrate::<stratus_compute::Migrator>().await.context("compute migrations failed")?;
     db.migrate::<stratus_saga::Migrator>().await.context("saga migrations failed")?;
     db.migrate::<stratus_network::Migrator>().await.context("network migrations failed")?;
+    db.migrate::<stratus_volume::Migrator>().await.context("volume migrations failed")?;
     Ok(db)
 }
 
@@ -158,6 +172,16 @@ fn service_entries(cfg: &Config) -> Vec<stratus_identity::bootstrap::ServiceEntr
             kind: "network".into(),
             name: "neutron".into(),
             url: cfg.network_public_url(),
+        },
+        stratus_identity::bootstrap::ServiceEntry {
+            kind: "block-storage".into(),
+            name: "cinder".into(),
+            url: format!("{}/v3", cfg.volume_public_url()),
+        },
+        stratus_identity::bootstrap::ServiceEntry {
+            kind: "volumev3".into(),
+            name: "cinderv3".into(),
+            url: format!("{}/v3", cfg.volume_public_url()),
         },
     ]
 }
@@ -278,6 +302,12 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
     tracing::info!(%addr, "network (neutron v2.0) listening");
     let network_srv =
         stratus_core::http::serve(addr, stratus_network::router(network.clone(), validator.clone()), shutdown_signal());
+    let volume = stratus_volume::VolumeService::open(cfg.clone(), db.clone())?;
+    let addr: SocketAddr =
+        cfg.volume.listen.parse().with_context(|| format!("volume.listen {:?}", cfg.volume.listen))?;
+    tracing::info!(%addr, "block storage (cinder v3) listening");
+    let volume_srv =
+        stratus_core::http::serve(addr, stratus_volume::router(volume.clone(), validator.clone()), shutdown_signal());
     let identity_srv = serve_identity(identity, cfg);
     let roles = async {
         // the other services' APIs must answer before the roles register with them
@@ -287,6 +317,20 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         compute.attach(shared.deps());
         // ports bound to a host go to its agents; agents report back on the same bus
         network.attach_bus(shared.bus.clone()).await?;
+        volume.attach(stratus_volume::Deps {
+            bus: shared.bus.clone(),
+            images: shared.images.clone(),
+            tokens: shared.tokens.clone(),
+        });
+        let mut volume_roles: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+        if admin_project.is_some() {
+            volume_roles.push(Box::new(
+                stratus_volume::scheduler::serve(db.clone(), cfg.clone(), &shared.bus, &hostname()).await?,
+            ));
+            for host in &cfg.volume.local_hosts {
+                volume_roles.push(Box::new(start_volume_host(&db, cfg, &shared, host, "file").await?));
+            }
+        }
         if admin_project.is_some() {
             shared.start_conductor(&hostname()).await?;
             shared.start_scheduler(&hostname()).await?;
@@ -309,7 +353,7 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
                 );
             }
         }
-        anyhow::Ok(agents)
+        anyhow::Ok((agents, volume_roles))
     };
     let roles = async {
         // the agents run as long as they are held
@@ -317,10 +361,38 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
         std::future::pending::<anyhow::Result<()>>().await
     };
     tokio::select! {
-        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv, network_srv) } => { r?; }
+        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv, network_srv, volume_srv) } => { r?; }
         r = roles => { r?; }
     }
     Ok(())
+}
+
+/// A volume host with its backend (`file`: a directory of raw or qcow2 files).
+async fn start_volume_host(
+    db: &Db,
+    cfg: &Config,
+    shared: &stratus_compute::roles::Shared,
+    host: &str,
+    backend: &str,
+) -> anyhow::Result<std::sync::Arc<stratus_volume::manager::VolumeHost>> {
+    if backend != "file" {
+        anyhow::bail!("unknown volume backend {backend:?} (known: file)");
+    }
+    let driver = std::sync::Arc::new(stratus_volume::driver::FileBackend::new(
+        cfg.volumes_dir().join(host),
+        &cfg.volume.file_format,
+        backend,
+        cfg.volume.capacity_gb,
+    )?);
+    stratus_volume::manager::VolumeHost::start(
+        db.clone(),
+        cfg.clone(),
+        shared.bus.clone(),
+        host,
+        driver,
+        Some((shared.images.clone(), shared.tokens.clone())),
+    )
+    .await
 }
 
 /// A compute host registers with placement over REST: retry while the APIs come up.
@@ -401,6 +473,9 @@ async fn boot(cfg: &Config, admin_password: Option<String>) -> anyhow::Result<Bo
     if !networks.created.is_empty() {
         println!("  created {}", networks.created.join(", "));
     }
+    stratus_volume::store::types::ensure_default(&identity.db.write, &cfg.volume.default_volume_type)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap of the default volume type failed: {e}"))?;
     Ok(Booted { identity, outcome, password, given: given.is_some() })
 }
 
@@ -412,12 +487,13 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
         println!("Generated admin password (shown once): {password}");
     }
     println!(
-        "Stratus is up. Identity: {}/v3  Image: {}  Compute: {}/v2.1  Placement: {}  Network: {}",
+        "Stratus is up. Identity: {}/v3  Image: {}  Compute: {}/v2.1  Placement: {}  Network: {}  Block storage: {}/v3",
         cfg.identity_public_url(),
         cfg.image_public_url(),
         cfg.compute_public_url(),
         cfg.placement_public_url(),
-        cfg.network_public_url()
+        cfg.network_public_url(),
+        cfg.volume_public_url()
     );
     if let Some(path) = written {
         println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());
@@ -461,6 +537,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shared = stratus_compute::roles::Shared::new(db, cfg.clone(), bus).await?;
             let d = stratus_compute::roles::driver(&cfg, driver.as_deref().unwrap_or(&cfg.compute.driver), &host)?;
             start_compute_retrying(&shared, &host, d).await?;
+            shutdown_signal().await;
+            Ok(())
+        }
+        Command::Volume { host, backend, scheduler } => {
+            let db = open_db(&cfg).await?;
+            let bus = stratus_compute::roles::connect_bus(&cfg).await?;
+            let shared = stratus_compute::roles::Shared::new(db.clone(), cfg.clone(), bus).await?;
+            let _sched = if scheduler {
+                Some(stratus_volume::scheduler::serve(db.clone(), cfg.clone(), &shared.bus, &host).await?)
+            } else {
+                None
+            };
+            let _host = start_volume_host(&db, &cfg, &shared, &host, &backend).await?;
             shutdown_signal().await;
             Ok(())
         }

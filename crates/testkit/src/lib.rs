@@ -50,6 +50,11 @@ pub struct Cloud {
     /// Fake network agents (see [`Cloud::start_network_agents`]; with
     /// compute and networking, one per compute host).
     pub agents: Vec<stratus_network::agent::FakeAgent>,
+    /// The block storage API's base URL, with compute and `compute.block_storage`.
+    pub volume_url: Option<String>,
+    pub volume: Option<stratus_volume::State>,
+    /// The volume host (`volume1`, file backend in the data dir).
+    pub volume_host: Option<std::sync::Arc<stratus_volume::manager::VolumeHost>>,
     extra_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -172,8 +177,77 @@ impl Cloud {
             network_url: None,
             network: None,
             agents: Vec::new(),
+            volume_url: None,
+            volume: None,
+            volume_host: None,
             extra_tasks: Vec::new(),
         }
+    }
+
+    /// Serve the block storage API (Cinder) over this cloud's database,
+    /// with a scheduler and one volume host (`volume1`, the file backend in
+    /// the data dir) on a bus of their own.
+    async fn serve_volume(&mut self, listener: tokio::net::TcpListener) {
+        let db = self.identity.db.clone();
+        db.migrate::<stratus_volume::Migrator>().await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut cfg = self.identity.cfg.clone();
+        cfg.volume.listen = addr.to_string();
+        cfg.volume.public_url = format!("http://{addr}");
+        cfg.volume.volumes_dir = self.data_dir.path().join("volumes").to_string_lossy().into_owned();
+        cfg.volume.backups_dir = self.data_dir.path().join("backups").to_string_lossy().into_owned();
+        cfg.volume.report_interval = 1;
+        stratus_volume::store::types::ensure_default(&db.write, &cfg.volume.default_volume_type).await.unwrap();
+        let svc = stratus_volume::VolumeService::open(cfg.clone(), db.clone()).unwrap();
+        let bus = stratus_compute::roles::connect_bus(&cfg).await.unwrap();
+        let images = std::sync::Arc::new(stratus_clients::ImageClient::new(&cfg.image_public_url()).unwrap());
+        let tokens: stratus_volume::TokenSource = stratus_compute::roles::service_tokens(&cfg).unwrap();
+        svc.attach(stratus_volume::Deps { bus: bus.clone(), images: images.clone(), tokens: tokens.clone() });
+        let tasks =
+            stratus_volume::scheduler::serve(db.clone(), cfg.clone(), &bus, "volume-scheduler-test").await.unwrap();
+        self.extra_tasks.extend(tasks);
+        let driver = std::sync::Arc::new(
+            stratus_volume::driver::FileBackend::new(
+                cfg.volumes_dir(),
+                &cfg.volume.file_format,
+                "file",
+                cfg.volume.capacity_gb,
+            )
+            .unwrap(),
+        );
+        let host = stratus_volume::manager::VolumeHost::start(
+            db.clone(),
+            cfg.clone(),
+            bus,
+            "volume1",
+            driver,
+            Some((images, tokens)),
+        )
+        .await
+        .unwrap();
+        let validator: std::sync::Arc<dyn stratus_core::TokenValidator> =
+            std::sync::Arc::new(stratus_identity::token::Validator(self.identity.clone()));
+        let router = stratus_volume::router(svc.clone(), validator);
+        self.extra_tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        }));
+        self.volume_url = Some(format!("http://{addr}"));
+        self.volume = Some(svc);
+        self.volume_host = Some(host);
+    }
+
+    /// A request to the block storage API (`path` under `/v3`) at microversion `mv`.
+    pub async fn cinder(&self, method: Method, path: &str, token: &str, mv: &str, body: Option<Value>) -> Resp {
+        let base = self.volume_url.as_deref().expect("start compute with compute.block_storage");
+        let mut rb = self
+            .http
+            .request(method, format!("{base}/v3{path}"))
+            .header("x-auth-token", token)
+            .header("openstack-api-version", format!("volume {mv}"));
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        Self::resp(rb.send().await.unwrap()).await
     }
 
     /// Serve the network API (Neutron) on an ephemeral port over this cloud's
@@ -264,14 +338,20 @@ impl Cloud {
         let placement_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let compute_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let network_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let volume_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (p_addr, c_addr) = (placement_listener.local_addr().unwrap(), compute_listener.local_addr().unwrap());
         let n_addr = network_listener.local_addr().unwrap();
+        let v_addr = volume_listener.local_addr().unwrap();
         let mut cloud = Self::start_with(backend, db_url, |cfg| {
             cfg.placement.listen = p_addr.to_string();
             cfg.compute.listen = c_addr.to_string();
             cfg.network.listen = n_addr.to_string();
             // servers without networking unless the test turns it on (then the network API runs too)
             cfg.compute.networking = false;
+            // servers without volumes unless the test turns them on (then the volume API runs too)
+            cfg.compute.block_storage = false;
+            cfg.volume.listen = v_addr.to_string();
+            cfg.volume.public_url = format!("http://{v_addr}");
             cfg.service_user.password = "testkit-service-secret".into();
             cfg.compute.report_interval = 1;
             cfg.compute.service_down_time = 5;
@@ -296,6 +376,9 @@ impl Cloud {
             std::sync::Arc::new(stratus_identity::token::Validator(cloud.identity.clone()));
         if cfg.compute.networking {
             cloud.serve_network(network_listener).await;
+        }
+        if cfg.compute.block_storage {
+            cloud.serve_volume(volume_listener).await;
         }
         let placement = stratus_placement::PlacementService::open(cfg.clone(), db.clone()).unwrap();
         let placement_router = stratus_placement::router(placement, validator.clone());

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Driver, GuestInfo, GuestInterface, GuestSpec, HostCapacity, NoSuchGuest, PowerState};
+use crate::{Driver, GuestInfo, GuestInterface, GuestSpec, GuestVolume, HostCapacity, NoSuchGuest, PowerState};
 
 /// Failure injection and timing of a fake host.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +37,9 @@ struct FakeGuest {
     /// The network interfaces plugged in, in order.
     #[serde(default)]
     interfaces: Vec<GuestInterface>,
+    /// The volumes connected, in order.
+    #[serde(default)]
+    volumes: Vec<GuestVolume>,
 }
 
 pub struct FakeDriver {
@@ -71,6 +74,11 @@ impl FakeDriver {
     /// The interfaces a guest has plugged in (empty when there is no such guest).
     pub fn interfaces(&self, uuid: &str) -> Vec<GuestInterface> {
         self.guests.lock().ok().and_then(|g| g.get(uuid).map(|g| g.interfaces.clone())).unwrap_or_default()
+    }
+
+    /// The volumes a guest has connected (empty when there is no such guest).
+    pub fn volumes(&self, uuid: &str) -> Vec<GuestVolume> {
+        self.guests.lock().ok().and_then(|g| g.get(uuid).map(|g| g.volumes.clone())).unwrap_or_default()
     }
 
     fn opts(&self) -> FakeOptions {
@@ -185,6 +193,7 @@ impl Driver for FakeDriver {
             power: PowerState::Running,
             console,
             interfaces: Vec::new(),
+            volumes: Vec::new(),
         });
         self.save(&guests)
     }
@@ -283,5 +292,30 @@ impl Driver for FakeDriver {
             }
             Ok(())
         })
+    }
+
+    async fn attach_volume(&self, uuid: &str, volume: &GuestVolume) -> anyhow::Result<()> {
+        self.with_guest(uuid, |g| {
+            if !g.volumes.iter().any(|v| v.volume_id == volume.volume_id) {
+                g.volumes.push(volume.clone());
+                g.console.push(format!("[{}] virtio_blk: new disk {}", stamp(), volume.device_name));
+            }
+            Ok(())
+        })
+    }
+
+    async fn detach_volume(&self, uuid: &str, volume_id: &str) -> anyhow::Result<()> {
+        let r = self.with_guest(uuid, |g| {
+            if let Some(pos) = g.volumes.iter().position(|v| v.volume_id == volume_id) {
+                let gone = g.volumes.remove(pos);
+                g.console.push(format!("[{}] virtio_blk: disk {} removed", stamp(), gone.device_name));
+            }
+            Ok(())
+        });
+        // a guest that is gone has no volume any more
+        match r {
+            Err(e) if e.downcast_ref::<NoSuchGuest>().is_some() => Ok(()),
+            other => other,
+        }
     }
 }

@@ -87,6 +87,18 @@ pub struct GuestInterface {
     pub tag: Option<String>,
 }
 
+/// A volume connected to a guest (a block storage attachment).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestVolume {
+    pub volume_id: String,
+    pub attachment_id: String,
+    /// `/dev/vdb`, ...
+    pub device_name: String,
+    /// What the volume service answered the host's connector with.
+    #[serde(default)]
+    pub connection_info: serde_json::Value,
+}
+
 /// A hypervisor driver.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync + 'static {
@@ -124,6 +136,17 @@ pub trait Driver: Send + Sync + 'static {
     async fn detach_interface(&self, uuid: &str, port_id: &str) -> anyhow::Result<()> {
         let _ = port_id;
         anyhow::bail!("{} driver: detaching interfaces from guest {uuid} is not supported yet", self.name())
+    }
+    /// Connect a volume to a guest; one it has already is fine (drivers
+    /// that do not know volumes accept and ignore them).
+    async fn attach_volume(&self, uuid: &str, volume: &GuestVolume) -> anyhow::Result<()> {
+        let _ = (uuid, volume);
+        Ok(())
+    }
+    /// Disconnect a volume; one the guest does not have is fine.
+    async fn detach_volume(&self, uuid: &str, volume_id: &str) -> anyhow::Result<()> {
+        let _ = (uuid, volume_id);
+        Ok(())
     }
 }
 

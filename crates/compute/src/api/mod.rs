@@ -26,6 +26,7 @@ pub mod server_meta;
 pub mod server_password;
 pub mod servers;
 pub mod versions;
+pub mod volume_attachments;
 
 /// Every route of the compute API, with authentication and microversions.
 pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
@@ -40,6 +41,7 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(server_diagnostics::routes())
         .merge(server_external_events::routes())
         .merge(attach_interfaces::routes())
+        .merge(volume_attachments::routes())
         .merge(server_password::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new()

@@ -50,6 +50,8 @@ pub struct Extras {
     pub tags: BTreeMap<String, Vec<String>>,
     /// host -> status (UP/DOWN/MAINTENANCE) for host_status
     pub host_status: BTreeMap<String, &'static str>,
+    /// server -> its volumes (`os-extended-volumes:volumes_attached`)
+    pub volumes: BTreeMap<String, Vec<crate::volume::Bdm>>,
 }
 
 pub async fn extras(svc: &ComputeService, list: &[Instance]) -> Result<Extras> {
@@ -72,10 +74,15 @@ pub async fn extras(svc: &ComputeService, list: &[Instance]) -> Result<Extras> {
             host_status.insert(s.host.clone(), st);
         }
     }
+    let mut volumes: BTreeMap<String, Vec<crate::volume::Bdm>> = BTreeMap::new();
+    for b in crate::volume::of_instances(&svc.db, &uuids).await.map_err(ComputeError::Internal)? {
+        volumes.entry(b.instance_uuid.clone()).or_default().push(b);
+    }
     Ok(Extras {
         faults: instances::faults(&svc.db, &errored).await?,
         tags: instances::tags(&svc.db, &uuids).await?,
         host_status,
+        volumes,
     })
 }
 
@@ -186,8 +193,13 @@ pub fn view(svc: &ComputeService, ctx: &AuthContext, mv: Microversion, i: &Insta
     } else if mv.at_least(2, 90) {
         m.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(i.hostname));
     }
-    if mv.at_least(2, 3) {
-        m.insert("os-extended-volumes:volumes_attached".into(), json!([]));
+    {
+        let mut rows: Vec<&crate::volume::Bdm> = x.volumes.get(&i.uuid).map(|v| v.iter().collect()).unwrap_or_default();
+        rows.sort_by_key(|b| (!b.is_root(), b.id));
+        m.insert(
+            "os-extended-volumes:volumes_attached".into(),
+            crate::volume::volumes_attached(&rows, mv.at_least(2, 3)),
+        );
     }
     if mv.at_least(2, 9) {
         m.insert("locked".into(), json!(i.locked));
@@ -736,6 +748,9 @@ pub async fn delete_server(svc: &ComputeService, ctx: &AuthContext, inst: &Insta
             .await
             .map_err(ComputeError::Internal)?;
     }
+    if let Some(vols) = &deps.volumes {
+        vols.release_instance(&svc.db, &inst.uuid).await.map_err(ComputeError::Internal)?;
+    }
     deps.placement.release(&inst.uuid).await.map_err(ComputeError::Internal)?;
     instances::update(
         &svc.db,
@@ -894,6 +909,8 @@ fn parse_create(mv: Microversion, body: &Value) -> Result<Parsed> {
             });
             match from_image.and_then(|b| b["uuid"].as_str()) {
                 Some(u) if b_is_local(from_image) => u.to_string(),
+                // volume-backed: the boot volume is checked with the other volumes (no image)
+                _ if bdms.iter().any(|b| is_volume_bdm(b) && bdm_boot_index(b) == Some(0)) => String::new(),
                 _ if bdms.iter().any(|b| b["destination_type"] == "volume") => {
                     return Err(bad(
                         "Booting from volume is not supported yet: block storage comes with its own service.",
@@ -1047,6 +1064,159 @@ fn parse_create(mv: Microversion, body: &Value) -> Result<Parsed> {
     })
 }
 
+/// The boot index of a block device mapping (an integer or its string; none: not bootable).
+fn bdm_boot_index(b: &Value) -> Option<i64> {
+    b["boot_index"].as_i64().or_else(|| b["boot_index"].as_str().and_then(|s| s.parse().ok()))
+}
+
+/// A mapping that is a volume (`destination_type` volume, or a volume source without one).
+fn is_volume_bdm(b: &Value) -> bool {
+    b["destination_type"] == "volume" || (b["source_type"] == "volume" && b.get("destination_type").is_none())
+}
+
+/// A volume a create asks for (Nova's block_device_mapping_v2 entry with
+/// destination `volume`).
+#[derive(Clone, Debug)]
+struct VolumeBdm {
+    source_type: String,
+    uuid: Option<String>,
+    volume_size: Option<i64>,
+    boot_index: Option<i64>,
+    delete_on_termination: bool,
+    device_name: Option<String>,
+    tag: Option<String>,
+}
+
+/// The volume entries of a create's block_device_mapping_v2, checked as Nova does.
+fn volume_bdms(mv: Microversion, bdms: &[Value]) -> Result<Vec<VolumeBdm>> {
+    let mut out = Vec::new();
+    for b in bdms {
+        let o = c::object(b, Some("block_device_mapping_v2"))?;
+        if !is_volume_bdm(b) {
+            continue;
+        }
+        let source_type = match o.get("source_type").and_then(Value::as_str) {
+            Some(t @ ("image" | "volume" | "blank")) => t.to_string(),
+            Some("snapshot") => {
+                return Err(bad("Block Device Mapping is Invalid: booting from a volume snapshot is not supported."));
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "source_type",
+                    &json!(other),
+                    &format!("'{other}' is not one of ['volume', 'image', 'snapshot', 'blank']"),
+                ));
+            }
+            None => return Err(bad("Block Device Mapping is Invalid: source_type is required.")),
+        };
+        let uuid = match o.get("uuid") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(u)) if c::is_uuid_like(u) => Some(u.clone()),
+            Some(other) => {
+                return Err(bad(format!("Block Device Mapping is Invalid: invalid uuid {}.", py_repr(other))));
+            }
+        };
+        if source_type != "blank" && uuid.is_none() {
+            return Err(bad(format!("Block Device Mapping is Invalid: a {source_type} source needs a uuid.")));
+        }
+        let volume_size = match o.get("volume_size") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(c::integer("volume_size", v, 0, i64::from(i32::MAX), false)?),
+        };
+        if source_type != "volume" && volume_size.unwrap_or(0) == 0 {
+            return Err(bad(
+                "Block Device Mapping is Invalid: Images with destination_type 'volume' need to have a non-zero size specified",
+            ));
+        }
+        let boot_index = match o.get("boot_index") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(c::integer("boot_index", v, -1, i64::from(i32::MAX), true)?).filter(|i| *i >= 0),
+        };
+        let delete_on_termination = match o.get("delete_on_termination") {
+            None | Some(Value::Null) => false,
+            Some(v) => c::boolean("delete_on_termination", v)?,
+        };
+        let device_name = match o.get("device_name") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(c::string("device_name", v, 1, 255)?.to_string()),
+        };
+        let tag = match o.get("tag") {
+            Some(v) if mv.at_least(2, 42) || mv.at_least(2, 32) && !mv.at_least(2, 33) => {
+                Some(c::string("tag", v, 1, 60)?.to_string())
+            }
+            Some(_) => return Err(bad("Additional properties are not allowed ('tag' was unexpected)")),
+            None => None,
+        };
+        out.push(VolumeBdm { source_type, uuid, volume_size, boot_index, delete_on_termination, device_name, tag });
+    }
+    if out.iter().filter(|b| b.boot_index == Some(0)).count() > 1 {
+        return Err(bad(
+            "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.",
+        ));
+    }
+    Ok(out)
+}
+
+/// The volumes a create asks for, checked with the caller's token; for a
+/// volume-backed server, what stands for its image (the boot image, or the
+/// boot volume's image metadata).
+async fn check_volumes(
+    svc: &ComputeService,
+    ctx: &AuthContext,
+    vols: &crate::volume::Volumes,
+    bdms: &[VolumeBdm],
+) -> Result<Option<Value>> {
+    let mut boot = None;
+    for b in bdms {
+        match (b.source_type.as_str(), &b.uuid) {
+            ("volume", Some(id)) => {
+                let vol = vols
+                    .get(Some(&ctx.token), id)
+                    .await
+                    .map_err(|e| ComputeError::Internal(anyhow::anyhow!("{e}")))?
+                    .ok_or_else(|| bad(format!("Block Device Mapping is Invalid: failed to get volume {id}.")))?;
+                let status = vol["status"].as_str().unwrap_or_default();
+                if status != "available" {
+                    return Err(bad(format!(
+                        "Invalid volume: volume '{id}' status must be 'available'. Currently in '{status}'"
+                    )));
+                }
+                if b.boot_index == Some(0) {
+                    let props = vol["volume_image_metadata"].as_object().cloned().unwrap_or_default();
+                    let num = |k: &str| props.get(k).and_then(|v| v.as_str()?.parse::<i64>().ok()).unwrap_or(0);
+                    let mut img = json!({"min_ram": num("min_ram"), "min_disk": 0, "size": 0});
+                    for (k, v) in props {
+                        if img.get(&k).is_none() {
+                            img[k] = v;
+                        }
+                    }
+                    boot = Some(img);
+                }
+            }
+            ("image", Some(id)) => {
+                let mut img = image_for(svc, ctx, id).await?;
+                let min_disk = img["min_disk"].as_i64().unwrap_or(0);
+                let size = b.volume_size.unwrap_or(0);
+                if size < min_disk || size << 30 < img["size"].as_i64().unwrap_or(0) {
+                    return Err(bad(format!(
+                        "Volume is smaller than the minimum size specified in image metadata. Volume size is {} bytes, minimum size is {} bytes.",
+                        size << 30,
+                        (min_disk << 30).max(img["size"].as_i64().unwrap_or(0))
+                    )));
+                }
+                if b.boot_index == Some(0) {
+                    // the disk is the volume's, not the flavor's
+                    img["min_disk"] = json!(0);
+                    img["size"] = json!(0);
+                    boot = Some(img);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(boot)
+}
+
 fn b_is_local(b: Option<&Value>) -> bool {
     b.is_some_and(|b| b["destination_type"].as_str().is_none_or(|d| d == "local"))
 }
@@ -1112,6 +1282,15 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
     let project = project_of(&ctx)?.to_string();
     authorize(&svc, &ctx, "os_compute_api:servers:create", &project_target(&project))?;
     let p = parse_create(mv, &body)?;
+    let vol_bdms = volume_bdms(mv, &p.bdms)?;
+    let volume_backed = p.image_id.is_empty() && vol_bdms.iter().any(|b| b.boot_index == Some(0));
+    let vols = svc.deps()?.volumes.clone();
+    if !vol_bdms.is_empty() && vols.is_none() {
+        return Err(bad("Booting from volume is not supported yet: block storage comes with its own service."));
+    }
+    if p.max > 1 && vol_bdms.iter().any(|b| b.source_type == "volume") {
+        return Err(bad("Cannot attach one or more volumes to multiple instances"));
+    }
     let hints = match body.get("os:scheduler_hints").or_else(|| body.get("OS-SCH-HNT:scheduler_hints")) {
         None => Map::new(),
         Some(v) => c::object(v, Some("os:scheduler_hints"))?.clone(),
@@ -1159,13 +1338,22 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
         }
         None => None,
     };
-    let img = image_for(&svc, &ctx, &p.image_id).await?;
+    let boot = match &vols {
+        Some(v) if !vol_bdms.is_empty() => check_volumes(&svc, &ctx, v, &vol_bdms).await?,
+        _ => None,
+    };
+    let img = match boot {
+        Some(b) if volume_backed => b,
+        _ => image_for(&svc, &ctx, &p.image_id).await?,
+    };
     let min_ram = img["min_ram"].as_i64().unwrap_or(0);
     let min_disk = img["min_disk"].as_i64().unwrap_or(0);
     if min_ram > flavor.memory_mb {
         return Err(bad("Flavor's memory is too small for requested image."));
     }
-    if flavor.root_gb == 0 {
+    if volume_backed {
+        // the root disk is the volume: nothing of the flavor's disk to check
+    } else if flavor.root_gb == 0 {
         if !svc.policy.allowed(&ctx, "os_compute_api:servers:create:zero_disk_flavor", &project_target(&project)) {
             return Err(ComputeError::Forbidden(
                 "Only volume-backed servers are allowed for flavors with zero disk.".into(),
@@ -1206,10 +1394,15 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
             p.metadata.len()
         )));
     }
+    let mut flavor_spec = FlavorSpec::from_flavor(&flavor);
+    if volume_backed {
+        // a volume-backed server claims no root disk on its host
+        flavor_spec.root_gb = 0;
+    }
     let spec = RequestSpec {
         project_id: project.clone(),
         user_id: ctx.user_id.clone(),
-        flavor: FlavorSpec::from_flavor(&flavor),
+        flavor: flavor_spec,
         image_id: p.image_id.clone(),
         image_properties: image_properties(&img),
         availability_zone: p.az.clone().or_else(|| {
@@ -1331,16 +1524,48 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
         if let Some(g) = &group {
             store::server_groups::add_member(&txn, &g.uuid, &uuid).await?;
         }
+        let mut used: Vec<String> = Vec::new();
+        for b in &vol_bdms {
+            let device = match (&b.device_name, b.boot_index) {
+                (Some(d), _) if !used.contains(d) => d.clone(),
+                (_, Some(0)) if !used.iter().any(|u| u == "/dev/vda") => "/dev/vda".to_string(),
+                _ => crate::volume::next_device(&used, flavor.ephemeral_gb > 0)
+                    .ok_or_else(|| bad("Block Device Mapping is Invalid: too many volumes."))?,
+            };
+            used.push(device.clone());
+            let (image_id, volume_id) = match b.source_type.as_str() {
+                "image" => (b.uuid.clone(), None),
+                "volume" => (None, b.uuid.clone()),
+                _ => (None, None),
+            };
+            crate::volume::insert(
+                &txn,
+                crate::volume::NewBdm {
+                    instance_uuid: uuid.clone(),
+                    source_type: b.source_type.clone(),
+                    image_id,
+                    volume_id,
+                    volume_size: b.volume_size,
+                    attachment_id: None,
+                    device_name: Some(device),
+                    boot_index: b.boot_index,
+                    delete_on_termination: b.delete_on_termination,
+                    tag: b.tag.clone(),
+                },
+            )
+            .await
+            .map_err(ComputeError::Internal)?;
+        }
         uuids.push(uuid);
     }
-    stratus_saga::Engine::create_in(
-        &txn,
-        crate::conductor::BUILD,
-        &saga_id,
-        &crate::conductor::build_state(&uuids, &spec, &rid),
-    )
-    .await
-    .map_err(ComputeError::Internal)?;
+    let mut state = crate::conductor::build_state(&uuids, &spec, &rid);
+    if !vol_bdms.is_empty() {
+        // the volumes compute makes are the creator's: the build makes them with its token
+        state["user_token"] = json!(ctx.token);
+    }
+    stratus_saga::Engine::create_in(&txn, crate::conductor::BUILD, &saga_id, &state)
+        .await
+        .map_err(ComputeError::Internal)?;
     txn.commit().await?;
     // if the cast is lost, a conductor adopts the saga once it looks orphaned
     if let Err(e) = deps.bus.cast(rpc::CONDUCTOR, &rpc::BuildInstances { saga_id: saga_id.clone() }, &rid).await {
