@@ -167,7 +167,7 @@ async fn up_registers_preloaded_images_once() {
             .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
             .env("STRATUS_IMAGE__PRELOAD", format!("[\"{}\"]", disk.display()))
             .stdout(Stdio::null())
