@@ -107,6 +107,18 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-volumes-attachments:update", "rule:project_member_or_admin"),
     ("os_compute_api:os-volumes-attachments:swap", "rule:admin_api"),
     ("os_compute_api:os-volumes-attachments:delete", "rule:project_member_or_admin"),
+    ("os_compute_api:os-assisted-volume-snapshots:create", "rule:service_api"),
+    ("os_compute_api:os-assisted-volume-snapshots:delete", "rule:service_api"),
+    ("os_compute_api:os-volumes:list", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes:detail", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes:show", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes:create", "rule:project_member_or_admin"),
+    ("os_compute_api:os-volumes:delete", "rule:project_member_or_admin"),
+    ("os_compute_api:os-volumes:snapshots:list", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes:snapshots:detail", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes:snapshots:show", "rule:project_reader_or_admin"),
+    ("os_compute_api:os-volumes:snapshots:create", "rule:project_member_or_admin"),
+    ("os_compute_api:os-volumes:snapshots:delete", "rule:project_member_or_admin"),
 ];
 
 /// Every default rule of the compute API: the base, the server rules and the

@@ -153,6 +153,15 @@ pub async fn find(db: &Db, instance_uuid: &str, volume_id: &str) -> anyhow::Resu
         .await?)
 }
 
+/// The row of `volume_id` on whichever server has it (Nova's `get_by_volume`).
+pub async fn by_volume(db: &Db, volume_id: &str) -> anyhow::Result<Option<Bdm>> {
+    Ok(bdm::Entity::find()
+        .filter(bdm::Column::VolumeId.eq(volume_id))
+        .order_by_asc(bdm::Column::Id)
+        .one(&db.write)
+        .await?)
+}
+
 pub async fn get(db: &Db, uuid: &str) -> anyhow::Result<Option<Bdm>> {
     Ok(bdm::Entity::find().filter(bdm::Column::Uuid.eq(uuid)).one(&db.write).await?)
 }
@@ -289,6 +298,12 @@ impl Volumes {
             return Err(VolumeError::Status { status: status.as_u16(), message: fault_message(&text) });
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Any call of the block storage API as the caller (`token`): the
+    /// deprecated proxies (`/os-volumes`, `/os-snapshots`) forward with it.
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> VResult<Value> {
+        self.send(method, path, token, body).await
     }
 
     async fn token_or_service(&self, token: Option<&str>) -> VResult<String> {

@@ -246,12 +246,26 @@ async fn boot_from_volume_from_an_image_and_from_a_volume() {
     delete_server(&c, &tok, &server).await;
     wait_volume(&c, &tok, &vol, |v| v.is_none()).await;
 
-    // from the user's volume, kept when the server goes
+    // from the user's volume, kept when the server goes; a blank volume is
+    // not bootable until it is marked so (Nova's InvalidBDMVolumeNotBootable)
     let mine = new_volume(&c, &tok, "root").await;
     let body = bfv(
         "bfv-volume",
         json!({"boot_index": 0, "uuid": mine, "source_type": "volume", "destination_type": "volume"}),
     );
+    let r = c.nova(Method::POST, "/servers", &tok, MV, Some(body.clone())).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("is not bootable"), "{}", r.text);
+    let b = c
+        .cinder(
+            Method::POST,
+            &format!("/volumes/{mine}/action"),
+            &tok,
+            VMV,
+            Some(json!({"os-set_bootable": {"bootable": true}})),
+        )
+        .await;
+    assert_eq!(b.status, 200, "{}", b.text);
     let r = c.nova(Method::POST, "/servers", &tok, MV, Some(body)).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let server = r.body["server"]["id"].as_str().unwrap().to_string();
@@ -266,6 +280,20 @@ async fn boot_from_volume_from_an_image_and_from_a_volume() {
     assert_eq!(r.status, 400, "{}", r.text);
     delete_server(&c, &tok, &server).await;
     wait_volume(&c, &tok, &mine, |v| v.is_some_and(|v| v["status"] == "available")).await;
+
+    // a destination that is neither local nor a volume is refused, in any entry
+    let mut body = bfv(
+        "bfv-bad-destination",
+        json!({"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "local"}),
+    );
+    body["server"]["imageRef"] = json!(image);
+    body["server"]["block_device_mapping_v2"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"source_type": "volume", "uuid": mine, "destination_type": "invalid"}));
+    let r = c.nova(Method::POST, "/servers", &tok, MV, Some(body)).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("destination_type"), "{}", r.text);
 
     // an image volume without a size is refused
     let body = bfv(
@@ -315,4 +343,131 @@ async fn a_failed_volume_backed_build_leaves_no_volume() {
         *conductor.faults.lock().unwrap() = Default::default();
         delete_server(&c, &tok, &server).await;
     }
+}
+
+#[tokio::test]
+async fn the_os_volumes_and_os_snapshots_proxies() {
+    let c = cloud().await;
+    let admin = c.admin_token().await;
+    let (_, _, tok) = c.user_with_role(&admin, "member").await;
+    const PMV: &str = "2.35";
+
+    // create in Nova's words: 200, the old view, a Location
+    let body = json!({"volume": {"size": "1", "display_name": "old", "display_description": "d",
+        "metadata": {"Type": "work"}}});
+    let r = c.nova(Method::POST, "/os-volumes", &tok, PMV, Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.body["volume"].clone();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!((v["displayName"].as_str(), v["size"].as_i64()), (Some("old"), Some(1)), "{v}");
+    assert_eq!(v["attachments"], json!([{}]), "{v}");
+    assert_eq!(v["metadata"], json!({"Type": "work"}));
+    for k in ["availabilityZone", "createdAt", "displayDescription", "volumeType", "snapshotId", "status"] {
+        assert!(v.get(k).is_some(), "{k} missing: {v}");
+    }
+    wait_volume(&c, &tok, &id, |v| v.is_some_and(|v| v["status"] == "available")).await;
+    let s = c.nova(Method::GET, &format!("/os-volumes/{id}"), &tok, PMV, None).await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    assert_eq!(s.body["volume"]["status"], "available");
+    for path in ["/os-volumes", "/os-volumes/detail"] {
+        let l = c.nova(Method::GET, path, &tok, PMV, None).await;
+        assert_eq!(l.status, 200, "{}", l.text);
+        assert!(l.body["volumes"].as_array().unwrap().iter().any(|x| x["id"] == id.as_str()), "{}", l.text);
+    }
+    let l = c.nova(Method::GET, "/os-volumes/detail?limit=0", &tok, PMV, None).await;
+    assert_eq!(l.body["volumes"], json!([]));
+
+    // refusals: a bad or missing size, an unknown volume, past 2.35
+    for bad in [json!({"volume": {}}), json!({"volume": {"size": 0}}), json!({"volume": {"size": "#$%"}})] {
+        let r = c.nova(Method::POST, "/os-volumes", &tok, PMV, Some(bad)).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+    }
+    let missing = uuid::Uuid::new_v4();
+    assert_eq!(c.nova(Method::GET, &format!("/os-volumes/{missing}"), &tok, PMV, None).await.status, 404);
+    assert_eq!(c.nova(Method::DELETE, &format!("/os-volumes/{missing}"), &tok, PMV, None).await.status, 404);
+    assert_eq!(c.nova(Method::GET, &format!("/os-volumes/{id}"), &tok, "2.36", None).await.status, 404);
+
+    // snapshots
+    let r = c
+        .nova(
+            Method::POST,
+            "/os-snapshots",
+            &tok,
+            PMV,
+            Some(json!({"snapshot": {"volume_id": id, "display_name": "snap"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let snap = r.body["snapshot"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["snapshot"]["volumeId"], id.as_str());
+    assert_eq!(r.body["snapshot"].as_object().unwrap().len(), 7, "{}", r.text);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = c.nova(Method::GET, &format!("/os-snapshots/{snap}"), &tok, PMV, None).await;
+        assert_eq!(s.status, 200, "{}", s.text);
+        assert_eq!(s.body["snapshot"]["displayName"], "snap");
+        if s.body["snapshot"]["status"] == "available" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", s.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let l = c.nova(Method::GET, "/os-snapshots/detail", &tok, PMV, None).await;
+    assert!(l.body["snapshots"].as_array().unwrap().iter().any(|x| x["id"] == snap.as_str()), "{}", l.text);
+    let d = c.nova(Method::DELETE, &format!("/os-snapshots/{snap}"), &tok, PMV, None).await;
+    assert_eq!(d.status, 202, "{}", d.text);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while c.nova(Method::GET, &format!("/os-snapshots/{snap}"), &tok, PMV, None).await.status != 404 {
+        assert!(std::time::Instant::now() < deadline, "the snapshot stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // delete: 202, then gone
+    let d = c.nova(Method::DELETE, &format!("/os-volumes/{id}"), &tok, PMV, None).await;
+    assert_eq!(d.status, 202, "{}", d.text);
+    wait_volume(&c, &tok, &id, |v| v.is_none()).await;
+}
+
+#[tokio::test]
+async fn assisted_volume_snapshots_need_an_attached_volume_and_the_service_role() {
+    let c = cloud().await;
+    let admin = c.admin_token().await;
+    let (_, _, tok) = c.user_with_role(&admin, "member").await;
+    let (_, _, service) = c.user_with_role(&admin, "service").await;
+    let image = c.boot_image(&admin).await;
+    let server = boot(&c, &tok, &image, "vm").await;
+    let vol = new_volume(&c, &tok, "data").await;
+    let create = |volume: &str| {
+        json!({"snapshot": {"volume_id": volume, "create_info": {"snapshot_id": uuid::Uuid::new_v4().to_string(),
+            "type": "qcow2", "new_file": "new_file"}}})
+    };
+    let path = "/os-assisted-volume-snapshots";
+    // not attached anywhere: 400; a member may not ask
+    let r = c.nova(Method::POST, path, &service, MV, Some(create(&vol))).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = c.nova(Method::POST, path, &tok, MV, Some(create(&vol))).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let mut bad = create(&vol);
+    bad["snapshot"]["create_info"]["type"] = json!("raw");
+    assert_eq!(c.nova(Method::POST, path, &service, MV, Some(bad)).await.status, 400);
+
+    let r = c
+        .nova(
+            Method::POST,
+            &format!("/servers/{server}/os-volume_attachments"),
+            &tok,
+            MV,
+            Some(json!({"volumeAttachment": {"volumeId": vol}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c.nova(Method::POST, path, &service, MV, Some(create(&vol))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body, json!({"snapshot": {"id": null, "volumeId": vol}}));
+    let info = format!("{{\"volume_id\": \"{vol}\", \"type\": \"qcow2\"}}");
+    let q: String = info.bytes().map(|b| format!("%{b:02X}")).collect();
+    let d = c.nova(Method::DELETE, &format!("{path}/None?delete_info={q}"), &service, MV, None).await;
+    assert_eq!(d.status, 204, "{}", d.text);
+    let d = c.nova(Method::DELETE, &format!("{path}/None"), &service, MV, None).await;
+    assert_eq!(d.status, 400, "{}", d.text);
 }

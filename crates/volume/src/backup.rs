@@ -252,6 +252,8 @@ async fn make_backup(host: &VolumeHost, backup_id: &str, root: &Path, part: &Pat
     let mpath = part.join(MANIFEST);
     tokio::fs::write(&mpath, &text).await?;
     tokio::fs::File::open(&mpath).await?.sync_all().await?;
+    // the directory's entries (chunk files, manifest) too
+    tokio::fs::File::open(part).await?.sync_all().await?;
     let dir = backup_dir(root, backup_id)?;
     tokio::fs::rename(part, &dir).await.with_context(|| format!("cannot move the backup to {}", dir.display()))?;
 
@@ -310,7 +312,10 @@ async fn write_chunks(
                     {
                         return Ok((pc.clone(), false));
                     }
-                    std::fs::write(part.join(chunk_name(i)), &buf)?;
+                    // durable before the backup can be called available
+                    let mut f = std::fs::File::create(part.join(chunk_name(i)))?;
+                    std::io::Write::write_all(&mut f, &buf)?;
+                    f.sync_data()?;
                     Ok((Chunk { sha256: Some(hash), stored_in: Some(backup_id) }, true))
                 })
                 .await

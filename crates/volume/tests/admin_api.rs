@@ -1,145 +1,21 @@
 //! Quotas, quota classes, limits, services, availability zones, pools,
-//! capabilities and hosts of the block storage API, driven in process on a
-//! fresh database of every reachable backend, with fixed tokens instead of
-//! identity: `ADMIN` (admin of project A), `MEMBER` and `READER` of project
-//! A, `OTHER` (member of project B).
+//! capabilities and hosts of the block storage API of a whole cloud (`mod
+//! cloud`: the API, the scheduler `sched1` and the volume host `volume1`) on
+//! a fresh database of every reachable backend, with its fixed tokens:
+//! `ADMIN` (admin of project A), `MEMBER` and `READER` of project A,
+//! `OTHER` (member of project B). Any answer of 500 or more fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod cloud;
 
-use axum::body::Body;
-use axum::http::{Method, Request};
-use futures::future::BoxFuture;
+use cloud::{ADMIN, MEMBER, OTHER, PROJECT_A, PROJECT_B, READER, strict_clouds};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde_json::{Value, json};
-use stratus_core::auth::TokenError;
-use stratus_core::{AuthContext, Config, TokenValidator};
 use stratus_db::Db;
 use stratus_volume::driver::Pool;
 use stratus_volume::entity::{backup, service, snapshot, volume, volume_type};
 use stratus_volume::store::{quotas, services};
-use tower::ServiceExt;
-
-const ADMIN: &str = "tok-admin";
-const MEMBER: &str = "tok-member";
-const READER: &str = "tok-reader";
-const OTHER: &str = "tok-other";
-
-const PROJECT_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const PROJECT_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-fn context(token: &str) -> Option<AuthContext> {
-    let (user, project, roles): (&str, &str, &[&str]) = match token {
-        ADMIN => ("admin-user", PROJECT_A, &["admin", "member", "reader"]),
-        MEMBER => ("member-user", PROJECT_A, &["member", "reader"]),
-        READER => ("reader-user", PROJECT_A, &["reader"]),
-        OTHER => ("other-user", PROJECT_B, &["member", "reader"]),
-        _ => return None,
-    };
-    let now = chrono::Utc::now();
-    Some(AuthContext {
-        token: token.to_string(),
-        user_id: user.to_string(),
-        user_name: user.to_string(),
-        user_domain_id: "default".into(),
-        user_domain_name: "Default".into(),
-        project_id: Some(project.to_string()),
-        project_name: Some(project.to_string()),
-        project_domain_id: Some("default".into()),
-        project_domain_name: Some("Default".into()),
-        domain_id: None,
-        domain_name: None,
-        system_scope: false,
-        roles: roles.iter().map(|r| (format!("{r}-id"), r.to_string())).collect(),
-        is_admin_project: false,
-        issued_at: now,
-        expires_at: now + chrono::Duration::hours(1),
-        audit_ids: vec!["audit".into()],
-        methods: vec!["password".into()],
-        application_credential_id: None,
-        service_roles: Vec::new(),
-        creds_memo: std::sync::OnceLock::new(),
-    })
-}
-
-struct Tokens;
-
-impl TokenValidator for Tokens {
-    fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<AuthContext>, TokenError>> {
-        Box::pin(async move { context(token).map(Arc::new).ok_or_else(|| TokenError::Invalid("unknown token".into())) })
-    }
-}
-
-struct Resp {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-struct Api {
-    backend: &'static str,
-    db: Db,
-    cfg: Config,
-    router: axum::Router,
-}
-
-impl Api {
-    async fn start(backend: &'static str, url: &str) -> Api {
-        let db = Db::connect(url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
-        db.migrate::<stratus_volume::Migrator>().await.unwrap_or_else(|e| panic!("{backend}: {e}"));
-        let cfg = Config::default();
-        let svc = stratus_volume::VolumeService::open(cfg.clone(), db.clone()).unwrap();
-        let router = stratus_volume::router(svc, Arc::new(Tokens));
-        Api { backend, db, cfg, router }
-    }
-
-    async fn call(&self, method: Method, path: &str, token: &str, mv: &str, body: Option<Value>) -> Resp {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("x-auth-token", token)
-            .header("openstack-api-version", format!("volume {mv}"));
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let resp = self.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        assert!(status < 500, "{}: {status} on {path}: {text}", self.backend);
-        Resp { status, body, text }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Resp {
-        self.call(Method::GET, path, token, "3.0", None).await
-    }
-    async fn get_at(&self, path: &str, token: &str, mv: &str) -> Resp {
-        self.call(Method::GET, path, token, mv, None).await
-    }
-    async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.call(Method::PUT, path, token, "3.0", Some(body)).await
-    }
-    async fn put_at(&self, path: &str, token: &str, mv: &str, body: Value) -> Resp {
-        self.call(Method::PUT, path, token, mv, Some(body)).await
-    }
-    async fn delete(&self, path: &str, token: &str) -> Resp {
-        self.call(Method::DELETE, path, token, "3.0", None).await
-    }
-}
-
-async fn apis() -> Vec<Api> {
-    let mut out = Vec::new();
-    for (backend, url) in stratus_db::testing::fresh_urls().await {
-        out.push(Api::start(backend, &url).await);
-    }
-    out
-}
 
 fn now() -> String {
     stratus_volume::api::now()
@@ -292,7 +168,7 @@ const GLOBAL: &[&str] =
 
 #[tokio::test]
 async fn quota_sets_show_update_delete() {
-    for api in apis().await {
+    for api in strict_clouds().await {
         let b = api.backend;
         let path = format!("/v3/os-quota-sets/{PROJECT_A}");
         let r = api.get(&path, MEMBER).await;
@@ -300,6 +176,8 @@ async fn quota_sets_show_update_delete() {
         let q = &r.body["quota_set"];
         let mut want: Vec<String> = GLOBAL.iter().map(|s| s.to_string()).collect();
         want.push("id".into());
+        // the default type the cloud made at start brings its per-type quotas
+        want.extend(["gigabytes___DEFAULT__", "snapshots___DEFAULT__", "volumes___DEFAULT__"].map(String::from));
         want.sort();
         assert_eq!(keys(q), want, "{b}");
         assert_eq!(q["id"], PROJECT_A);
@@ -313,7 +191,7 @@ async fn quota_sets_show_update_delete() {
         assert_eq!(api.get(&format!("/v3/os-quota-sets/{PROJECT_B}"), ADMIN).await.status, 200, "{b}");
 
         // a volume type brings its per-type quotas, unlimited by default
-        insert_type(&api.db, "fast", json!({})).await;
+        let fast = insert_type(&api.db, "fast", json!({})).await;
         let q = api.get(&path, MEMBER).await.body["quota_set"].clone();
         assert_eq!(
             (q["volumes_fast"].as_i64(), q["gigabytes_fast"].as_i64(), q["snapshots_fast"].as_i64()),
@@ -353,7 +231,6 @@ async fn quota_sets_show_update_delete() {
         assert!(r.text.contains("Bad key(s) in quota set: bogus"), "{b}: {}", r.text);
 
         // usage
-        let fast = volume_type::Entity::find().one(&api.db.read).await.unwrap().unwrap().id;
         let v1 = insert_volume(&api.db, PROJECT_A, 5, Some(&fast)).await;
         insert_volume(&api.db, PROJECT_A, 2, None).await;
         insert_volume(&api.db, PROJECT_B, 7, None).await;
@@ -397,7 +274,7 @@ async fn quota_sets_show_update_delete() {
 
 #[tokio::test]
 async fn quota_classes_set_the_defaults() {
-    for api in apis().await {
+    for api in strict_clouds().await {
         let b = api.backend;
         let r = api.get("/v3/os-quota-class-sets/default", ADMIN).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
@@ -455,7 +332,7 @@ async fn quota_classes_set_the_defaults() {
 
 #[tokio::test]
 async fn check_refuses_at_the_limit() {
-    for api in apis().await {
+    for api in strict_clouds().await {
         let b = api.backend;
         let cfg = &api.cfg.volume;
         let db = &api.db;
@@ -543,7 +420,7 @@ async fn check_refuses_at_the_limit() {
 
 #[tokio::test]
 async fn racing_creates_take_exactly_the_last_units() {
-    for api in apis().await {
+    for api in strict_clouds().await {
         let b = api.backend;
         assert_eq!(
             api.put(&format!("/v3/os-quota-sets/{PROJECT_A}"), ADMIN, json!({"quota_set": {"volumes": 5}}))
@@ -587,7 +464,7 @@ async fn racing_creates_take_exactly_the_last_units() {
 
 #[tokio::test]
 async fn limits_reflect_quotas_and_usage() {
-    for api in apis().await {
+    for api in strict_clouds().await {
         let b = api.backend;
         let r = api.get("/v3/limits", READER).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
@@ -640,9 +517,11 @@ async fn limits_reflect_quotas_and_usage() {
 
 #[tokio::test]
 async fn services_list_state_and_admin_actions() {
-    for api in apis().await {
+    for api in strict_clouds().await {
         let b = api.backend;
         let db = &api.db;
+        // the cloud's own: sched1 (scheduler), volume1@file (volume), volume1 (backup)
+        api.services_registered().await;
         services::heartbeat(&db.write, "node1", "cinder-scheduler", "nova", &[]).await.unwrap();
         services::heartbeat(&db.write, "node1@file", "cinder-volume", "nova", &[file_pool("file")]).await.unwrap();
         services::heartbeat(&db.write, "node1", "cinder-backup", "nova", &[]).await.unwrap();
@@ -653,7 +532,7 @@ async fn services_list_state_and_admin_actions() {
         let r = api.get("/v3/os-services", ADMIN).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
         let list = r.body["services"].as_array().unwrap().clone();
-        assert_eq!(list.len(), 4, "{b}: {}", r.text);
+        assert_eq!(list.len(), 4 + 3, "{b}: {}", r.text);
         let find = |l: &[Value], host: &str, bin: &str| -> Value {
             l.iter().find(|s| s["host"] == host && s["binary"] == bin).cloned().unwrap()
         };
@@ -680,7 +559,7 @@ async fn services_list_state_and_admin_actions() {
         assert_eq!(l.len(), 3, "{b}");
         let l =
             api.get("/v3/os-services?binary=cinder-volume", ADMIN).await.body["services"].as_array().unwrap().clone();
-        assert_eq!(l.len(), 2);
+        assert_eq!(l.len(), 2 + 1);
         let l = api.get("/v3/os-services?host=node1&binary=cinder-volume", ADMIN).await.body["services"]
             .as_array()
             .unwrap()
@@ -688,8 +567,12 @@ async fn services_list_state_and_admin_actions() {
         assert_eq!(l.len(), 1);
         assert_eq!(l[0]["host"], "node1@file");
 
-        let alive = services::alive_volume_hosts(&db.read, 60).await.unwrap();
-        assert_eq!(alive.iter().map(|s| s.host.as_str()).collect::<Vec<_>>(), ["node1@file"], "{b}");
+        let alive = |l: Vec<service::Model>| l.into_iter().map(|s| s.host).collect::<Vec<_>>();
+        assert_eq!(
+            alive(services::alive_volume_hosts(&db.read, 60).await.unwrap()),
+            ["node1@file", "volume1@file"],
+            "{b}"
+        );
 
         // disable, with a reason, and enable again
         let body = json!({"host": "node1@file", "binary": "cinder-volume"});
@@ -700,7 +583,7 @@ async fn services_list_state_and_admin_actions() {
             r.body,
             json!({"host": "node1@file", "service": "", "binary": "cinder-volume", "status": "disabled", "disabled": true})
         );
-        assert!(services::alive_volume_hosts(&db.read, 60).await.unwrap().is_empty(), "{b}");
+        assert_eq!(alive(services::alive_volume_hosts(&db.read, 60).await.unwrap()), ["volume1@file"], "{b}");
         // a heartbeat keeps it disabled
         services::heartbeat(&db.write, "node1@file", "cinder-volume", "nova", &[file_pool("file")]).await.unwrap();
         let l = api.get("/v3/os-services?binary=cinder-volume&host=node1", ADMIN).await.body["services"].clone();
@@ -723,7 +606,7 @@ async fn services_list_state_and_admin_actions() {
         assert_eq!(r.body["disabled_reason"], Value::Null);
         let l = api.get("/v3/os-services?binary=cinder-volume&host=node1", ADMIN).await.body["services"].clone();
         assert_eq!((l[0]["status"].as_str(), l[0]["disabled_reason"].is_null()), (Some("enabled"), true), "{b}");
-        assert_eq!(services::alive_volume_hosts(&db.read, 60).await.unwrap().len(), 1);
+        assert_eq!(services::alive_volume_hosts(&db.read, 60).await.unwrap().len(), 2);
         // errors
         assert_eq!(
             api.put("/v3/os-services/disable", ADMIN, json!({"host": "nowhere", "binary": "cinder-volume"}))
@@ -746,7 +629,7 @@ async fn services_list_state_and_admin_actions() {
         assert_eq!(r.status, 200, "{b}: {}", r.text);
         let l = api.get("/v3/os-services?binary=cinder-volume&host=node1", ADMIN).await.body["services"].clone();
         assert_eq!(l[0]["frozen"], true, "{b}");
-        assert!(services::alive_volume_hosts(&db.read, 60).await.unwrap().is_empty());
+        assert_eq!(alive(services::alive_volume_hosts(&db.read, 60).await.unwrap()), ["volume1@file"], "{b}");
         assert_eq!(api.put("/v3/os-services/thaw", ADMIN, json!({"host": "node1@file"})).await.status, 200);
         let l = api.get("/v3/os-services?binary=cinder-volume&host=node1", ADMIN).await.body["services"].clone();
         assert_eq!(l[0]["frozen"], false);
@@ -762,9 +645,11 @@ async fn services_list_state_and_admin_actions() {
 
 #[tokio::test]
 async fn pools_capabilities_zones_and_hosts() {
-    for api in apis().await {
+    for api in strict_clouds().await {
         let b = api.backend;
         let db = &api.db;
+        // the cloud's own: sched1, volume1@file (pool `file`, zone nova), volume1 (backup)
+        api.services_registered().await;
         services::heartbeat(&db.write, "node1", "cinder-scheduler", "nova", &[]).await.unwrap();
         services::heartbeat(&db.write, "node1@file", "cinder-volume", "nova", &[file_pool("file")]).await.unwrap();
         services::heartbeat(&db.write, "node2@lvm", "cinder-volume", "zone2", &[file_pool("a"), file_pool("b")])
@@ -779,7 +664,7 @@ async fn pools_capabilities_zones_and_hosts() {
         let mut names: Vec<String> =
             r.body["pools"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
         names.sort();
-        assert_eq!(names, ["node1@file#file", "node2@lvm#a", "node2@lvm#b"], "{b}");
+        assert_eq!(names, ["node1@file#file", "node2@lvm#a", "node2@lvm#b", "volume1@file#file"], "{b}");
         assert_eq!(keys(&r.body["pools"][0]), ["name"]);
         let r = api.get("/v3/scheduler-stats/get_pools?detail=true", ADMIN).await;
         let p = r.body["pools"].as_array().unwrap().iter().find(|p| p["name"] == "node1@file#file").unwrap().clone();
@@ -800,12 +685,12 @@ async fn pools_capabilities_zones_and_hosts() {
                 .as_array()
                 .unwrap()
                 .len(),
-            3
+            3 + 1
         );
         // a disabled host's pools are gone
         api.put("/v3/os-services/disable", ADMIN, json!({"host": "node2@lvm", "binary": "cinder-volume"})).await;
         let r = api.get("/v3/scheduler-stats/get_pools", ADMIN).await;
-        assert_eq!(r.body["pools"].as_array().unwrap().len(), 1, "{b}");
+        assert_eq!(r.body["pools"].as_array().unwrap().len(), 1 + 1, "{b}");
 
         // capabilities of a backend (clients cut `#pool` off)
         assert_eq!(api.get("/v3/capabilities/node1@file", MEMBER).await.status, 403);
@@ -839,7 +724,7 @@ async fn pools_capabilities_zones_and_hosts() {
         let r = api.get("/v3/os-hosts", ADMIN).await;
         assert_eq!(r.status, 200, "{b}: {}", r.text);
         let hosts = r.body["hosts"].as_array().unwrap().clone();
-        assert_eq!(hosts.len(), 3, "{b}: enabled services only");
+        assert_eq!(hosts.len(), 3 + 3, "{b}: enabled services only");
         let h = hosts.iter().find(|h| h["host_name"] == "node1@file").unwrap();
         assert_eq!(keys(h), ["host_name", "last-update", "service", "service-state", "service-status", "zone"]);
         assert_eq!((h["service"].as_str(), h["service-status"].as_str()), (Some("cinder-volume"), Some("available")));

@@ -14,6 +14,7 @@ use stratus_core::{AuthContext, TokenValidator};
 use crate::error::{ComputeError, Result};
 use crate::{ComputeService, State};
 
+pub mod assisted_volume_snapshots;
 pub mod attach_interfaces;
 pub mod image_metadata;
 pub mod images;
@@ -27,6 +28,7 @@ pub mod server_password;
 pub mod servers;
 pub mod versions;
 pub mod volume_attachments;
+pub mod volumes;
 
 /// Every route of the compute API, with authentication and microversions.
 pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
@@ -42,6 +44,8 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(server_external_events::routes())
         .merge(attach_interfaces::routes())
         .merge(volume_attachments::routes())
+        .merge(volumes::routes())
+        .merge(assisted_volume_snapshots::routes())
         .merge(server_password::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new()

@@ -1092,6 +1092,10 @@ fn volume_bdms(mv: Microversion, bdms: &[Value]) -> Result<Vec<VolumeBdm>> {
     let mut out = Vec::new();
     for b in bdms {
         let o = c::object(b, Some("block_device_mapping_v2"))?;
+        // Nova's schema: the destination is local or a volume, whatever the source
+        if let Some(d) = o.get("destination_type") {
+            c::one_of("destination_type", d, &["local", "volume"])?;
+        }
         if !is_volume_bdm(b) {
             continue;
         }
@@ -1182,6 +1186,10 @@ async fn check_volumes(
                     )));
                 }
                 if b.boot_index == Some(0) {
+                    // Nova's InvalidBDMVolumeNotBootable
+                    if vol["bootable"] == "false" || vol["bootable"] == false {
+                        return Err(bad(format!("Block Device {id} is not bootable.")));
+                    }
                     let props = vol["volume_image_metadata"].as_object().cloned().unwrap_or_default();
                     let num = |k: &str| props.get(k).and_then(|v| v.as_str()?.parse::<i64>().ok()).unwrap_or(0);
                     let mut img = json!({"min_ram": num("min_ram"), "min_disk": 0, "size": 0});

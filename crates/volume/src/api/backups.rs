@@ -201,14 +201,7 @@ async fn do_list(
                 if detailed { detail(svc, ctx, mv, b, deps.get(&b.id).copied().unwrap_or(0)) } else { summary(svc, b) }
             })
             .collect();
-    let mut out = json!({"backups": page});
-    if let Some(l) = links {
-        out["backups_links"] = l;
-    }
-    if q.with_count && mv.at_least(3, 45) {
-        out["count"] = json!(count);
-    }
-    Ok(out)
+    Ok(list::answer("backups", page, links, (q.with_count && mv.at_least(3, 45)).then_some(count)))
 }
 
 async fn list_summary(

@@ -144,11 +144,7 @@ async fn do_list(
             }
         })
         .collect();
-    let mut out = json!({"group_snapshots": page});
-    if let Some(l) = links {
-        out["group_snapshots_links"] = l;
-    }
-    Ok(out)
+    Ok(list::answer("group_snapshots", page, links, None))
 }
 
 async fn list_summary(

@@ -227,3 +227,17 @@ pub fn page(
     };
     Ok((page, link, count))
 }
+
+/// A list's answer: `{"<collection>": page}`, with `<collection>_links` when
+/// there is a next page and `count` when given (callers give it when asked
+/// with `with_count`, from 3.45).
+pub fn answer(collection: &str, page: Vec<Value>, links: Option<Value>, count: Option<usize>) -> Value {
+    let mut out = json!({collection: page});
+    if let Some(l) = links {
+        out[format!("{collection}_links")] = l;
+    }
+    if let Some(n) = count {
+        out["count"] = json!(n);
+    }
+    out
+}

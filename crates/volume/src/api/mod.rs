@@ -28,6 +28,7 @@ pub mod hosts;
 pub mod limits;
 pub mod list;
 pub mod messages;
+pub mod metadata;
 pub mod qos;
 pub mod quotas;
 pub mod root;

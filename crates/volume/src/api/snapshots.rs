@@ -8,7 +8,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State as AxState};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -20,7 +20,8 @@ use stratus_core::microversion::Microversion;
 
 use crate::api::list::{self, ListQuery};
 use crate::api::{
-    Body, accepted, accepted_empty, allowed, authorize, body_object, is_admin, metadata_from, now, ok, project_of,
+    Body, accepted, accepted_empty, allowed, authorize, body_object, is_admin, metadata, metadata_from, now, ok,
+    project_of,
 };
 use crate::entity::snapshot::{self, Model as Snapshot};
 use crate::error::{Result, VolumeError, bad, invalid_volume, missing};
@@ -208,14 +209,7 @@ async fn do_list(
             v
         })
         .collect();
-    let mut out = json!({"snapshots": page});
-    if let Some(l) = links {
-        out["snapshots_links"] = l;
-    }
-    if q.with_count && mv.at_least(3, 45) {
-        out["count"] = json!(count);
-    }
-    Ok(out)
+    Ok(list::answer("snapshots", page, links, (q.with_count && mv.at_least(3, 45)).then_some(count)))
 }
 
 async fn list_summary(
@@ -489,7 +483,7 @@ async fn write_meta(svc: &VolumeService, s: &mut Snapshot, m: Map<String, Value>
 
 async fn meta_show(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let s = load(&svc, &ctx, &id, "volume:get_snapshot").await?;
-    Ok(ok(json!({"metadata": Value::Object(store_v::json_map(&s.metadata))})))
+    Ok(metadata::show(store_v::json_map(&s.metadata)))
 }
 
 async fn meta_merge(
@@ -499,11 +493,9 @@ async fn meta_merge(
     stratus_core::extract::Json(body): Body,
 ) -> Result<Response> {
     let mut s = load(&svc, &ctx, &id, "volume:snapshot_metadata").await?;
-    let add = metadata_from(body.get("metadata").unwrap_or(&Value::Null))?;
-    let mut m = store_v::json_map(&s.metadata);
-    m.extend(add);
-    write_meta(&svc, &mut s, m.clone()).await?;
-    Ok(ok(json!({"metadata": Value::Object(m)})))
+    let (m, answer) = metadata::merge(store_v::json_map(&s.metadata), &body)?;
+    write_meta(&svc, &mut s, m).await?;
+    Ok(answer)
 }
 
 async fn meta_replace(
@@ -513,9 +505,9 @@ async fn meta_replace(
     stratus_core::extract::Json(body): Body,
 ) -> Result<Response> {
     let mut s = load(&svc, &ctx, &id, "volume:snapshot_metadata").await?;
-    let m = metadata_from(body.get("metadata").unwrap_or(&Value::Null))?;
-    write_meta(&svc, &mut s, m.clone()).await?;
-    Ok(ok(json!({"metadata": Value::Object(m)})))
+    let (m, answer) = metadata::replace(&body)?;
+    write_meta(&svc, &mut s, m).await?;
+    Ok(answer)
 }
 
 async fn meta_item(
@@ -524,9 +516,7 @@ async fn meta_item(
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response> {
     let s = load(&svc, &ctx, &id, "volume:get_snapshot").await?;
-    let m = store_v::json_map(&s.metadata);
-    let val = m.get(&key).ok_or_else(|| crate::error::not_found("Metadata item was not found"))?;
-    Ok(ok(json!({"meta": {key: val}})))
+    metadata::item(&store_v::json_map(&s.metadata), &key)
 }
 
 async fn meta_item_set(
@@ -536,17 +526,9 @@ async fn meta_item_set(
     stratus_core::extract::Json(body): Body,
 ) -> Result<Response> {
     let mut s = load(&svc, &ctx, &id, "volume:snapshot_metadata").await?;
-    let item = metadata_from(body.get("meta").unwrap_or(&Value::Null))?;
-    if item.len() != 1 {
-        return Err(bad("Request body contains too many items."));
-    }
-    if !item.contains_key(&key) {
-        return Err(bad("Request body and URI mismatch"));
-    }
-    let mut m = store_v::json_map(&s.metadata);
-    m.extend(item.clone());
+    let (m, answer) = metadata::item_set(store_v::json_map(&s.metadata), &key, &body)?;
     write_meta(&svc, &mut s, m).await?;
-    Ok(ok(json!({"meta": Value::Object(item)})))
+    Ok(answer)
 }
 
 async fn meta_item_delete(
@@ -555,10 +537,7 @@ async fn meta_item_delete(
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response> {
     let mut s = load(&svc, &ctx, &id, "volume:snapshot_metadata").await?;
-    let mut m = store_v::json_map(&s.metadata);
-    if m.remove(&key).is_none() {
-        return Err(crate::error::not_found("Metadata item was not found"));
-    }
+    let (m, answer) = metadata::item_delete(store_v::json_map(&s.metadata), &key)?;
     write_meta(&svc, &mut s, m).await?;
-    Ok(axum::http::StatusCode::OK.into_response())
+    Ok(answer)
 }

@@ -8,7 +8,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State as AxState};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use sea_orm::TransactionTrait;
 use serde_json::{Map, Value, json};
@@ -18,7 +18,9 @@ use stratus_core::extract::RawQuery;
 use stratus_core::microversion::Microversion;
 
 use crate::api::list::{self, ListQuery};
-use crate::api::{Body, accepted, allowed, authorize, body_object, is_admin, metadata_from, now, ok, project_of};
+use crate::api::{
+    Body, accepted, allowed, authorize, body_object, is_admin, metadata, metadata_from, now, ok, project_of,
+};
 use crate::entity::volume::Model as Volume;
 use crate::entity::{attachment, volume_type};
 use crate::error::{Result, bad, invalid_volume, missing};
@@ -544,14 +546,7 @@ async fn do_list(
     } else {
         page.into_iter().map(|v| json!({"id": v["id"], "name": v["name"], "links": v["links"]})).collect()
     };
-    let mut out = json!({"volumes": page});
-    if let Some(l) = links {
-        out["volumes_links"] = l;
-    }
-    if q.with_count && mv.at_least(3, 45) {
-        out["count"] = json!(count);
-    }
-    Ok(out)
+    Ok(list::answer("volumes", page, links, (q.with_count && mv.at_least(3, 45)).then_some(count)))
 }
 
 async fn list_summary(
@@ -715,15 +710,15 @@ pub async fn delete_volume(svc: &VolumeService, v: &Volume, cascade: bool, force
 
 // --- metadata -------------------------------------------------------------
 
-async fn meta_show(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
-    let v = load(&svc, &ctx, &id, "volume:get_volume_metadata").await?;
-    Ok(ok(json!({"metadata": Value::Object(store_v::json_map(&v.metadata))})))
-}
-
 async fn write_meta(svc: &VolumeService, v: &mut Volume, m: Map<String, Value>) -> Result<()> {
     v.metadata = store_v::to_text(&m);
     v.updated_at = Some(now());
     store_v::save(&svc.db.write, v).await
+}
+
+async fn meta_show(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
+    let v = load(&svc, &ctx, &id, "volume:get_volume_metadata").await?;
+    Ok(metadata::show(store_v::json_map(&v.metadata)))
 }
 
 async fn meta_merge(
@@ -733,11 +728,9 @@ async fn meta_merge(
     stratus_core::extract::Json(body): Body,
 ) -> Result<Response> {
     let mut v = load(&svc, &ctx, &id, "volume:create_volume_metadata").await?;
-    let add = metadata_from(body.get("metadata").unwrap_or(&Value::Null))?;
-    let mut m = store_v::json_map(&v.metadata);
-    m.extend(add);
-    write_meta(&svc, &mut v, m.clone()).await?;
-    Ok(ok(json!({"metadata": Value::Object(m)})))
+    let (m, answer) = metadata::merge(store_v::json_map(&v.metadata), &body)?;
+    write_meta(&svc, &mut v, m).await?;
+    Ok(answer)
 }
 
 async fn meta_replace(
@@ -747,9 +740,9 @@ async fn meta_replace(
     stratus_core::extract::Json(body): Body,
 ) -> Result<Response> {
     let mut v = load(&svc, &ctx, &id, "volume:update_volume_metadata").await?;
-    let m = metadata_from(body.get("metadata").unwrap_or(&Value::Null))?;
-    write_meta(&svc, &mut v, m.clone()).await?;
-    Ok(ok(json!({"metadata": Value::Object(m)})))
+    let (m, answer) = metadata::replace(&body)?;
+    write_meta(&svc, &mut v, m).await?;
+    Ok(answer)
 }
 
 async fn meta_item(
@@ -758,9 +751,7 @@ async fn meta_item(
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response> {
     let v = load(&svc, &ctx, &id, "volume:get_volume_metadata").await?;
-    let m = store_v::json_map(&v.metadata);
-    let val = m.get(&key).ok_or_else(|| crate::error::not_found("Metadata item was not found"))?;
-    Ok(ok(json!({"meta": {key: val}})))
+    metadata::item(&store_v::json_map(&v.metadata), &key)
 }
 
 async fn meta_item_set(
@@ -770,17 +761,9 @@ async fn meta_item_set(
     stratus_core::extract::Json(body): Body,
 ) -> Result<Response> {
     let mut v = load(&svc, &ctx, &id, "volume:update_volume_metadata").await?;
-    let item = metadata_from(body.get("meta").unwrap_or(&Value::Null))?;
-    if item.len() != 1 {
-        return Err(bad("Request body contains too many items."));
-    }
-    if !item.contains_key(&key) {
-        return Err(bad("Request body and URI mismatch"));
-    }
-    let mut m = store_v::json_map(&v.metadata);
-    m.extend(item.clone());
+    let (m, answer) = metadata::item_set(store_v::json_map(&v.metadata), &key, &body)?;
     write_meta(&svc, &mut v, m).await?;
-    Ok(ok(json!({"meta": Value::Object(item)})))
+    Ok(answer)
 }
 
 async fn meta_item_delete(
@@ -789,10 +772,7 @@ async fn meta_item_delete(
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response> {
     let mut v = load(&svc, &ctx, &id, "volume:delete_volume_metadata").await?;
-    let mut m = store_v::json_map(&v.metadata);
-    if m.remove(&key).is_none() {
-        return Err(crate::error::not_found("Metadata item was not found"));
-    }
+    let (m, answer) = metadata::item_delete(store_v::json_map(&v.metadata), &key)?;
     write_meta(&svc, &mut v, m).await?;
-    Ok(axum::http::StatusCode::OK.into_response())
+    Ok(answer)
 }

@@ -89,6 +89,8 @@ pub struct Cloud {
     pub cfg: Config,
     pub host: Arc<VolumeHost>,
     pub dir: tempfile::TempDir,
+    /// Fail the test on any answer of 500 or more (see [`strict_clouds`]).
+    pub strict: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -137,7 +139,8 @@ impl Cloud {
         tasks.push(tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         }));
-        Cloud { backend, base: format!("http://{addr}"), http: reqwest::Client::new(), svc, db, cfg, host, dir, tasks }
+        let http = reqwest::Client::new();
+        Cloud { backend, base: format!("http://{addr}"), http, svc, db, cfg, host, dir, strict: false, tasks }
     }
 
     /// Send a request at a microversion (`None`: no version header).
@@ -152,6 +155,9 @@ impl Cloud {
         let resp = r.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
+        if self.strict {
+            assert!(status < 500, "{}: {status} on {path}: {text}", self.backend);
+        }
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Resp { status, body, text }
     }
@@ -167,6 +173,30 @@ impl Cloud {
     }
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.call(Method::DELETE, path, token, Some("3.0"), None).await
+    }
+    pub async fn get_at(&self, path: &str, token: &str, mv: &str) -> Resp {
+        self.call(Method::GET, path, token, Some(mv), None).await
+    }
+    pub async fn put_at(&self, path: &str, token: &str, mv: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, token, Some(mv), Some(body)).await
+    }
+
+    /// Wait until the cloud's own services are in the services table: the
+    /// scheduler `sched1` (its first heartbeat is in a task of its own),
+    /// `volume1@file` (cinder-volume) and `volume1` (cinder-backup).
+    pub async fn services_registered(&self) {
+        for _ in 0..400 {
+            let all = stratus_volume::store::services::all(&self.db.read).await.unwrap();
+            let has = |host: &str, binary: &str| all.iter().any(|s| s.host == host && s.binary == binary);
+            if has("sched1", "cinder-scheduler")
+                && has("volume1@file", "cinder-volume")
+                && has("volume1", "cinder-backup")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{}: the cloud's services never registered", self.backend);
     }
 
     /// Poll `GET path` until `.{key}.status` is `want` (panics after 20 s
@@ -210,6 +240,15 @@ impl Cloud {
 /// A fresh cloud on every reachable database backend.
 pub async fn clouds() -> Vec<Cloud> {
     clouds_with(Config::default()).await
+}
+
+/// As [`clouds`], but every answer of 500 or more fails the test at once.
+pub async fn strict_clouds() -> Vec<Cloud> {
+    let mut out = clouds().await;
+    for c in &mut out {
+        c.strict = true;
+    }
+    out
 }
 
 pub async fn clouds_with(cfg: Config) -> Vec<Cloud> {
