@@ -67,7 +67,18 @@ pub async fn run(b: VolumeBench) -> anyhow::Result<()> {
         BenchCloud::start("volume", b.database_url.as_deref(), &env, b.concurrency, |_, _, _| async { true }).await?,
     );
     let vol = cloud.volume.clone();
-    // the volume host reports its pool at start; wait until the scheduler can place a volume
+    // the volume host starts just after the APIs answer: wait until it reports its pool
+    let t = Instant::now();
+    loop {
+        let v = get(&cloud, &format!("{vol}/os-services?binary=cinder-volume")).await?;
+        if v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["state"] == "up")) {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("no volume host came up");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let probe = cloud.post(&format!("{vol}/volumes"), &json!({"volume": {"size": 1, "name": "probe"}})).await?;
     let probe_id = probe["volume"]["id"].as_str().context("no volume id")?.to_string();
     until_available(&cloud, &format!("{vol}/volumes/{probe_id}"), "volume", Instant::now()).await?;
