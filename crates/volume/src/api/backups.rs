@@ -22,10 +22,10 @@ use stratus_core::extract::RawQuery;
 use stratus_core::microversion::Microversion;
 
 use crate::api::list::{self, ListQuery};
-use crate::api::snapshots::{check_id, check_len, opt_bool, opt_str, query_flag};
 use crate::api::{
     Body, accepted, accepted_empty, allowed, authorize, body_object, is_admin, metadata_from, now, ok, project_of,
 };
+use crate::api::{check_id, check_len, opt_bool, opt_str, query_flag};
 use crate::entity::backup::{self, Model as Backup};
 use crate::entity::{snapshot, volume};
 use crate::error::{Result, VolumeError, bad, invalid_volume, missing, not_found};

@@ -33,7 +33,7 @@ use crate::api::{Body, accepted_empty, allowed, authorize, is_admin, now, ok, pr
 use crate::entity::group::Model as Group;
 use crate::entity::volume::Model as Volume;
 use crate::entity::{group_type, snapshot};
-use crate::error::{Result, VolumeError, bad, missing, not_found, over_quota};
+use crate::error::{Result, VolumeError, bad, invalid_volume, missing, not_found, over_quota};
 use crate::model::volume_status as vs;
 use crate::rpc::{ScheduleVolume, Source};
 use crate::store::{self, groups as gstore, volumes as store_v};
@@ -82,10 +82,6 @@ pub fn group_not_found(id: &str) -> VolumeError {
 
 fn invalid_group(reason: impl std::fmt::Display) -> VolumeError {
     bad(format!("Invalid group: {reason}"))
-}
-
-fn invalid_volume(reason: impl std::fmt::Display) -> VolumeError {
-    bad(format!("Invalid volume: {reason}"))
 }
 
 /// Cinder's detailed group view at `mv`.

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use stratus_core::{AuthContext, TokenValidator};
 
 use crate::error::{Result, VolumeError, forbidden};
@@ -191,6 +191,57 @@ pub fn metadata_from(v: &Value) -> Result<serde_json::Map<String, Value>> {
         }
     }
     Ok(obj.clone())
+}
+
+// --- reading requests (shared by the resources) --------------------------------
+
+/// An optional string attribute (400 when present but not a string).
+pub fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => {
+            Err(crate::error::bad(format!("Invalid input for field/attribute {key}. Value should be a string.")))
+        }
+    }
+}
+
+/// A name or description of at most 255 characters.
+pub fn check_len(what: &str, v: &Option<String>) -> Result<()> {
+    if let Some(s) = v
+        && s.chars().count() > 255
+    {
+        return Err(crate::error::bad(format!(
+            "Invalid input for field/attribute {what}: it is longer than 255 characters."
+        )));
+    }
+    Ok(())
+}
+
+/// A boolean as Cinder reads one strictly (JSON booleans or their words).
+pub fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<bool> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+            _ => Err(crate::error::bad(format!("Invalid value '{s}' for {key}."))),
+        },
+        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(n.as_i64() == Some(1)),
+        Some(other) => Err(crate::error::bad(format!("Invalid value '{other}' for {key}."))),
+    }
+}
+
+/// Is a query flag set (`?force=true`)?
+pub fn query_flag(q: &[(String, String)], name: &str) -> bool {
+    q.iter()
+        .any(|(k, v)| k == name && matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes"))
+}
+
+/// A 404 for ids that are not even UUIDs, before touching the database.
+pub fn check_id(kind: &str, id: &str) -> Result<()> {
+    if is_uuid_like(id) { Ok(()) } else { Err(crate::error::missing(kind, id)) }
 }
 
 /// Now, as Cinder writes times: `2026-11-26T13:00:00.000000`.

@@ -20,8 +20,8 @@ use stratus_core::microversion::Microversion;
 
 use crate::api::list::{self, ListQuery};
 use crate::api::{
-    Body, accepted, accepted_empty, allowed, authorize, body_object, is_admin, metadata, metadata_from, now, ok,
-    project_of,
+    Body, accepted, accepted_empty, allowed, authorize, body_object, check_id, check_len, is_admin, metadata,
+    metadata_from, now, ok, opt_bool, opt_str, project_of,
 };
 use crate::entity::snapshot::{self, Model as Snapshot};
 use crate::error::{Result, VolumeError, bad, invalid_volume, missing};
@@ -39,47 +39,7 @@ pub fn routes() -> Router<State> {
         .route("/v3/snapshots/{id}/action", post(action))
 }
 
-// --- helpers shared with backups and transfers ------------------------------
-
-/// An optional string attribute (400 when present but not a string).
-pub(crate) fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad(format!("Invalid input for field/attribute {key}. Value should be a string."))),
-    }
-}
-
-/// A name or description of at most 255 characters.
-pub(crate) fn check_len(what: &str, v: &Option<String>) -> Result<()> {
-    if let Some(s) = v
-        && s.chars().count() > 255
-    {
-        return Err(bad(format!("Invalid input for field/attribute {what}: it is longer than 255 characters.")));
-    }
-    Ok(())
-}
-
-/// A boolean as Cinder reads one strictly (JSON booleans or their words).
-pub(crate) fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<bool> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
-            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-            _ => Err(bad(format!("Invalid value '{s}' for {key}."))),
-        },
-        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(n.as_i64() == Some(1)),
-        Some(other) => Err(bad(format!("Invalid value '{other}' for {key}."))),
-    }
-}
-
-/// Is a query flag set (`?force=true`)?
-pub(crate) fn query_flag(q: &[(String, String)], name: &str) -> bool {
-    q.iter()
-        .any(|(k, v)| k == name && matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes"))
-}
+// --- helpers shared with backups ---------------------------------------------
 
 /// `display_name` sorts as `name` (Cinder's old name for it).
 pub(crate) fn display_name_sort(q: &mut ListQuery) {
@@ -88,11 +48,6 @@ pub(crate) fn display_name_sort(q: &mut ListQuery) {
             *k = "name".into();
         }
     }
-}
-
-/// A 404 for ids that are not even UUIDs, before touching the database.
-pub(crate) fn check_id(kind: &str, id: &str) -> Result<()> {
-    if crate::api::is_uuid_like(id) { Ok(()) } else { Err(missing(kind, id)) }
 }
 
 // --- views ----------------------------------------------------------------

@@ -22,8 +22,8 @@ use stratus_core::extract::RawQuery;
 use stratus_core::microversion::Microversion;
 
 use crate::api::list::{self, ListQuery};
-use crate::api::snapshots::{check_id, check_len, opt_bool, opt_str};
 use crate::api::{Body, accepted, accepted_empty, authorize, body_object, is_admin, now, ok, project_of};
+use crate::api::{check_id, check_len, opt_bool, opt_str};
 use crate::entity::transfer::{self, Model as Transfer};
 use crate::entity::{snapshot, volume};
 use crate::error::{Result, bad, invalid_volume, missing, not_found};

@@ -19,10 +19,11 @@ use stratus_core::microversion::Microversion;
 
 use crate::api::list::{self, ListQuery};
 use crate::api::{
-    Body, accepted, allowed, authorize, body_object, is_admin, metadata, metadata_from, now, ok, project_of,
+    Body, accepted, allowed, authorize, body_object, check_len, is_admin, metadata, metadata_from, now, ok, opt_str,
+    project_of,
 };
+use crate::entity::attachment;
 use crate::entity::volume::Model as Volume;
-use crate::entity::{attachment, volume_type};
 use crate::error::{Result, bad, invalid_volume, missing};
 use crate::model::volume_status as vs;
 use crate::rpc::{ScheduleVolume, Source};
@@ -38,19 +39,6 @@ pub fn routes() -> Router<State> {
         .route("/v3/volumes/{id}/metadata", get(meta_show).post(meta_merge).put(meta_replace))
         .route("/v3/volumes/{id}/metadata/{key}", get(meta_item).put(meta_item_set).delete(meta_item_delete))
         .route("/v3/volumes/{id}/action", post(crate::api::volume_actions::action))
-}
-
-/// The volume's attachments as the volume view shows them.
-pub async fn attachments_of<C: sea_orm::ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<attachment::Model>> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(attachment::Entity::find()
-        .filter(attachment::Column::VolumeId.is_in(ids.iter().cloned()))
-        .filter(attachment::Column::AttachStatus.eq(crate::model::attach_status::ATTACHED))
-        .all(conn)
-        .await?)
 }
 
 fn link(svc: &VolumeService, id: &str) -> Value {
@@ -166,24 +154,10 @@ pub fn plain(mut body: Value) -> Value {
     body
 }
 
-/// The names of the volume types of `vols`, by type id.
-pub async fn type_names<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    vols: &[Volume],
-) -> Result<std::collections::HashMap<String, String>> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    let ids: Vec<String> = vols.iter().filter_map(|v| v.volume_type_id.clone()).collect();
-    if ids.is_empty() {
-        return Ok(Default::default());
-    }
-    let types = volume_type::Entity::find().filter(volume_type::Column::Id.is_in(ids)).all(conn).await?;
-    Ok(types.into_iter().map(|t| (t.id, t.name)).collect())
-}
-
 /// One volume rendered, with its type name and attachments read.
 pub async fn render_one(svc: &VolumeService, ctx: &AuthContext, mv: Microversion, v: &Volume) -> Result<Value> {
-    let names = type_names(&svc.db.read, std::slice::from_ref(v)).await?;
-    let atts = attachments_of(&svc.db.read, std::slice::from_ref(&v.id)).await?;
+    let names = store_v::type_names(&svc.db.read, std::slice::from_ref(v)).await?;
+    let atts = store_v::attachments_of(&svc.db.read, std::slice::from_ref(&v.id)).await?;
     let tn = v.volume_type_id.as_ref().and_then(|t| names.get(t)).map(String::as_str);
     Ok(render(svc, ctx, mv, v, tn, &atts))
 }
@@ -193,23 +167,6 @@ pub async fn load(svc: &VolumeService, ctx: &AuthContext, id: &str, rule: &str) 
     let v = store_v::visible(&svc.db.read, id, &project_of(ctx), is_admin(svc, ctx)).await?;
     authorize(svc, ctx, rule, &v.project_id)?;
     Ok(v)
-}
-
-fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad(format!("Invalid input for field/attribute {key}. Value should be a string."))),
-    }
-}
-
-fn check_len(what: &str, v: &Option<String>) -> Result<()> {
-    if let Some(s) = v
-        && s.chars().count() > 255
-    {
-        return Err(bad(format!("Invalid input for field/attribute {what}: it is longer than 255 characters.")));
-    }
-    Ok(())
 }
 
 /// A size as Cinder reads it: an integer (or a string of one) >= 1.
@@ -391,11 +348,7 @@ async fn create(
     };
     let zone = zone.unwrap_or_else(|| svc.cfg.volume.availability_zone.clone());
     if zone != svc.cfg.volume.availability_zone
-        && !<crate::entity::service::Entity as sea_orm::EntityTrait>::find()
-            .all(&db.read)
-            .await?
-            .iter()
-            .any(|s| s.availability_zone == zone)
+        && !store::services::all(&db.read).await?.iter().any(|s| s.availability_zone == zone)
     {
         return Err(bad(format!("Invalid input received: Availability zone '{zone}' is invalid.")));
     }
@@ -416,10 +369,7 @@ async fn create(
         volume_type_id: Some(vtype.id.clone()),
         bootable,
         multiattach,
-        encrypted: <crate::entity::encryption::Entity as sea_orm::EntityTrait>::find_by_id(vtype.id.clone())
-            .one(&db.read)
-            .await?
-            .is_some(),
+        encrypted: store::types::encryption_of(&db.read, &vtype.id).await?.is_some(),
         source_volid: source_volid.clone(),
         snapshot_id: snapshot_id.clone(),
         image_id: image_ref.clone(),
@@ -529,9 +479,9 @@ async fn do_list(
         q.filters.push(("name".into(), n));
     }
     let vols = listed(svc, ctx, &mut q).await?;
-    let names = type_names(&svc.db.read, &vols).await?;
+    let names = store_v::type_names(&svc.db.read, &vols).await?;
     let ids: Vec<String> = vols.iter().map(|v| v.id.clone()).collect();
-    let atts = attachments_of(&svc.db.read, &ids).await?;
+    let atts = store_v::attachments_of(&svc.db.read, &ids).await?;
     let items: Vec<Value> = vols
         .iter()
         .map(|v| {
@@ -646,9 +596,8 @@ async fn delete(
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
     let v = load(&svc, &ctx, &id, "volume:delete").await?;
-    let flag = |name: &str| q.iter().any(|(k, val)| k == name && list_truthy(val));
-    let cascade = flag("cascade");
-    let force = flag("force");
+    let cascade = crate::api::query_flag(&q, "cascade");
+    let force = crate::api::query_flag(&q, "force");
     if force {
         authorize(&svc, &ctx, "volume:force_delete", &v.project_id)?;
     }
@@ -656,14 +605,9 @@ async fn delete(
     Ok(crate::api::accepted_empty())
 }
 
-fn list_truthy(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes")
-}
-
 /// Start deleting `v`: the checks Cinder makes, then `deleting` and a cast
 /// to its host (a volume never placed is removed at once).
 pub async fn delete_volume(svc: &VolumeService, v: &Volume, cascade: bool, force: bool) -> Result<()> {
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     if v.attach_status == crate::model::attach_status::ATTACHED || v.status == vs::IN_USE {
         return Err(invalid_volume(
             "Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.",
@@ -675,12 +619,9 @@ pub async fn delete_volume(svc: &VolumeService, v: &Volume, cascade: bool, force
             "Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.",
         ));
     }
-    let snaps = crate::entity::snapshot::Entity::find()
-        .filter(crate::entity::snapshot::Column::VolumeId.eq(v.id.as_str()))
-        .count(&svc.db.read)
-        .await?;
+    let snaps = store_v::snapshot_count(&svc.db.read, &v.id).await?;
     if snaps > 0 && !cascade {
-        return Err(invalid_volume("Volume still has 1 dependent snapshots."));
+        return Err(invalid_volume(format!("Volume still has {snaps} dependent snapshots.")));
     }
     let from: Vec<&str> =
         if force { vec![v.status.as_str()] } else { DELETABLE.iter().copied().chain([vs::CREATING]).collect() };

@@ -17,7 +17,7 @@ use crate::error::{Result, conflict};
 pub const DEFAULT_DESCRIPTION: &str = "Default Volume Type";
 
 fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    crate::api::now()
 }
 
 /// A type by id.

@@ -5,6 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::entity::volume::{self, Column as C, Model as Volume};
+use crate::entity::{attachment, volume_type};
 use crate::error::{Result, missing};
 
 pub async fn get<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Option<Volume>> {
@@ -97,4 +98,38 @@ pub fn json_map(text: &str) -> serde_json::Map<String, serde_json::Value> {
 
 pub fn to_text(m: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::Value::Object(m.clone()).to_string()
+}
+
+/// The volume's attachments as the volume view shows them.
+pub async fn attachments_of<C: sea_orm::ConnectionTrait>(conn: &C, ids: &[String]) -> Result<Vec<attachment::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(attachment::Entity::find()
+        .filter(attachment::Column::VolumeId.is_in(ids.iter().cloned()))
+        .filter(attachment::Column::AttachStatus.eq(crate::model::attach_status::ATTACHED))
+        .all(conn)
+        .await?)
+}
+
+/// The names of the volume types of `vols`, by type id.
+pub async fn type_names<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    vols: &[Volume],
+) -> Result<std::collections::HashMap<String, String>> {
+    let ids: Vec<String> = vols.iter().filter_map(|v| v.volume_type_id.clone()).collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let types = volume_type::Entity::find().filter(volume_type::Column::Id.is_in(ids)).all(conn).await?;
+    Ok(types.into_iter().map(|t| (t.id, t.name)).collect())
+}
+
+/// How many snapshots the volume has.
+pub async fn snapshot_count<Cn: ConnectionTrait>(conn: &Cn, volume_id: &str) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(crate::entity::snapshot::Entity::find()
+        .filter(crate::entity::snapshot::Column::VolumeId.eq(volume_id))
+        .count(conn)
+        .await?)
 }
