@@ -10,6 +10,7 @@ pub mod backups;
 pub mod conductor;
 pub mod entity;
 pub mod error;
+pub mod image_cache;
 pub mod manager;
 pub mod migration;
 pub mod migration_block_devices;

@@ -39,6 +39,8 @@ pub struct ComputeHost {
     pub node_id: i64,
     /// The node's resource provider.
     pub provider: String,
+    /// The images this host's guests boot from, when its driver needs them.
+    pub image_cache: Arc<crate::image_cache::ImageCache>,
 }
 
 fn remote(e: impl std::fmt::Display) -> RemoteError {
@@ -79,6 +81,10 @@ impl ComputeHost {
             },
         )
         .await?;
+        let image_cache = Arc::new(crate::image_cache::ImageCache::new(
+            cfg.image_cache_dir(),
+            Arc::new(crate::image_cache::ImageServiceSource { images: images.clone(), tokens: tokens.clone() }),
+        ));
         let me = Arc::new(ComputeHost {
             host: host.to_string(),
             node: node.hypervisor_hostname.clone(),
@@ -94,6 +100,7 @@ impl ComputeHost {
             service_id: svc.id,
             node_id: node.id,
             provider: node.uuid.clone(),
+            image_cache,
         });
         me.report().await?;
         me.readopt().await?;
@@ -310,25 +317,28 @@ impl ComputeHost {
     }
 
     fn guest_spec(&self, inst: &Instance) -> GuestSpec {
-        let flavor: Value = serde_json::from_str(&inst.flavor).unwrap_or(Value::Null);
-        let sys: Map<String, Value> = serde_json::from_str(&inst.system_metadata).unwrap_or_default();
-        let image_properties = sys.get("image_properties").and_then(Value::as_object).cloned().unwrap_or_default();
-        GuestSpec {
-            uuid: inst.uuid.clone(),
-            name: inst.display_name.clone(),
-            hostname: inst.hostname.clone(),
-            vcpus: inst.vcpus,
-            memory_mb: inst.memory_mb,
-            root_gb: inst.root_gb,
-            ephemeral_gb: inst.ephemeral_gb,
-            swap_mb: flavor["swap"].as_i64().unwrap_or(0),
-            image_id: inst.image_ref.clone(),
-            image_path: None,
-            image_properties,
-            user_data: inst.user_data.clone(),
-            metadata: serde_json::from_str(&inst.metadata).unwrap_or_default(),
-            key_data: inst.key_data.clone(),
+        guest_spec(inst, &self.cfg.compute.default_availability_zone)
+    }
+
+    /// The spec with the local paths of what the guest boots from, when the
+    /// driver boots image data: the spec's image and its kernel and ramdisk,
+    /// fetched into this host's image cache first. A server booted from a
+    /// volume has no image.
+    async fn with_images(&self, mut spec: GuestSpec) -> anyhow::Result<GuestSpec> {
+        if !self.driver.needs_images() || spec.image_id.is_empty() {
+            return Ok(spec);
         }
+        let boot = self.image_cache.boot_images(&spec.image_id).await?;
+        spec.image_format = boot.image.disk_format();
+        spec.image_path = Some(boot.image.path);
+        spec.kernel_path = boot.kernel.map(|k| k.path);
+        spec.ramdisk_path = boot.ramdisk.map(|r| r.path);
+        Ok(spec)
+    }
+
+    /// The guest's spec for a new spawn of it here, images fetched.
+    async fn boot_spec(&self, inst: &Instance) -> anyhow::Result<GuestSpec> {
+        self.with_images(self.guest_spec(inst)).await
     }
 
     /// Build a server assigned here. Idempotent: a server already running here is reported active.
@@ -383,7 +393,7 @@ impl ComputeHost {
         if !spawning {
             return Ok(BuildResult::Deleted);
         }
-        self.driver.spawn(&self.guest_spec(&inst)).await?;
+        self.driver.spawn(&self.boot_spec(&inst).await?).await?;
         self.connect_volumes(&inst.uuid).await?;
         let txn = self.db.write.begin().await?;
         let done = instances::update_in(
@@ -557,10 +567,18 @@ impl ComputeHost {
                 Ok(())
             }
             Action::Rebuild { image_id } => {
-                d.destroy(id).await?;
                 let mut spec = self.guest_spec(inst);
                 spec.image_id = image_id.clone();
+                if self.driver.needs_images() {
+                    // the new image's properties (the server's record keeps those it was created with)
+                    let img = self.image_cache.fetch(image_id).await?;
+                    spec.image_properties = crate::image_cache::properties_of(&img.record);
+                }
+                // the new image is here before the old guest goes
+                let spec = self.with_images(spec).await?;
+                d.destroy(id).await?;
                 d.spawn(&spec).await?;
+                self.replug_volumes(id).await?;
                 let was_stopped = inst.vm_state == vm::STOPPED;
                 if was_stopped {
                     d.power_off(id).await?;
@@ -610,6 +628,7 @@ impl ComputeHost {
                 network_id: m.vif.network_id.clone(),
                 mac_address: m.vif.mac.clone(),
                 tag: m.vif.tag.clone(),
+                ips: m.vif.ips.iter().map(|(a, _)| a.clone()).collect(),
             };
             self.driver.attach_interface(id, &iface).await?;
             let vif = m.vif.clone();
@@ -702,6 +721,26 @@ impl ComputeHost {
         if let Err(e) = vols.attachment_complete(attachment_id).await {
             let _ = self.driver.detach_volume(&b.instance_uuid, volume_id).await;
             return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// After a guest was made anew (rebuild, resize to another host): plug
+    /// back the volumes it had, with the connections they already have.
+    async fn replug_volumes(&self, instance_uuid: &str) -> anyhow::Result<()> {
+        for b in crate::volume::of_instance(&self.db, instance_uuid).await? {
+            let (Some(volume_id), Some(attachment_id), Some(info)) =
+                (&b.volume_id, &b.attachment_id, &b.connection_info)
+            else {
+                continue;
+            };
+            let gv = stratus_virt::GuestVolume {
+                volume_id: volume_id.clone(),
+                attachment_id: attachment_id.clone(),
+                device_name: b.device_name.clone().unwrap_or_default(),
+                connection_info: serde_json::from_str(info).unwrap_or(Value::Null),
+            };
+            self.driver.attach_volume(instance_uuid, &gv).await?;
         }
         Ok(())
     }
@@ -830,7 +869,13 @@ impl ComputeHost {
                 Change { task_state: Some(Some(task::IMAGE_PENDING_UPLOAD)), ..Default::default() },
             )
             .await?;
-            self.driver.snapshot(&inst.uuid, &path).await?;
+            let format = self.driver.snapshot(&inst.uuid, &path).await?;
+            let token = (self.tokens)().await?;
+            if format != "raw" {
+                // the API made the image `raw`; the image service checks data against it
+                let patch = json!([{"op": "replace", "path": "/disk_format", "value": format}]);
+                self.images.update(image_id, &patch, &token, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
             instances::update(
                 &self.db,
                 &inst.uuid,
@@ -838,7 +883,6 @@ impl ComputeHost {
                 Change { task_state: Some(Some(task::IMAGE_UPLOADING)), ..Default::default() },
             )
             .await?;
-            let token = (self.tokens)().await?;
             self.images.upload(image_id, &path, &token).await?;
             Ok(())
         }
@@ -868,11 +912,13 @@ impl ComputeHost {
         spec.memory_mb = new["memory_mb"].as_i64().unwrap_or(spec.memory_mb);
         spec.root_gb = new["root_gb"].as_i64().unwrap_or(spec.root_gb);
         spec.ephemeral_gb = new["ephemeral_gb"].as_i64().unwrap_or(spec.ephemeral_gb);
+        let spec = self.with_images(spec).await?;
         if mig.source_host == self.host {
             self.driver.resize(&inst.uuid, &spec).await?;
             self.driver.power_on(&inst.uuid).await?;
         } else {
             self.driver.spawn(&spec).await?;
+            self.replug_volumes(&inst.uuid).await?;
         }
         let stopped = mig.old_vm_state == vm::STOPPED;
         if stopped {
@@ -957,6 +1003,7 @@ impl ComputeHost {
         spec.root_gb = old["root_gb"].as_i64().unwrap_or(spec.root_gb);
         spec.ephemeral_gb = old["ephemeral_gb"].as_i64().unwrap_or(spec.ephemeral_gb);
         if mig.source_host == self.host {
+            let spec = self.with_images(spec.clone()).await?;
             self.driver.resize(&inst.uuid, &spec).await?;
             if mig.old_vm_state != vm::STOPPED {
                 self.driver.power_on(&inst.uuid).await?;
@@ -998,6 +1045,54 @@ impl ComputeHost {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// What a server's guest is, from its record alone: sizes, image, the
+/// server's metadata and key, its network interfaces. (Local image paths
+/// come later, from the host's image cache.) A server with no zone of its
+/// own is in `default_zone`.
+pub fn guest_spec(inst: &Instance, default_zone: &str) -> GuestSpec {
+    let flavor: Value = serde_json::from_str(&inst.flavor).unwrap_or(Value::Null);
+    let sys: Map<String, Value> = serde_json::from_str(&inst.system_metadata).unwrap_or_default();
+    let image_properties = sys.get("image_properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let interfaces = crate::network::vifs_of(&inst.system_metadata)
+        .into_iter()
+        .map(|v| stratus_virt::GuestInterface {
+            port_id: v.port_id,
+            network_id: v.network_id,
+            mac_address: v.mac,
+            tag: v.tag,
+            ips: v.ips.into_iter().map(|(a, _)| a).collect(),
+        })
+        .collect();
+    GuestSpec {
+        uuid: inst.uuid.clone(),
+        name: inst.display_name.clone(),
+        hostname: inst.hostname.clone(),
+        vcpus: inst.vcpus,
+        memory_mb: inst.memory_mb,
+        root_gb: inst.root_gb,
+        ephemeral_gb: inst.ephemeral_gb,
+        swap_mb: flavor["swap"].as_i64().unwrap_or(0),
+        image_id: inst.image_ref.clone(),
+        image_path: None,
+        image_properties,
+        user_data: inst.user_data.clone(),
+        metadata: serde_json::from_str(&inst.metadata).unwrap_or_default(),
+        key_data: inst.key_data.clone(),
+        key_name: inst.key_name.clone(),
+        project_id: inst.project_id.clone(),
+        availability_zone: inst
+            .availability_zone
+            .clone()
+            .filter(|z| !z.is_empty())
+            .unwrap_or_else(|| default_zone.to_string()),
+        launch_index: inst.launch_index,
+        image_format: None,
+        kernel_path: None,
+        ramdisk_path: None,
+        interfaces,
     }
 }
 

@@ -144,11 +144,94 @@ impl Shared {
     }
 }
 
-/// The driver a compute host runs, by name (`fake`; `qemu` comes with its issue).
-pub fn driver(cfg: &Config, name: &str, host: &str) -> anyhow::Result<Arc<dyn stratus_virt::Driver>> {
+/// The hypervisor drivers a compute host can run.
+pub const DRIVERS: &[&str] = &["auto", "fake", "qemu"];
+
+/// Which driver a configured name means, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverChoice {
+    /// `fake` or `qemu`.
+    pub name: &'static str,
+    /// Why, in a few words: "qemu-system-x86_64 found at /usr/bin/qemu-system-x86_64".
+    pub why: String,
+}
+
+impl std::fmt::Display for DriverChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.why)
+    }
+}
+
+/// Resolve a driver name: `auto` is `qemu` when `compute.qemu_binary` is
+/// found, else `fake`; `qemu` needs the binary; unknown names are refused.
+pub fn choose_driver(cfg: &Config, name: &str) -> anyhow::Result<DriverChoice> {
+    let bin = cfg.compute.qemu_binary.as_str();
     match name {
-        "fake" => {
-            let c = &cfg.compute;
+        "fake" => Ok(DriverChoice { name: "fake", why: "configured".into() }),
+        "qemu" => match find_program(bin) {
+            Some(p) => Ok(DriverChoice { name: "qemu", why: format!("configured, {bin} at {}", p.display()) }),
+            None => anyhow::bail!("compute driver qemu: {bin} is not installed (not found on PATH)"),
+        },
+        "auto" => Ok(match find_program(bin) {
+            Some(p) => DriverChoice { name: "qemu", why: format!("{bin} found at {}", p.display()) },
+            None => DriverChoice { name: "fake", why: format!("{bin} not installed") },
+        }),
+        other => anyhow::bail!("unknown compute driver {other:?} (known: {})", DRIVERS.join(", ")),
+    }
+}
+
+/// An executable file: `name` itself when it has a slash, else the first
+/// match on `PATH`.
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    fn executable(p: &std::path::Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        }
+        #[cfg(not(unix))]
+        {
+            p.is_file()
+        }
+    }
+    if name.is_empty() {
+        return None;
+    }
+    if name.contains(std::path::MAIN_SEPARATOR) || name.contains('/') {
+        let p = std::path::PathBuf::from(name);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| executable(p))
+}
+
+/// The driver compute host `host` runs, by name (`auto`, `fake`, `qemu`).
+pub fn driver(cfg: &Config, name: &str, host: &str) -> anyhow::Result<Arc<dyn stratus_virt::Driver>> {
+    let choice = choose_driver(cfg, name)?;
+    tracing::info!(host, driver = choice.name, why = %choice.why, configured = name, "compute driver chosen");
+    let c = &cfg.compute;
+    match choice.name {
+        "qemu" => {
+            let accel = match c.qemu_accel.as_str() {
+                "auto" => stratus_virt::qemu::Accel::Auto,
+                "kvm" => stratus_virt::qemu::Accel::Kvm,
+                "tcg" => stratus_virt::qemu::Accel::Tcg,
+                other => anyhow::bail!("compute.qemu_accel {other:?}: expected \"auto\", \"kvm\" or \"tcg\""),
+            };
+            let probe_kernel = cfg.tiny_guest_dir().map(|d| (d.join("vmlinuz"), d.join("initrd.gz")));
+            let opts = stratus_virt::qemu::QemuOptions {
+                binary: c.qemu_binary.clone(),
+                // hosts of one process each get their own directory
+                instances_dir: cfg.instances_dir().join(host),
+                accel,
+                bridge: c.qemu_bridge.clone(),
+                shutdown_timeout: std::time::Duration::from_secs(c.shutdown_timeout),
+                probe_kernel,
+                host_ip: "127.0.0.1".into(),
+            };
+            Ok(Arc::new(stratus_virt::qemu::QemuDriver::new(opts)?))
+        }
+        _ => {
             let opts = stratus_virt::fake::FakeOptions {
                 vcpus: c.fake_vcpus,
                 memory_mb: c.fake_memory_mb,
@@ -161,6 +244,64 @@ pub fn driver(cfg: &Config, name: &str, host: &str) -> anyhow::Result<Arc<dyn st
             };
             Ok(Arc::new(stratus_virt::fake::FakeDriver::new(opts)?))
         }
-        other => anyhow::bail!("unknown compute driver {other:?} (known: fake)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn cfg_with(binary: &str, driver: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+        cfg.compute.qemu_binary = binary.into();
+        cfg.compute.driver = driver.into();
+        (dir, cfg)
+    }
+
+    #[test]
+    fn auto_is_fake_without_the_qemu_binary() {
+        let (_d, cfg) = cfg_with("stratus-no-such-qemu-binary", "auto");
+        assert_eq!(cfg.compute.driver, "auto");
+        let choice = choose_driver(&cfg, "auto").unwrap();
+        assert_eq!(choice.name, "fake");
+        assert_eq!(choice.why, "stratus-no-such-qemu-binary not installed");
+        let d = driver(&cfg, "auto", "compute1").unwrap();
+        assert_eq!(d.name(), "fake");
+        assert!(!d.needs_images());
+        // asking for qemu by name without it is an error, not a silent fake
+        let e = choose_driver(&cfg, "qemu").unwrap_err().to_string();
+        assert!(e.contains("stratus-no-such-qemu-binary is not installed"), "{e}");
+    }
+
+    #[test]
+    fn auto_is_qemu_when_the_binary_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("qemu-system-test");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let (_d, cfg) = cfg_with(&bin.display().to_string(), "auto");
+        let choice = choose_driver(&cfg, "auto").unwrap();
+        assert_eq!(choice.name, "qemu");
+        assert_eq!(choice.why, format!("{} found at {}", bin.display(), bin.display()));
+        assert_eq!(choose_driver(&cfg, "qemu").unwrap().name, "qemu");
+        assert_eq!(choose_driver(&cfg, "fake").unwrap(), DriverChoice { name: "fake", why: "configured".into() });
+        // a file that cannot run is not a binary
+        std::fs::write(dir.path().join("plain"), "").unwrap();
+        let (_d, cfg) = cfg_with(&dir.path().join("plain").display().to_string(), "auto");
+        assert_eq!(choose_driver(&cfg, "auto").unwrap().name, "fake");
+    }
+
+    #[test]
+    fn unknown_drivers_are_refused_with_the_known_ones() {
+        let (_d, cfg) = cfg_with("qemu-system-x86_64", "libvirt");
+        let e = driver(&cfg, "libvirt", "compute1").err().unwrap().to_string();
+        assert_eq!(e, "unknown compute driver \"libvirt\" (known: auto, fake, qemu)");
     }
 }

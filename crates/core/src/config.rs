@@ -339,8 +339,27 @@ pub struct ComputeConfig {
     pub public_url: String,
     /// Compute hosts `stratus up` runs in its own process (names; empty: none).
     pub local_hosts: Vec<String>,
-    /// Hypervisor driver of compute hosts: `fake` (`qemu` comes with its issue).
+    /// Hypervisor driver of compute hosts: `qemu` (real guests), `fake` (a
+    /// full participant without guests), or `auto`: `qemu` when `qemu_binary`
+    /// is found, else `fake`.
     pub driver: String,
+    /// The QEMU binary (a name looked up on `PATH`, or a path).
+    pub qemu_binary: String,
+    /// Accelerator of QEMU guests: `kvm`, `tcg`, or `auto` (KVM when it works, else TCG).
+    pub qemu_accel: String,
+    /// The bridge QEMU guests' tap devices join.
+    pub qemu_bridge: String,
+    /// Seconds a guest may take to shut down cleanly before it is stopped hard
+    /// (Nova's `shutdown_timeout`).
+    pub shutdown_timeout: u64,
+    /// Where guests' disks and state live, one directory per host (default: `<data_dir>/instances`).
+    pub instances_dir: String,
+    /// Where each host keeps the images its guests boot from (default:
+    /// `<data_dir>/compute-image-cache`; the image service's own cache is `<data_dir>/image-cache`).
+    pub image_cache_dir: String,
+    /// The tiny test guest (`vmlinuz`, `initrd.gz`, built by `scripts/tiny-guest/build`);
+    /// default: `scripts/tiny-guest/out` under the current directory or an ancestor of the binary.
+    pub tiny_guest_dir: String,
     /// The zone of hosts no aggregate puts elsewhere.
     pub default_availability_zone: String,
     /// The zone a server gets when it names none (empty: any host).
@@ -398,7 +417,14 @@ impl Default for ComputeConfig {
             listen: "127.0.0.1:8774".into(),
             public_url: String::new(),
             local_hosts: vec!["compute1".into()],
-            driver: "fake".into(),
+            driver: "auto".into(),
+            qemu_binary: "qemu-system-x86_64".into(),
+            qemu_accel: "auto".into(),
+            qemu_bridge: "br-stratus".into(),
+            shutdown_timeout: 60,
+            instances_dir: String::new(),
+            image_cache_dir: String::new(),
+            tiny_guest_dir: String::new(),
             default_availability_zone: "nova".into(),
             default_schedule_zone: String::new(),
             networking: true,
@@ -608,6 +634,45 @@ impl Config {
         } else {
             self.network.public_url.trim_end_matches('/').to_string()
         }
+    }
+
+    /// Where compute hosts keep their guests (each host in a subdirectory).
+    pub fn instances_dir(&self) -> PathBuf {
+        if self.compute.instances_dir.is_empty() {
+            self.data_dir.join("instances")
+        } else {
+            PathBuf::from(&self.compute.instances_dir)
+        }
+    }
+
+    /// Where compute hosts keep the images their guests boot from.
+    pub fn image_cache_dir(&self) -> PathBuf {
+        if self.compute.image_cache_dir.is_empty() {
+            self.data_dir.join("compute-image-cache")
+        } else {
+            PathBuf::from(&self.compute.image_cache_dir)
+        }
+    }
+
+    /// The tiny guest's directory, when one holds a built kernel and
+    /// initramfs: the configured one, else `scripts/tiny-guest/out` under the
+    /// current directory or an ancestor of the running binary (a checkout's
+    /// `target/*/stratus`).
+    pub fn tiny_guest_dir(&self) -> Option<PathBuf> {
+        let built = |d: &Path| d.join("vmlinuz").is_file() && d.join("initrd.gz").is_file();
+        if !self.compute.tiny_guest_dir.is_empty() {
+            let d = PathBuf::from(&self.compute.tiny_guest_dir);
+            return built(&d).then_some(d);
+        }
+        let rel = Path::new("scripts").join("tiny-guest").join("out");
+        let mut bases: Vec<PathBuf> = Vec::new();
+        if let Ok(cwd) = std::env::current_dir() {
+            bases.push(cwd);
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            bases.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+        }
+        bases.into_iter().map(|b| b.join(&rel)).find(|d| built(d))
     }
 
     /// Where the generated service-user password lives when the configuration gives none.

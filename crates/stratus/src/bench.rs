@@ -39,6 +39,9 @@ pub enum BenchCommand {
     /// Empty volumes through the REST API at concurrency C: create -> available p50/p99;
     /// then a backup and a restore of a 1 GiB volume full of data: MB/s each way.
     Volume(crate::bench_volume::VolumeBench),
+    /// Real guests (the tiny guest) on the QEMU driver: time from POST /servers to the guest's
+    /// marker on its console, p50/p90, and the host-side memory of each guest's QEMU.
+    Boot(crate::bench_boot::BootBench),
 }
 
 #[derive(Args)]
@@ -81,6 +84,7 @@ pub async fn run(cmd: BenchCommand, cfg: &Config) -> anyhow::Result<()> {
         BenchCommand::Compute(b) => crate::bench_compute::run(b).await,
         BenchCommand::Network(b) => crate::bench_network::run(b).await,
         BenchCommand::Volume(b) => crate::bench_volume::run(b).await,
+        BenchCommand::Boot(b) => crate::bench_boot::run(b).await,
         BenchCommand::Placement(b) => {
             println!("{}", stratus_placement::bench::run(b.providers, b.requests, b.concurrency).await?);
             Ok(())

@@ -10,11 +10,13 @@ use stratus_db::Db;
 use stratus_identity::{Identity, Migrator};
 
 mod bench;
+mod bench_boot;
 mod bench_cloud;
 mod bench_compute;
 mod bench_network;
 mod bench_volume;
 mod files;
+mod tiny_guest;
 
 #[derive(Parser)]
 #[command(
@@ -65,7 +67,7 @@ enum Command {
         /// The compute host's name.
         #[arg(long)]
         host: String,
-        /// Hypervisor driver (default: compute.driver).
+        /// Hypervisor driver: auto, fake or qemu (default: compute.driver).
         #[arg(long)]
         driver: Option<String>,
     },
@@ -331,17 +333,36 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
                 volume_roles.push(Box::new(start_volume_host(&db, cfg, &shared, host, "file").await?));
             }
         }
+        let mut choice = None;
         if admin_project.is_some() {
             shared.start_conductor(&hostname()).await?;
             shared.start_scheduler(&hostname()).await?;
+            if !cfg.compute.local_hosts.is_empty() {
+                let c = stratus_compute::roles::choose_driver(cfg, &cfg.compute.driver)?;
+                println!("  compute driver: {c}");
+                choice = Some(c);
+            }
             for host in &cfg.compute.local_hosts {
                 let driver = stratus_compute::roles::driver(cfg, &cfg.compute.driver, host)?;
                 start_compute_retrying(&shared, host, driver).await?;
             }
         }
-        // fake compute hosts get fake network agents (heartbeats, port wiring) on the same bus
+        if choice.as_ref().is_some_and(|c| c.name == "qemu") {
+            match cfg.tiny_guest_dir() {
+                Some(dir) => match tiny_guest::register(&shared, &dir, &cfg.data_dir).await {
+                    Ok(Some(id)) => println!("  registered image tiny ({id}) from {}", dir.display()),
+                    Ok(None) => tracing::info!("the tiny guest is registered already (image tiny)"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), dir = %dir.display(), "registering the tiny guest failed")
+                    }
+                },
+                None => tracing::info!("no tiny guest image: scripts/tiny-guest/build makes it"),
+            }
+        }
+        // compute hosts get fake network agents (heartbeats, port wiring) on the same bus: the
+        // fake driver's guests have no data plane, and the QEMU driver's has no agent of its own yet
         let mut agents = Vec::new();
-        if admin_project.is_some() && cfg.compute.driver == "fake" {
+        if admin_project.is_some() {
             for host in &cfg.compute.local_hosts {
                 let opts = stratus_network::agent::FakeAgentOptions {
                     report_interval: std::time::Duration::from_secs(cfg.network.agent_report_interval.max(1)),

@@ -34,6 +34,8 @@ fn start(args: &[&str], data: &std::path::Path, port: u16) -> Proc {
         .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+        // fake guests: CI stays fast whether or not QEMU is installed
+        .env("STRATUS_COMPUTE__DRIVER", "fake")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -169,6 +171,7 @@ async fn up_registers_preloaded_images_once() {
             .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+            .env("STRATUS_COMPUTE__DRIVER", "fake")
             .env("STRATUS_IMAGE__PRELOAD", format!("[\"{}\"]", disk.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -198,5 +201,122 @@ async fn up_registers_preloaded_images_once() {
         assert_eq!(images[0]["disk_format"], "qcow2");
         assert_eq!(images[0]["visibility"], "public");
         assert_eq!(images[0]["virtual_size"], 8 * 1024 * 1024);
+    }
+}
+
+/// `stratus up` with extra environment, its standard output collected line by line.
+fn start_printing(
+    data: &std::path::Path,
+    port: u16,
+    image_port: u16,
+    env: &[(&str, String)],
+) -> (Proc, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["up", "--admin-password", "drv-secret", "--data-dir"])
+        .arg(data)
+        .env("STRATUS_IDENTITY__LISTEN", format!("127.0.0.1:{port}"))
+        .env("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{image_port}"))
+        .env("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(l);
+        }
+    });
+    (Proc(child), lines)
+}
+
+async fn printed(lines: &std::sync::Mutex<Vec<String>>, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(l) = lines.lock().unwrap().iter().find(|l| l.contains(what)) {
+            return l.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "never printed {what:?}: {:?}", lines.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `compute.driver = "auto"` (the default) is the fake driver where QEMU is
+/// not installed, and `stratus up` says so.
+#[tokio::test]
+async fn up_says_which_compute_driver_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env = [("STRATUS_COMPUTE__QEMU_BINARY", "stratus-test-no-such-qemu".to_string())];
+    let (_p, lines) = start_printing(dir.path(), port, free_port(), &env);
+    let line = printed(&lines, "compute driver:").await;
+    assert_eq!(line, "compute driver: fake (stratus-test-no-such-qemu not installed)");
+    // and the host came up with it (its network agent too)
+    let client = reqwest::Client::new();
+    wait_ready(&client, port).await;
+    assert!(!lines.lock().unwrap().iter().any(|l| l.contains("registered image tiny")));
+}
+
+/// With the QEMU driver and a built tiny guest, `stratus up` registers
+/// `tiny-kernel`, `tiny-ramdisk` and `tiny` (which boots them), once.
+#[tokio::test]
+async fn up_registers_the_tiny_guest_once_with_the_qemu_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    // stand-ins for the built guest: the registration only carries the bytes
+    let tiny = dir.path().join("tiny-guest");
+    std::fs::create_dir_all(&tiny).unwrap();
+    std::fs::write(tiny.join("vmlinuz"), b"a kernel").unwrap();
+    std::fs::write(tiny.join("initrd.gz"), b"an initramfs").unwrap();
+    let data = dir.path().join("data");
+    let (port, image_port) = (free_port(), free_port());
+    let env = [
+        ("STRATUS_COMPUTE__DRIVER", "qemu".to_string()),
+        ("STRATUS_COMPUTE__QEMU_ACCEL", "tcg".to_string()),
+        ("STRATUS_COMPUTE__TINY_GUEST_DIR", tiny.display().to_string()),
+    ];
+    let client = reqwest::Client::new();
+    for round in 0..2 {
+        let (_p, lines) = start_printing(&data, port, image_port, &env);
+        let line = printed(&lines, "compute driver:").await;
+        assert!(line.starts_with("compute driver: qemu (configured, qemu-system-x86_64 at "), "{line}");
+        wait_ready(&client, port).await;
+        let tok = token(&client, port, "drv-secret").await;
+        let image = |name: &str| {
+            let (client, tok) = (client.clone(), tok.clone());
+            let url = format!("http://127.0.0.1:{image_port}/v2/images?name={name}");
+            async move {
+                let v: Value = client.get(url).header("x-auth-token", tok).send().await.unwrap().json().await.unwrap();
+                v["images"].as_array().cloned().unwrap_or_default()
+            }
+        };
+        if round == 0 {
+            printed(&lines, "registered image tiny").await;
+        } else {
+            // the second start finds it (the log goes to standard output too)
+            printed(&lines, "the tiny guest is registered already").await;
+            assert!(!lines.lock().unwrap().iter().any(|l| l.contains("registered image tiny")));
+        }
+        let (k, r, t) = (image("tiny-kernel").await, image("tiny-ramdisk").await, image("tiny").await);
+        assert_eq!((k.len(), r.len(), t.len()), (1, 1, 1), "round {round}: {k:?} {r:?} {t:?}");
+        assert_eq!((k[0]["disk_format"].as_str(), k[0]["container_format"].as_str()), (Some("aki"), Some("aki")));
+        assert_eq!((r[0]["disk_format"].as_str(), r[0]["container_format"].as_str()), (Some("ari"), Some("ari")));
+        assert_eq!(k[0]["size"], 8);
+        let t = &t[0];
+        assert_eq!(t["status"], "active");
+        assert_eq!(t["visibility"], "public");
+        assert_eq!((t["disk_format"].as_str(), t["container_format"].as_str()), (Some("raw"), Some("bare")));
+        assert_eq!(t["size"], 1024 * 1024);
+        assert_eq!(t["kernel_id"], k[0]["id"]);
+        assert_eq!(t["ramdisk_id"], r[0]["id"]);
+        assert_eq!(t["os_command_line"], "console=ttyS0 quiet mitigations=off cryptomgr.notests");
     }
 }

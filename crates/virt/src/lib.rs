@@ -4,12 +4,13 @@
 //!   capacity, boot delay and failure injection, power states, console
 //!   output, snapshots, and its guests survive a restart of the compute host
 //!   (kept in a state file) so re-adoption can be exercised.
-//! - `qemu` (its own issue): real guests through QMP.
+//! - [`qemu::QemuDriver`]: real guests, one QEMU process each, driven over QMP.
 //!
 //! Every operation is idempotent by instance uuid: spawning a guest that
 //! already runs, or destroying one that is gone, succeeds.
 
 pub mod fake;
+pub mod qemu;
 
 use std::path::PathBuf;
 
@@ -64,6 +65,28 @@ pub struct GuestSpec {
     pub user_data: Option<String>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub key_data: Option<String>,
+    /// The key pair's name (the config drive's `public_keys` key).
+    #[serde(default)]
+    pub key_name: Option<String>,
+    #[serde(default)]
+    pub project_id: String,
+    #[serde(default)]
+    pub availability_zone: String,
+    #[serde(default)]
+    pub launch_index: i64,
+    /// Disk format of `image_path` (`raw`, `qcow2`).
+    #[serde(default)]
+    pub image_format: Option<String>,
+    /// A kernel and ramdisk to boot directly (the image's `kernel_id` and
+    /// `ramdisk_id`), on this host; the image's `os_command_line` is in
+    /// `image_properties`.
+    #[serde(default)]
+    pub kernel_path: Option<PathBuf>,
+    #[serde(default)]
+    pub ramdisk_path: Option<PathBuf>,
+    /// The network interfaces the guest boots with, in order.
+    #[serde(default)]
+    pub interfaces: Vec<GuestInterface>,
 }
 
 /// A guest as the hypervisor sees it.
@@ -85,6 +108,9 @@ pub struct GuestInterface {
     /// The device tag the user gave (Nova's device role tagging).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The port's fixed addresses (the config drive's network data).
+    #[serde(default)]
+    pub ips: Vec<String>,
 }
 
 /// A volume connected to a guest (a block storage attachment).
@@ -106,6 +132,11 @@ pub trait Driver: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The driver itself, for tests that reach a fake's controls.
     fn as_any(&self) -> &dyn std::any::Any;
+    /// The driver boots image data: the compute host must fetch the image
+    /// (and its kernel and ramdisk) and give their local paths in the spec.
+    fn needs_images(&self) -> bool {
+        false
+    }
     async fn capacity(&self) -> anyhow::Result<HostCapacity>;
     /// Every guest this hypervisor has (running or not).
     async fn list(&self) -> anyhow::Result<Vec<GuestInfo>>;

@@ -422,6 +422,14 @@ async fn snapshot_image(
         "image_type": image_type,
         "base_image_ref": inst.image_ref,
     });
+    // what the guest boots with comes along, so the snapshot boots the same way
+    if let Some(props) = sys.get("image_properties").and_then(Value::as_object) {
+        for k in ["kernel_id", "ramdisk_id", "os_command_line"] {
+            if let Some(v) = props.get(k) {
+                body[k] = v.clone();
+            }
+        }
+    }
     for (k, v) in extra {
         body[k] = v;
     }
