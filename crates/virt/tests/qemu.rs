@@ -218,8 +218,9 @@ async fn volumes_and_interfaces_hot_plug() {
         volume_id: uuid_v4(),
         attachment_id: uuid_v4(),
         device_name: "/dev/vdb".into(),
+        // as Cinder's attachments API gives it: flat
         connection_info: json!({"driver_volume_type": "file",
-            "data": {"device_path": vol_path, "format": "raw", "access_mode": "rw"}}),
+            "device_path": vol_path, "format": "raw", "access_mode": "rw", "attachment_id": "a"}),
     };
     d.attach_volume(&id, &vol).await.unwrap();
     d.attach_volume(&id, &vol).await.unwrap();

@@ -300,7 +300,9 @@ impl QemuDriver {
     }
 
     fn volume_args(v: &GuestVolume) -> anyhow::Result<(Value, Value)> {
-        let data = &v.connection_info["data"];
+        // Cinder's attachments API gives the fields flat; the legacy
+        // initialize_connection nests them under `data`
+        let data = v.connection_info.get("data").filter(|d| d.is_object()).unwrap_or(&v.connection_info);
         let path = data["device_path"]
             .as_str()
             .ok_or_else(|| anyhow!("volume {}: connection info has no device_path", v.volume_id))?;
