@@ -210,6 +210,19 @@ async fn volumes_and_interfaces_hot_plug() {
     let tap = tap_name(&port);
     let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).unwrap();
     assert!(master.ends_with("br-stratus-t2"), "{tap} is on {master:?}");
+
+    // plugged and unplugged while the guest still boots (as Tempest does
+    // right after ACTIVE): the unplug request is repeated until it is heard
+    let early_path = h.dir.path().join("early.raw");
+    std::fs::write(&early_path, vec![0u8; 1 << 20]).unwrap();
+    let early = GuestVolume {
+        volume_id: uuid_v4(),
+        attachment_id: uuid_v4(),
+        device_name: "/dev/vdb".into(),
+        connection_info: json!({"driver_volume_type": "file", "device_path": early_path, "format": "raw"}),
+    };
+    d.attach_volume(&id, &early).await.unwrap();
+    d.detach_volume(&id, &early.volume_id).await.unwrap();
     wait_console(d, &id, "STRATUS-GUEST-READY", 1, 60).await;
 
     let vol_path = h.dir.path().join("vol.raw");

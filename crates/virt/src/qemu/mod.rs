@@ -94,6 +94,10 @@ const QEMU_LOG: &str = "qemu.log";
 const DEFAULT_CMDLINE: &str = "console=ttyS0";
 /// How often the ACPI power button is pressed while a guest shuts down.
 const ACPI_RETRY: Duration = Duration::from_secs(2);
+/// How long a guest may take to release a hot-unplugged device, and how
+/// often it is asked again meanwhile.
+const UNPLUG_TIMEOUT: Duration = Duration::from_secs(60);
+const UNPLUG_RETRY: Duration = Duration::from_secs(3);
 /// TCG's translation cache per guest in MiB (QEMU's default is 1 GiB).
 const TCG_TB_SIZE_MB: u32 = 64;
 /// The console output answered at most (its tail).
@@ -524,18 +528,30 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// Unplug a device from a running guest: `device_del`, then wait until the guest let it go.
+    /// Unplug a device from a running guest: `device_del`, then wait until
+    /// the guest let it go (ACPI hot-unplug needs the guest's consent). The
+    /// request is repeated every [`UNPLUG_RETRY`]: a guest still booting
+    /// misses it, as it misses the power button.
     async fn unplug_device(&self, uuid: &str, id: &str) -> anyhow::Result<Qmp> {
         let mut q = self.qmp(uuid).await?;
-        match q.execute("device_del", Some(json!({"id": id}))).await {
-            Ok(_) => {}
-            Err(e) if e.downcast_ref::<QmpError>().is_some_and(|q| q.class == "DeviceNotFound") => return Ok(q),
-            Err(e) => return Err(e),
+        let deadline = tokio::time::Instant::now() + UNPLUG_TIMEOUT;
+        loop {
+            match q.execute("device_del", Some(json!({"id": id}))).await {
+                Ok(_) => {}
+                Err(e) if e.downcast_ref::<QmpError>().is_some_and(|q| q.class == "DeviceNotFound") => return Ok(q),
+                // "already in progress" and the like: keep waiting
+                Err(e) if e.downcast_ref::<QmpError>().is_some() => {
+                    tracing::debug!(instance = %uuid, device = %id, error = %e, "device_del repeated");
+                }
+                Err(e) => return Err(e),
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match q.wait_event("DEVICE_DELETED", |d| d["device"] == id, left.min(UNPLUG_RETRY)).await {
+                Ok(_) => return Ok(q),
+                Err(_) if !left.is_zero() && left > UNPLUG_RETRY => continue,
+                Err(e) => return Err(e).with_context(|| format!("guest {uuid} did not release device {id}")),
+            }
         }
-        q.wait_event("DEVICE_DELETED", |d| d["device"] == id, Duration::from_secs(30))
-            .await
-            .with_context(|| format!("guest {uuid} did not release device {id}"))?;
-        Ok(q)
     }
 }
 
