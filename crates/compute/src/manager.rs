@@ -78,6 +78,7 @@ impl ComputeHost {
                 local_gb: cap.disk_gb,
                 uuid: uuid::Uuid::new_v4().to_string(),
                 service_id: svc.id,
+                cpu_info: cap.cpu_info.to_string(),
             },
         )
         .await?;

@@ -429,6 +429,7 @@ async fn service_store_for_the_lead() {
             local_gb: 10,
             uuid: uuid::Uuid::new_v4().to_string(),
             service_id: s.id,
+            cpu_info: "{}".into(),
         };
         let first = compute_nodes::upsert(&api.db, n.clone()).await.unwrap();
         let mut bigger = n.clone();
@@ -469,6 +470,7 @@ async fn hypervisors_per_microversion() {
                 local_gb: 1,
                 uuid: uuid::Uuid::new_v4().to_string(),
                 service_id: 999,
+                cpu_info: "{}".into(),
             },
         )
         .await

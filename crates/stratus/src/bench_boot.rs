@@ -110,6 +110,8 @@ pub async fn run(b: BootBench) -> anyhow::Result<()> {
         ("STRATUS_COMPUTE__LOCAL_HOSTS", "[\"bench-qemu\"]".to_string()),
         ("STRATUS_COMPUTE__QEMU_BRIDGE", format!("brb{:05}", std::process::id() % 100_000)),
         ("STRATUS_COMPUTE__SHUTDOWN_TIMEOUT", "10".to_string()),
+        // every guest stays up until the end (for the memory figure): room for more than 4 per core
+        ("STRATUS_COMPUTE__CPU_ALLOCATION_RATIO", "16".to_string()),
     ];
     // ready when the host has registered and the tiny guest is in the image service
     let cloud = BenchCloud::start("boot", None, &env, 8, |http, compute, t| async move {

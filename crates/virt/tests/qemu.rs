@@ -325,7 +325,12 @@ async fn auto_accel_is_probed_by_booting() {
     let Some(h) = host("br-stratus-t4").await else { return };
     let d = QemuDriver::new(QemuOptions {
         binary: "qemu-system-x86_64".into(),
-        instances_dir: h.dir.path().join("auto"),
+        // deep enough that a socket in a guest's directory would pass the 108-byte limit
+        instances_dir: h
+            .dir
+            .path()
+            .join("auto")
+            .join("a-directory-name-long-enough-to-push-unix-socket-paths-over-their-limit"),
         accel: Accel::Auto,
         bridge: "br-stratus-t4".into(),
         shutdown_timeout: Duration::from_secs(20),
@@ -349,6 +354,8 @@ async fn auto_accel_is_probed_by_booting() {
     let s = spec(&h, "tiny-auto");
     d.spawn(&s).await.unwrap();
     wait_console(&d, &s.uuid, &format!("STRATUS-GUEST-READY uuid={}", s.uuid), 1, 60).await;
+    d.pause(&s.uuid).await.unwrap();
+    assert_eq!(power(&d, &s.uuid).await, PowerState::Paused);
     d.destroy(&s.uuid).await.unwrap();
     assert_eq!(qemu_processes(&s.uuid), 0);
 }

@@ -25,6 +25,8 @@ pub struct NewComputeNode {
     /// Used when the node is new; an existing node keeps its uuid.
     pub uuid: String,
     pub service_id: i64,
+    /// The hypervisor's CPU description (JSON), shown by os-hypervisors.
+    pub cpu_info: String,
 }
 
 fn now_us() -> i64 {
@@ -52,6 +54,7 @@ pub async fn upsert(db: &Db, n: NewComputeNode) -> Result<ComputeNode> {
                 .col_expr(compute_node::Column::MemoryMb, Expr::value(n.memory_mb))
                 .col_expr(compute_node::Column::LocalGb, Expr::value(n.local_gb))
                 .col_expr(compute_node::Column::ServiceId, Expr::value(n.service_id))
+                .col_expr(compute_node::Column::CpuInfo, Expr::value(n.cpu_info.clone()))
                 .col_expr(compute_node::Column::UpdatedAt, Expr::value(now_us()))
                 .filter(compute_node::Column::Id.eq(cur.id))
                 .exec(&db.write)
@@ -74,7 +77,7 @@ pub async fn upsert(db: &Db, n: NewComputeNode) -> Result<ComputeNode> {
             memory_mb_used: Set(0),
             local_gb_used: Set(0),
             running_vms: Set(0),
-            cpu_info: Set("{}".into()),
+            cpu_info: Set(n.cpu_info.clone()),
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()

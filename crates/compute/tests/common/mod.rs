@@ -158,6 +158,7 @@ impl Api {
                 local_gb: 100,
                 uuid: uuid::Uuid::new_v4().to_string(),
                 service_id: s.id,
+                cpu_info: "{}".into(),
             },
         )
         .await

@@ -196,8 +196,24 @@ impl QemuDriver {
         qemu_alive(pid, uuid).then_some(pid)
     }
 
+    /// The guest's QMP socket: in its directory, unless that path is too
+    /// long for a unix socket (108 bytes); then in a directory under the
+    /// system's temporary directory named by a hash of the instances
+    /// directory, so a restarted host finds it again.
+    fn qmp_socket(&self, uuid: &str) -> PathBuf {
+        let natural = self.dir(uuid).join(QMP_SOCKET);
+        if natural.as_os_str().len() < 100 {
+            return natural;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+        for b in self.opts.instances_dir.as_os_str().as_encoded_bytes() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        std::env::temp_dir().join(format!("stratus-qmp-{h:016x}")).join(format!("{uuid}.sock"))
+    }
+
     async fn qmp(&self, uuid: &str) -> anyhow::Result<Qmp> {
-        Qmp::connect(&self.dir(uuid).join(QMP_SOCKET)).await
+        Qmp::connect(&self.qmp_socket(uuid)).await
     }
 
     /// Wait until the guest's QEMU is gone; false when it still runs after `timeout`.
@@ -377,7 +393,7 @@ impl QemuDriver {
         }
         push(&["-chardev", &format!("file,id=serial0,path={},append=on", p(CONSOLE))]);
         push(&["-serial", "chardev:serial0"]);
-        push(&["-qmp", &format!("unix:{},server=on,wait=off", p(QMP_SOCKET))]);
+        push(&["-qmp", &format!("unix:{},server=on,wait=off", self.qmp_socket(&s.uuid).to_string_lossy())]);
         push(&["-pidfile", &p(PIDFILE), "-daemonize"]);
         if let Some(state) = incoming {
             push(&["-incoming", &format!("exec:cat '{}'", state.to_string_lossy().replace('\'', ""))]);
@@ -395,7 +411,11 @@ impl QemuDriver {
         for i in &st.interfaces {
             self.plug_tap(i).await?;
         }
-        let _ = std::fs::remove_file(dir.join(QMP_SOCKET));
+        let socket = self.qmp_socket(uuid);
+        if let Some(parent) = socket.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(dir.join(PIDFILE));
         let saved = dir.join(SAVED);
         let incoming = saved.exists().then_some(saved.as_path());
@@ -523,6 +543,7 @@ impl QemuDriver {
         for i in &interfaces {
             self.unplug_tap(&i.port_id).await?;
         }
+        let _ = std::fs::remove_file(self.qmp_socket(uuid));
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         tracing::info!(instance = %uuid, "guest destroyed");
         Ok(())

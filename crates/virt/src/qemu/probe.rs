@@ -68,7 +68,7 @@ async fn boot(binary: &str, kernel: &std::path::Path, initrd: &std::path::Path) 
             if let Some(e) = stderr.as_mut() {
                 let _ = e.read_to_string(&mut err_text).await;
             }
-            break Err(anyhow::anyhow!("QEMU exited ({status}): {}", err_text.trim()));
+            break Err(anyhow::anyhow!("QEMU exited ({status}): {}", err_text.lines().next().unwrap_or("").trim()));
         }
         if started.elapsed() > PROBE_TIMEOUT {
             break Err(anyhow::anyhow!("no marker within {PROBE_TIMEOUT:?}"));
