@@ -121,7 +121,9 @@ impl FileBackend {
     async fn convert_into(&self, src: &Path, src_format: &str, dst: &Path, size_gb: i64) -> anyhow::Result<()> {
         let tmp = dst.with_extension("part");
         let r = async {
-            let mut args = vec!["convert", "-q"];
+            // -U: the source may be a volume a running guest has open (an
+            // in-use snapshot or clone is crash-consistent, as in Cinder)
+            let mut args = vec!["convert", "-q", "-U"];
             if !src_format.is_empty() {
                 args.extend(["-f", src_format]);
             }
@@ -245,7 +247,8 @@ impl Driver for FileBackend {
             return Ok((p, false));
         }
         let tmp = self.dir.join(format!(".raw-{}", uuid::Uuid::new_v4()));
-        qemu_img(&["convert", "-q", "-f", "qcow2", "-O", "raw", &p.to_string_lossy(), &tmp.to_string_lossy()]).await?;
+        qemu_img(&["convert", "-q", "-U", "-f", "qcow2", "-O", "raw", &p.to_string_lossy(), &tmp.to_string_lossy()])
+            .await?;
         Ok((tmp, true))
     }
 
@@ -285,7 +288,7 @@ pub async fn qemu_img(args: &[&str]) -> anyhow::Result<()> {
 /// The virtual size of a disk image file, in bytes.
 pub async fn virtual_size(path: &Path) -> anyhow::Result<u64> {
     let out = tokio::process::Command::new("qemu-img")
-        .args(["info", "--output=json", &path.to_string_lossy()])
+        .args(["info", "-U", "--output=json", &path.to_string_lossy()])
         .output()
         .await
         .context("cannot run qemu-img (install qemu-utils)")?;

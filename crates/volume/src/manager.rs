@@ -386,6 +386,7 @@ impl VolumeHost {
                         crate::driver::qemu_img(&[
                             "convert",
                             "-q",
+                            "-U",
                             "-f",
                             "raw",
                             "-O",
