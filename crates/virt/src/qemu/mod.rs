@@ -216,6 +216,15 @@ impl QemuDriver {
         Qmp::connect(&self.qmp_socket(uuid)).await
     }
 
+    /// The guest exists and its QEMU runs (what pause, unpause and suspend need).
+    fn running(&self, uuid: &str) -> anyhow::Result<()> {
+        self.load(uuid)?;
+        if self.pid(uuid).is_none() {
+            bail!("guest {uuid} is not running");
+        }
+        Ok(())
+    }
+
     /// Wait until the guest's QEMU is gone; false when it still runs after `timeout`.
     async fn wait_gone(&self, uuid: &str, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -696,10 +705,7 @@ impl Driver for QemuDriver {
     async fn pause(&self, uuid: &str) -> anyhow::Result<()> {
         let l = self.lock(uuid);
         let _g = l.lock().await;
-        self.load(uuid)?;
-        if self.pid(uuid).is_none() {
-            bail!("guest {uuid} is not running");
-        }
+        self.running(uuid)?;
         self.qmp(uuid).await?.execute("stop", None).await?;
         Ok(())
     }
@@ -707,10 +713,7 @@ impl Driver for QemuDriver {
     async fn unpause(&self, uuid: &str) -> anyhow::Result<()> {
         let l = self.lock(uuid);
         let _g = l.lock().await;
-        self.load(uuid)?;
-        if self.pid(uuid).is_none() {
-            bail!("guest {uuid} is not running");
-        }
+        self.running(uuid)?;
         self.qmp(uuid).await?.execute("cont", None).await?;
         Ok(())
     }
@@ -719,10 +722,7 @@ impl Driver for QemuDriver {
     async fn suspend(&self, uuid: &str) -> anyhow::Result<()> {
         let l = self.lock(uuid);
         let _g = l.lock().await;
-        self.load(uuid)?;
-        if self.pid(uuid).is_none() {
-            bail!("guest {uuid} is not running");
-        }
+        self.running(uuid)?;
         let dir = self.dir(uuid);
         let tmp = dir.join(format!("{SAVED}.tmp"));
         let mut q = self.qmp(uuid).await?;
