@@ -1163,12 +1163,14 @@ fn volume_bdms(mv: Microversion, bdms: &[Value]) -> Result<Vec<VolumeBdm>> {
 
 /// The volumes a create asks for, checked with the caller's token; for a
 /// volume-backed server, what stands for its image (the boot image, or the
-/// boot volume's image metadata).
+/// boot volume's image metadata). A boot volume must be bootable only when
+/// no image is given (with one, the image is the root, as Nova has it).
 async fn check_volumes(
     svc: &ComputeService,
     ctx: &AuthContext,
     vols: &crate::volume::Volumes,
     bdms: &[VolumeBdm],
+    volume_backed: bool,
 ) -> Result<Option<Value>> {
     let mut boot = None;
     for b in bdms {
@@ -1185,7 +1187,7 @@ async fn check_volumes(
                         "Invalid volume: volume '{id}' status must be 'available'. Currently in '{status}'"
                     )));
                 }
-                if b.boot_index == Some(0) {
+                if b.boot_index == Some(0) && volume_backed {
                     // Nova's InvalidBDMVolumeNotBootable
                     if vol["bootable"] == "false" || vol["bootable"] == false {
                         return Err(bad(format!("Block Device {id} is not bootable.")));
@@ -1347,7 +1349,7 @@ async fn create(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Json(body):
         None => None,
     };
     let boot = match &vols {
-        Some(v) if !vol_bdms.is_empty() => check_volumes(&svc, &ctx, v, &vol_bdms).await?,
+        Some(v) if !vol_bdms.is_empty() => check_volumes(&svc, &ctx, v, &vol_bdms, volume_backed).await?,
         _ => None,
     };
     let img = match boot {
