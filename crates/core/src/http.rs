@@ -78,6 +78,12 @@ async fn access(service: &'static str, style: FaultStyle, mut req: Request, next
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(style);
+    // what access rules of application credentials are checked against
+    req.extensions_mut().insert(crate::access_rules::ServiceName(service));
+    if req.extensions().get::<crate::access_rules::RequestPath>().is_none() {
+        let path = crate::access_rules::RequestPath(req.uri().path().to_string());
+        req.extensions_mut().insert(path);
+    }
     let method = req.method().clone();
     // the path only: query strings may carry secrets in some APIs
     let path = req.uri().path().to_string();

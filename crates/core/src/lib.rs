@@ -2,6 +2,7 @@
 //! request ids and access logs, body-size limits, JSON/query extractors that
 //! answer 400 (never 422), and the authentication context that policy checks use.
 
+pub mod access_rules;
 pub mod auth;
 pub mod config;
 pub mod extract;
