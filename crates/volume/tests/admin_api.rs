@@ -739,3 +739,62 @@ async fn pools_capabilities_zones_and_hosts() {
         assert_eq!(api.get("/v3/os-hosts/node2@lvm", ADMIN).await.status, 404, "{b}: disabled");
     }
 }
+
+/// `GET /v3/{project}/resource_filters` (3.33) serves Cinder's default table,
+/// all or one resource; the volume list takes its non-admin filters from
+/// the same table (400 for another key from 3.31, ignored before; admins
+/// may use any).
+#[tokio::test]
+async fn resource_filters_match_what_lists_accept() {
+    for api in strict_clouds().await {
+        let b = api.backend;
+        let path = format!("/v3/{PROJECT_A}/resource_filters");
+        assert_eq!(api.get_at(&path, MEMBER, "3.32").await.status, 404, "{b}");
+        let r = api.get_at(&path, MEMBER, "3.33").await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let all = r.body["resource_filters"].as_array().unwrap();
+        let resources: Vec<&str> = all.iter().map(|f| f["resource"].as_str().unwrap()).collect();
+        assert_eq!(
+            resources,
+            ["volume", "backup", "snapshot", "group", "group_snapshot", "attachment", "message", "pool", "volume_type"],
+            "{b}"
+        );
+        let r = api.get_at(&format!("{path}?resource=volume"), MEMBER, "3.33").await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let one = r.body["resource_filters"].as_array().unwrap();
+        assert_eq!(one.len(), 1, "{b}");
+        assert_eq!(one[0]["resource"], "volume");
+        let vol_filters: Vec<String> =
+            one[0]["filters"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect();
+        for f in ["name", "status", "metadata", "bootable", "migration_status", "availability_zone", "group_id", "size"]
+        {
+            assert!(vol_filters.iter().any(|v| v == f), "{b}: {f} in {vol_filters:?}");
+        }
+        let r = api.get_at(&format!("{path}?resource=nothing"), MEMBER, "3.33").await;
+        assert_eq!(r.body["resource_filters"], json!([]), "{b}");
+
+        // every advertised volume filter is accepted by the volume list
+        insert_volume(&api.db, PROJECT_A, 1, None).await;
+        for f in &vol_filters {
+            let r = api.get_at(&format!("/v3/{PROJECT_A}/volumes/detail?{f}=x"), MEMBER, "3.60").await;
+            assert_eq!(r.status, 200, "{b}: {f}: {}", r.text);
+        }
+        // another key: refused from 3.31, ignored before, any for admins
+        let r = api.get_at(&format!("/v3/{PROJECT_A}/volumes?host=h"), MEMBER, "3.31").await;
+        assert_eq!(r.status, 400, "{b}: {}", r.text);
+        assert!(r.text.contains("Invalid filters host"), "{b}: {}", r.text);
+        let r = api.get_at(&format!("/v3/{PROJECT_A}/volumes?host=h"), MEMBER, "3.30").await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        assert_eq!(r.body["volumes"].as_array().unwrap().len(), 1, "{b}");
+        let r = api.get_at(&format!("/v3/{PROJECT_A}/volumes?host=h"), ADMIN, "3.31").await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        // all_tenants never counts against a non-admin
+        let r = api.get_at(&format!("/v3/{PROJECT_A}/volumes?all_tenants=1"), MEMBER, "3.31").await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        // a listed snapshot filter passes, an unlisted one not
+        let r = api.get_at(&format!("/v3/{PROJECT_A}/snapshots?volume_id=x"), MEMBER, "3.31").await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let r = api.get_at(&format!("/v3/{PROJECT_A}/snapshots?size=1"), MEMBER, "3.31").await;
+        assert_eq!(r.status, 400, "{b}: {}", r.text);
+    }
+}

@@ -168,10 +168,7 @@ async fn do_list(
     let admin = is_admin(svc, ctx);
     let project = project_of(ctx);
     authorize(svc, ctx, "backup:get_all", &project)?;
-    let known = ["name", "status", "volume_id", "name~", "display_name", "metadata", "snapshot_id"];
-    if !admin {
-        q.filters.retain(|(k, _)| known.contains(&k.as_str()));
-    }
+    crate::api::resource_filters::restrict(&mut q, "backup", admin, mv)?;
     if let Some(n) = q.take("display_name") {
         q.filters.push(("name".into(), n));
     }

@@ -110,9 +110,7 @@ async fn do_list(
     let admin = is_admin(svc, ctx);
     let mut q = ListQuery::parse(pairs)?;
     let asked_project = q.take("project_id");
-    if !admin {
-        q.filters.retain(|(k, _)| ["name", "status", "group_id", "name~"].contains(&k.as_str()));
-    }
+    crate::api::resource_filters::restrict(&mut q, "group_snapshot", admin, mv)?;
     let scope = if admin && q.all_tenants {
         None
     } else if admin && asked_project.is_some() {

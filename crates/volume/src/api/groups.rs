@@ -175,9 +175,7 @@ async fn do_list(
     let mut q = ListQuery::parse(pairs)?;
     let list_volume = q.take("list_volume").is_some_and(|v| parse_bool("list_volume", &json!(v)).unwrap_or(false));
     let asked_project = q.take("project_id");
-    if !admin {
-        q.filters.retain(|(k, _)| ["name", "status", "availability_zone", "group_type", "name~"].contains(&k.as_str()));
-    }
+    crate::api::resource_filters::restrict(&mut q, "group", admin, mv)?;
     let scope = if admin && q.all_tenants {
         None
     } else if admin && asked_project.is_some() {

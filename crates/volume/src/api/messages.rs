@@ -93,11 +93,7 @@ async fn index(
     // before 3.5 Cinder takes no paging, sorting or filters
     let mut q = if mv.at_least(3, 5) { ListQuery::parse(&pairs)? } else { ListQuery::default() };
     let asked_project = q.take("project_id");
-    if !admin {
-        q.filters.retain(|(k, _)| {
-            ["event_id", "resource_type", "resource_uuid", "message_level", "request_id"].contains(&k.as_str())
-        });
-    }
+    crate::api::resource_filters::restrict(&mut q, "message", admin, mv)?;
     let scope = if admin && q.all_tenants {
         None
     } else if admin && asked_project.is_some() {

@@ -31,6 +31,7 @@ pub mod messages;
 pub mod metadata;
 pub mod qos;
 pub mod quotas;
+pub mod resource_filters;
 pub mod root;
 pub mod scheduler_stats;
 pub mod services;
@@ -76,6 +77,9 @@ pub const COLLECTIONS: &[&str] = &[
 
 /// `/v3/{project_id}/rest` -> `/v3/rest` (the project comes from the token).
 pub fn strip_project(mut req: Request) -> Request {
+    // access rules of application credentials match the path as sent
+    let original = stratus_core::access_rules::RequestPath(req.uri().path().to_string());
+    req.extensions_mut().insert(original);
     let path = req.uri().path();
     let Some(rest) = path.strip_prefix("/v3/") else {
         return req;
@@ -110,6 +114,7 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
     let authed = authed.merge(attachments::routes());
     let authed = authed.merge(group_types::routes()).merge(groups::routes());
     let authed = authed.merge(group_snapshots::routes()).merge(messages::routes());
+    let authed = authed.merge(resource_filters::routes());
     let authed = authed.layer(stratus_core::microversion::layer(crate::VERSIONS));
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new().merge(root::routes()).merge(authed).with_state(state)

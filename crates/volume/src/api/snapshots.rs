@@ -129,10 +129,7 @@ async fn do_list(
     let admin = is_admin(svc, ctx);
     let project = project_of(ctx);
     authorize(svc, ctx, "volume:get_all_snapshots", &project)?;
-    let known = ["name", "status", "volume_id", "metadata", "name~", "display_name", "group_snapshot_id"];
-    if !admin {
-        q.filters.retain(|(k, _)| known.contains(&k.as_str()));
-    }
+    crate::api::resource_filters::restrict(&mut q, "snapshot", admin, mv)?;
     if let Some(n) = q.take("display_name") {
         q.filters.push(("name".into(), n));
     }

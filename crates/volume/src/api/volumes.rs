@@ -18,6 +18,7 @@ use stratus_core::extract::RawQuery;
 use stratus_core::microversion::Microversion;
 
 use crate::api::list::{self, ListQuery};
+use crate::api::resource_filters;
 use crate::api::{
     Body, accepted, allowed, authorize, body_object, check_len, is_admin, metadata, metadata_from, now, ok, opt_str,
     project_of,
@@ -457,24 +458,7 @@ async fn do_list(
     detail: bool,
 ) -> Result<Value> {
     let mut q = ListQuery::parse(pairs)?;
-    // Cinder ignores filters it does not know for non-admins
-    let known = [
-        "name",
-        "status",
-        "metadata",
-        "bootable",
-        "availability_zone",
-        "size",
-        "volume_type",
-        "migration_status",
-        "group_id",
-        "name~",
-        "display_name",
-        "display_description",
-    ];
-    if !is_admin(svc, ctx) {
-        q.filters.retain(|(k, _)| known.contains(&k.as_str()) || k == "project_id");
-    }
+    resource_filters::restrict(&mut q, "volume", is_admin(svc, ctx), mv)?;
     if let Some(n) = q.take("display_name") {
         q.filters.push(("name".into(), n));
     }
