@@ -796,3 +796,121 @@ async fn overage_may_shrink_not_grow() {
     })
     .await;
 }
+
+/// Aggregate uuids are kept as they were written, as Placement stores and
+/// returns them verbatim: 32 hex digits without dashes come back so (from
+/// the PUT and from a later GET), and `member_of` finds them written so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_come_back_as_they_were_set() {
+    each(|s| async move {
+        let rp = s.provider("cn-hex", None).await;
+        let a = format!("/resource_providers/{rp}/aggregates");
+        let hex = "3333333333334333833333333333aaaa";
+        let upper = "44444444-4444-4444-8444-44444444BBBB";
+        let r = s.put(&a, "1.1", &json!([hex])).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body, json!({"aggregates": [hex]}));
+        assert_eq!(s.get(&a, "1.1").await.body, json!({"aggregates": [hex]}));
+        let g = s.get(&a, "1.19").await.body["resource_provider_generation"].as_i64().unwrap();
+        let r = s.put(&a, "1.19", &json!({"aggregates": [hex, upper], "resource_provider_generation": g})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["aggregates"], json!([hex, upper]));
+        let mut got: Vec<String> = s.get(&a, "1.19").await.body["aggregates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        let mut want = vec![hex.to_string(), upper.to_string()];
+        want.sort();
+        assert_eq!(got, want);
+        // the same set again changes nothing (no duplicate rows)
+        let r = s.put(&a, "1.19", &json!({"aggregates": [upper, hex], "resource_provider_generation": g + 1})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = s.get(&format!("/resource_providers?member_of={hex}"), "1.3").await;
+        assert_eq!(r.body["resource_providers"].as_array().unwrap().len(), 1, "{}", r.body);
+        assert_eq!(r.body["resource_providers"][0]["uuid"], rp.as_str());
+    })
+    .await;
+}
+
+/// Consumer types (1.38) through `POST /allocations` as well as `PUT`: the
+/// type is required, shown by `GET /allocations/{c}` from 1.38 only, changed
+/// by a later write at 1.38 and kept by a write before 1.38; usages count
+/// each consumer once whatever its classes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_types_on_post_and_later_writes() {
+    each(|s| async move {
+        let cn = s.provider("cn-ct", None).await;
+        s.inventory(&cn, &[("VCPU", 8), ("MEMORY_MB", 4096)]).await;
+        let vm = "d0000000-0000-4000-8000-000000000001";
+        let mig = "d0000000-0000-4000-8000-000000000002";
+        let one = |vcpu: i64, ctype: Option<&str>, generation: Value| {
+            let mut v = json!({"allocations": {cn.as_str(): {"resources": {"VCPU": vcpu, "MEMORY_MB": 512}}},
+                "project_id": "pct", "user_id": "u1", "consumer_generation": generation});
+            if let Some(t) = ctype {
+                v["consumer_type"] = json!(t);
+            }
+            v
+        };
+        // required in each consumer of a POST at 1.38
+        let r = s
+            .post(
+                "/allocations",
+                "1.38",
+                &json!({vm: one(1, Some("INSTANCE"), Value::Null),
+            mig: one(1, None, Value::Null)}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        let r = s
+            .post(
+                "/allocations",
+                "1.38",
+                &json!({vm: one(1, Some("INSTANCE"), Value::Null),
+            mig: one(2, Some("lower"), Value::Null)}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "a consumer type is upper case: {}", r.body);
+        let r = s
+            .post(
+                "/allocations",
+                "1.38",
+                &json!({vm: one(1, Some("INSTANCE"), Value::Null),
+            mig: one(2, Some("MIGRATION"), Value::Null)}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let r = s.get(&format!("/allocations/{mig}"), "1.38").await;
+        assert_eq!(r.body["consumer_type"], "MIGRATION");
+        assert_eq!(r.body["consumer_generation"], 1);
+        assert!(s.get(&format!("/allocations/{mig}"), "1.37").await.body.get("consumer_type").is_none());
+        let r = s.get("/usages?project_id=pct", "1.38").await;
+        assert_eq!(
+            r.body["usages"],
+            json!({"INSTANCE": {"VCPU": 1, "MEMORY_MB": 512, "consumer_count": 1},
+                   "MIGRATION": {"VCPU": 2, "MEMORY_MB": 512, "consumer_count": 1}})
+        );
+        assert_eq!(s.get("/usages?project_id=pct", "1.37").await.body["usages"], json!({"VCPU": 3, "MEMORY_MB": 1024}));
+        // a write at 1.38 changes the type; one before 1.38 keeps it
+        let r = s.put(&format!("/allocations/{mig}"), "1.38", &one(2, Some("INSTANCE"), json!(1))).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(s.get(&format!("/allocations/{mig}"), "1.38").await.body["consumer_type"], "INSTANCE");
+        let r = s.put(&format!("/allocations/{mig}"), "1.37", &one(3, None, json!(2))).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(s.get(&format!("/allocations/{mig}"), "1.38").await.body["consumer_type"], "INSTANCE");
+        let r = s.get("/usages?project_id=pct&user_id=u1", "1.38").await;
+        assert_eq!(r.body["usages"], json!({"INSTANCE": {"VCPU": 4, "MEMORY_MB": 1024, "consumer_count": 2}}));
+        let r = s.get("/usages?project_id=pct&consumer_type=unknown", "1.38").await;
+        assert_eq!(r.body["usages"], json!({}));
+        // a consumer made before 1.38 is `unknown`
+        let old = "d0000000-0000-4000-8000-000000000003";
+        let r = s.put(&format!("/allocations/{old}"), "1.37", &one(1, None, Value::Null)).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(s.get(&format!("/allocations/{old}"), "1.38").await.body["consumer_type"], "unknown");
+        let r = s.get("/usages?project_id=pct&consumer_type=unknown", "1.38").await;
+        assert_eq!(r.body["usages"], json!({"unknown": {"VCPU": 1, "MEMORY_MB": 512, "consumer_count": 1}}));
+    })
+    .await;
+}

@@ -15,7 +15,6 @@ use super::{accept_json, int, json_body, ok, since};
 use crate::State;
 use crate::error::{Result, provider_not_found};
 use crate::policies as p;
-use crate::query::normalize_uuid;
 use crate::schema::Schema;
 use crate::store::{Tx, aggregates as store};
 
@@ -84,8 +83,11 @@ async fn set(
     } else {
         (data, None)
     };
+    // as Placement: each uuid is kept as written (32 hex digits stay so,
+    // upper case stays upper case), stored and returned verbatim; `member_of`
+    // matches them verbatim too
     let aggs: Vec<String> =
-        list.as_array().into_iter().flatten().filter_map(Value::as_str).map(normalize_uuid).collect();
+        list.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
     let mut tx = Tx::begin(&svc.db).await?;
     let generation = store::set_for_provider(&mut tx, &rp, expected, &aggs).await?;
     tx.commit().await?;
