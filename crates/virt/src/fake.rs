@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Driver, GuestInfo, GuestInterface, GuestSpec, GuestVolume, HostCapacity, NoSuchGuest, PowerState};
+use crate::{
+    ConsoleEndpoint, ConsoleKind, Driver, GuestInfo, GuestInterface, GuestNotRunning, GuestSpec, GuestVolume,
+    HostCapacity, NoSuchGuest, PowerState,
+};
 
 /// Failure injection and timing of a fake host.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +48,32 @@ struct FakeGuest {
 pub struct FakeDriver {
     opts: Mutex<FakeOptions>,
     guests: Mutex<BTreeMap<String, FakeGuest>>,
+    /// Consoles opened so far: a loopback listener per guest and kind.
+    consoles: Mutex<BTreeMap<(String, ConsoleKind), (ConsoleEndpoint, tokio::task::AbortHandle)>>,
+}
+
+/// The greeting of the fake guest's VNC server (an RFB 3.8 server's first words).
+pub const FAKE_RFB_GREETING: &[u8] = b"RFB 003.008\n";
+
+/// A fake guest's console: a loopback listener whose connections get the
+/// RFB greeting (VNC) and then an echo of whatever they send, so a client
+/// going through the console proxy sees bytes both ways.
+async fn fake_console(kind: ConsoleKind) -> anyhow::Result<(ConsoleEndpoint, tokio::task::AbortHandle)> {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = conn.into_split();
+                if kind == ConsoleKind::Vnc && wr.write_all(FAKE_RFB_GREETING).await.is_err() {
+                    return;
+                }
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+            });
+        }
+    });
+    Ok((ConsoleEndpoint::Tcp { host: "127.0.0.1".into(), port }, task.abort_handle()))
 }
 
 impl FakeDriver {
@@ -54,7 +83,7 @@ impl FakeDriver {
             Some(p) if p.exists() => serde_json::from_slice(&std::fs::read(p)?)?,
             _ => BTreeMap::new(),
         };
-        Ok(FakeDriver { opts: Mutex::new(opts), guests: Mutex::new(guests) })
+        Ok(FakeDriver { opts: Mutex::new(opts), guests: Mutex::new(guests), consoles: Mutex::new(BTreeMap::new()) })
     }
 
     /// Change failure injection at run time (tests).
@@ -203,6 +232,14 @@ impl Driver for FakeDriver {
         if guests.remove(uuid).is_some() {
             self.save(&guests)?;
         }
+        if let Ok(mut c) = self.consoles.lock() {
+            c.retain(|(u, _), (_, task)| {
+                if u == uuid {
+                    task.abort();
+                }
+                u != uuid
+            });
+        }
         Ok(())
     }
 
@@ -260,6 +297,26 @@ impl Driver for FakeDriver {
             out.push('\n');
             Ok(out)
         })
+    }
+
+    async fn console_endpoint(&self, uuid: &str, kind: ConsoleKind) -> anyhow::Result<ConsoleEndpoint> {
+        let power = self.with_guest(uuid, |g| Ok(g.power))?;
+        if !matches!(power, PowerState::Running | PowerState::Paused) {
+            return Err(GuestNotRunning(uuid.to_string()).into());
+        }
+        let key = (uuid.to_string(), kind);
+        if let Some((ep, _)) = self.consoles.lock().map_err(|_| anyhow::anyhow!("fake driver poisoned"))?.get(&key) {
+            return Ok(ep.clone());
+        }
+        let (ep, task) = fake_console(kind).await?;
+        let mut consoles = self.consoles.lock().map_err(|_| anyhow::anyhow!("fake driver poisoned"))?;
+        // another request may have opened it meanwhile: keep the first
+        if let Some((first, _)) = consoles.get(&key) {
+            task.abort();
+            return Ok(first.clone());
+        }
+        consoles.insert(key, (ep.clone(), task));
+        Ok(ep)
     }
 
     async fn snapshot(&self, uuid: &str, dest: &Path) -> anyhow::Result<String> {

@@ -125,6 +125,64 @@ pub struct GuestVolume {
     pub connection_info: serde_json::Value,
 }
 
+/// A guest's interactive console, as the console proxies reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleKind {
+    /// The graphical console (an RFB server).
+    Vnc,
+    /// The first serial port, as a byte stream.
+    Serial,
+}
+
+impl ConsoleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsoleKind::Vnc => "vnc",
+            ConsoleKind::Serial => "serial",
+        }
+    }
+}
+
+/// Where a guest's console is reached on its host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleEndpoint {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// A unix socket on the host (the proxy runs on the same machine).
+    Unix {
+        path: PathBuf,
+    },
+}
+
+/// The guest has no such console (Nova's `ConsoleTypeUnavailable`): the
+/// driver does not offer it, or the guest was started without it.
+#[derive(Debug)]
+pub struct ConsoleUnavailable(pub ConsoleKind);
+
+impl std::fmt::Display for ConsoleUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Unavailable console type {}.", self.0.as_str())
+    }
+}
+
+impl std::error::Error for ConsoleUnavailable {}
+
+/// The guest exists but does not run, so its console is not there.
+#[derive(Debug)]
+pub struct GuestNotRunning(pub String);
+
+impl std::fmt::Display for GuestNotRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "guest {} is not running", self.0)
+    }
+}
+
+impl std::error::Error for GuestNotRunning {}
+
 /// A hypervisor driver.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync + 'static {
@@ -155,6 +213,13 @@ pub trait Driver: Send + Sync + 'static {
     async fn resize(&self, uuid: &str, spec: &GuestSpec) -> anyhow::Result<()>;
     /// The guest's serial console, the last `lines` lines when given.
     async fn console_output(&self, uuid: &str, lines: Option<usize>) -> anyhow::Result<String>;
+    /// Where the guest's console of `kind` is reached (the console proxy
+    /// connects there). Errors: [`NoSuchGuest`], [`GuestNotRunning`],
+    /// [`ConsoleUnavailable`] (the default: no remote consoles).
+    async fn console_endpoint(&self, uuid: &str, kind: ConsoleKind) -> anyhow::Result<ConsoleEndpoint> {
+        let _ = uuid;
+        Err(ConsoleUnavailable(kind).into())
+    }
     /// Write the guest's root disk to `dest`; returns its disk format (`raw`, `qcow2`).
     async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> anyhow::Result<String>;
     /// Hot-plug a network interface; plugging one the guest has already is fine.

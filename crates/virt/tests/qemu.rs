@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stratus_virt::qemu::{Accel, QemuDriver, QemuOptions, tap_name};
-use stratus_virt::{Driver, GuestInterface, GuestSpec, GuestVolume, PowerState};
+use stratus_virt::{ConsoleEndpoint, ConsoleKind, Driver, GuestInterface, GuestSpec, GuestVolume, PowerState};
 
 const CMDLINE: &str = "console=ttyS0 quiet mitigations=off cryptomgr.notests";
 
@@ -191,6 +191,55 @@ async fn lifecycle_of_a_real_guest() {
     assert_eq!(qemu_processes(&id), 0);
     assert!(!h.dir.path().join("instances").join(&id).exists());
     assert!(d.list().await.unwrap().is_empty());
+}
+
+/// A guest's VNC server greets over its console socket; its serial port is a
+/// socket too, and what the guest writes there still reaches `console.log`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_consoles_of_a_real_guest() {
+    use tokio::io::AsyncReadExt;
+    let Some(h) = host("br-stratus-t6").await else { return };
+    let d = &h.driver;
+    let s = spec(&h, "tiny-console");
+    let id = s.uuid.clone();
+    d.spawn(&s).await.unwrap();
+    let ConsoleEndpoint::Unix { path: serial } = d.console_endpoint(&id, ConsoleKind::Serial).await.unwrap() else {
+        panic!("the serial console is a unix socket")
+    };
+    let mut sock = tokio::net::UnixStream::connect(&serial).await.unwrap();
+    let marker = format!("STRATUS-GUEST-READY uuid={id}");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&seen).contains(&marker) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(deadline - Instant::now(), sock.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the serial socket closed:\n{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    wait_console(d, &id, &marker, 1, 5).await;
+    drop(sock);
+
+    let ConsoleEndpoint::Unix { path: vnc } = d.console_endpoint(&id, ConsoleKind::Vnc).await.unwrap() else {
+        panic!("the VNC console is a unix socket")
+    };
+    let mut sock = tokio::net::UnixStream::connect(&vnc).await.unwrap();
+    let mut greeting = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), sock.read_exact(&mut greeting)).await.unwrap().unwrap();
+    assert_eq!(&greeting, b"RFB 003.008\n");
+    drop(sock);
+
+    // a guest that does not run has no console
+    d.power_off(&id).await.unwrap();
+    let e = d.console_endpoint(&id, ConsoleKind::Vnc).await.unwrap_err();
+    assert!(e.downcast_ref::<stratus_virt::GuestNotRunning>().is_some(), "{e:#}");
+    d.destroy(&id).await.unwrap();
+    assert!(
+        d.console_endpoint(&id, ConsoleKind::Vnc)
+            .await
+            .unwrap_err()
+            .downcast_ref::<stratus_virt::NoSuchGuest>()
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! host finds its guests again; controlled over QMP.
 
 pub mod configdrive;
+mod console;
 mod host;
 mod probe;
 pub mod qmp;
@@ -21,7 +22,10 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use crate::{Driver, GuestInfo, GuestInterface, GuestSpec, GuestVolume, HostCapacity, NoSuchGuest, PowerState};
+use crate::{
+    ConsoleEndpoint, ConsoleKind, Driver, GuestInfo, GuestInterface, GuestSpec, GuestVolume, HostCapacity, NoSuchGuest,
+    PowerState,
+};
 use qmp::{Qmp, QmpError};
 
 /// Which accelerator guests run under.
@@ -65,6 +69,10 @@ struct GuestState {
     volumes: Vec<GuestVolume>,
     /// The guest has a root disk (`disk.qcow2`); boot-from-volume guests do not.
     root_disk: bool,
+    /// The guest has a display, a VNC server and its serial port on a
+    /// socket (`console.rs`); guests made before consoles existed do not.
+    #[serde(default)]
+    consoles: bool,
 }
 
 /// The accelerator in use and why it was chosen.
@@ -400,8 +408,13 @@ impl QemuDriver {
             push(&["-blockdev", &blockdev.to_string()]);
             push(&["-device", &device.to_string()]);
         }
-        push(&["-chardev", &format!("file,id=serial0,path={},append=on", p(CONSOLE))]);
-        push(&["-serial", "chardev:serial0"]);
+        if st.consoles {
+            a.extend(self.console_args(&s.uuid, &dir.join(CONSOLE)));
+        } else {
+            a.extend(["-chardev".into(), format!("file,id=serial0,path={},append=on", p(CONSOLE))]);
+            a.extend(["-serial".into(), "chardev:serial0".into()]);
+        }
+        let mut push = |xs: &[&str]| a.extend(xs.iter().map(|x| x.to_string()));
         push(&["-qmp", &format!("unix:{},server=on,wait=off", self.qmp_socket(&s.uuid).to_string_lossy())]);
         push(&["-pidfile", &p(PIDFILE), "-daemonize"]);
         if let Some(state) = incoming {
@@ -524,7 +537,13 @@ impl QemuDriver {
             let root_disk = self.make_root_disk(spec, &dir.join(ROOT_DISK)).await?;
             configdrive::build(spec, &dir.join(CONFIG_DRIVE)).await?;
             std::fs::write(dir.join(CONSOLE), b"")?;
-            Ok(GuestState { spec: spec.clone(), interfaces: spec.interfaces.clone(), volumes: vec![], root_disk })
+            Ok(GuestState {
+                spec: spec.clone(),
+                interfaces: spec.interfaces.clone(),
+                volumes: vec![],
+                root_disk,
+                consoles: true,
+            })
         }
         .await;
         let st = match made {
@@ -553,6 +572,7 @@ impl QemuDriver {
             self.unplug_tap(&i.port_id).await?;
         }
         let _ = std::fs::remove_file(self.qmp_socket(uuid));
+        self.remove_console_sockets(uuid);
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         tracing::info!(instance = %uuid, "guest destroyed");
         Ok(())
@@ -819,6 +839,10 @@ impl Driver for QemuDriver {
             }
             None => text,
         })
+    }
+
+    async fn console_endpoint(&self, uuid: &str, kind: ConsoleKind) -> anyhow::Result<ConsoleEndpoint> {
+        self.console_endpoint_of(uuid, kind)
     }
 
     async fn snapshot(&self, uuid: &str, dest: &Path) -> anyhow::Result<String> {

@@ -1,0 +1,80 @@
+//! Remote consoles of QEMU guests: a VNC server and the first serial port,
+//! each on a unix socket beside the guest's QMP socket (no ports to
+//! allocate, reachable only by this host's users). The serial port is a
+//! socket chardev that still logs everything to `console.log`, so the
+//! console output API reads the same file whether or not someone is
+//! connected. Guests started before consoles existed keep their old
+//! command line (and so a managed save of theirs still loads) and have no
+//! remote console.
+
+use std::path::{Path, PathBuf};
+
+use super::QemuDriver;
+use crate::{ConsoleEndpoint, ConsoleKind, ConsoleUnavailable, GuestNotRunning};
+
+impl ConsoleKind {
+    fn socket_name(self) -> &'static str {
+        match self {
+            ConsoleKind::Vnc => "vnc.sock",
+            ConsoleKind::Serial => "serial.sock",
+        }
+    }
+}
+
+impl QemuDriver {
+    /// The unix socket of a guest's console: in its directory, or beside its
+    /// QMP socket when that had to move for the unix path limit.
+    pub(super) fn console_socket(&self, uuid: &str, kind: ConsoleKind) -> PathBuf {
+        let qmp = self.qmp_socket(uuid);
+        let dir = self.dir(uuid);
+        if qmp.parent() == Some(dir.as_path()) {
+            dir.join(kind.socket_name())
+        } else {
+            qmp.with_file_name(format!("{uuid}.{}", kind.socket_name()))
+        }
+    }
+
+    /// QEMU's arguments for a guest's display, VNC server and serial port.
+    pub(super) fn console_args(&self, uuid: &str, console_log: &Path) -> Vec<String> {
+        let vnc = self.console_socket(uuid, ConsoleKind::Vnc);
+        let serial = self.console_socket(uuid, ConsoleKind::Serial);
+        vec![
+            "-device".into(),
+            "VGA".into(),
+            "-vnc".into(),
+            format!("unix:{}", vnc.to_string_lossy()),
+            "-chardev".into(),
+            format!(
+                "socket,id=serial0,path={},server=on,wait=off,logfile={},logappend=on",
+                serial.to_string_lossy(),
+                console_log.to_string_lossy()
+            ),
+            "-serial".into(),
+            "chardev:serial0".into(),
+        ]
+    }
+
+    /// Remove the console sockets that live outside the guest's directory.
+    pub(super) fn remove_console_sockets(&self, uuid: &str) {
+        for kind in [ConsoleKind::Vnc, ConsoleKind::Serial] {
+            let _ = std::fs::remove_file(self.console_socket(uuid, kind));
+        }
+    }
+
+    /// Where the console of a running guest is: its socket, when its QEMU was started with it.
+    pub(super) fn console_endpoint_of(&self, uuid: &str, kind: ConsoleKind) -> anyhow::Result<ConsoleEndpoint> {
+        let st = self.load(uuid)?;
+        let Some(pid) = self.pid(uuid) else {
+            return Err(GuestNotRunning(uuid.to_string()).into());
+        };
+        let path = self.console_socket(uuid, kind);
+        // a guest adopted from before consoles existed runs without them
+        let started_with = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&*path.to_string_lossy()))
+            .unwrap_or(false);
+        if !st.consoles || !started_with || !path.exists() {
+            return Err(ConsoleUnavailable(kind).into());
+        }
+        Ok(ConsoleEndpoint::Unix { path })
+    }
+}
