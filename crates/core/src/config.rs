@@ -550,6 +550,57 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Make every path the cloud reads or writes absolute, relative paths
+    /// being taken from `base` (the directory `stratus` was started in): a
+    /// path handed to another program (qemu-img's backing file, a guest's
+    /// directory) must not depend on that program's own directory.
+    pub fn make_paths_absolute(&mut self, base: &Path) {
+        let abs = |p: &Path| -> PathBuf {
+            let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+            std::path::absolute(&joined).unwrap_or(joined)
+        };
+        let abs_str = |s: &mut String| {
+            if !s.is_empty() {
+                *s = abs(Path::new(s.as_str())).to_string_lossy().into_owned();
+            }
+        };
+        self.data_dir = abs(&self.data_dir);
+        abs_str(&mut self.identity.fernet_key_repository);
+        abs_str(&mut self.volume.volumes_dir);
+        abs_str(&mut self.volume.backups_dir);
+        abs_str(&mut self.compute.instances_dir);
+        abs_str(&mut self.compute.image_cache_dir);
+        abs_str(&mut self.compute.tiny_guest_dir);
+        abs_str(&mut self.policy.file);
+        self.image.preload.iter_mut().for_each(abs_str);
+        for entry in &mut self.image.store_dirs {
+            if let Some((id, dir)) = entry.split_once('=') {
+                let dir = abs(Path::new(dir.trim()));
+                *entry = format!("{id}={}", dir.display());
+            }
+        }
+        // a QEMU binary given as a path (not a name looked up on PATH)
+        if self.compute.qemu_binary.contains('/') {
+            abs_str(&mut self.compute.qemu_binary);
+        }
+        if let Some(rest) = self.database.url.strip_prefix("sqlite://")
+            && !rest.starts_with('/')
+            && !rest.starts_with(':')
+            && !rest.is_empty()
+        {
+            let (file, query) = match rest.split_once('?') {
+                Some((f, q)) => (f, Some(q)),
+                None => (rest, None),
+            };
+            let mut url = format!("sqlite://{}", abs(Path::new(file)).display());
+            if let Some(q) = query {
+                url.push('?');
+                url.push_str(q);
+            }
+            self.database.url = url;
+        }
+    }
+
     fn known_path(path: &[String]) -> bool {
         let defaults = toml::Value::try_from(Config::default()).unwrap_or(toml::Value::Table(Default::default()));
         let mut cur = &defaults;
@@ -741,6 +792,20 @@ mod tests {
         assert_eq!(cfg.identity.password_hash_rounds, 4);
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(cfg.identity_public_url(), "http://127.0.0.1:5555");
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let text = "data_dir = \"./data\"\n[compute]\ninstances_dir = \"inst/../guests\"\nqemu_binary = \"qemu-system-x86_64\"\n\
+                    [image]\nstore_dirs = [\"a=./s/a\", \"b=/abs/b\"]\n[database]\nurl = \"sqlite://./db/x.db?mode=rwc\"\n";
+        let mut cfg = Config::from_parts(text, std::iter::empty()).unwrap();
+        cfg.make_paths_absolute(Path::new("/srv/cloud"));
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/cloud/data"));
+        assert_eq!(cfg.instances_dir(), PathBuf::from("/srv/cloud/inst/../guests"));
+        assert_eq!(cfg.image_cache_dir(), PathBuf::from("/srv/cloud/data/compute-image-cache"));
+        assert_eq!(cfg.image.store_dirs, vec!["a=/srv/cloud/s/a".to_string(), "b=/abs/b".to_string()]);
+        assert_eq!(cfg.compute.qemu_binary, "qemu-system-x86_64");
+        assert_eq!(cfg.database.url, "sqlite:///srv/cloud/db/x.db?mode=rwc");
     }
 
     #[test]

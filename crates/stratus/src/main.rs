@@ -49,6 +49,9 @@ enum Command {
         #[arg(long, env = "STRATUS_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
     },
+    /// Stop every guest of this data dir's compute hosts and remove their taps
+    /// (guests outlive `stratus up` by design; their disks stay, shut off).
+    Down,
     /// Serve the REST APIs only (stateless; scale out behind a load balancer).
     Api,
     /// Run a conductor: build sagas and resizes (scale out: sagas are taken over when one dies).
@@ -124,6 +127,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(d) = &cli.data_dir {
         cfg.data_dir = d.clone();
     }
+    // every path absolute from here on (relative ones are from the working directory)
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    cfg.make_paths_absolute(&cwd);
     Ok(cfg)
 }
 
@@ -520,7 +526,73 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
         println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());
         println!("  openstack --os-cloud stratus token issue");
     }
-    serve_all(identity, &cfg, Some(&outcome.admin_project_id)).await
+    let served = serve_all(identity, &cfg, Some(&outcome.admin_project_id)).await;
+    let running: usize = qemu_hosts(&cfg).iter().map(|(_, d)| d.guests().iter().filter(|g| g.running).count()).sum();
+    if running > 0 {
+        println!(
+            "Stratus stopped; {running} guest{} still running{} (a later `stratus up` on {} takes {} over again).\n\
+             To stop {}: stratus --data-dir {} down",
+            if running == 1 { "" } else { "s" },
+            if running == 1 { " its QEMU" } else { " their QEMUs" },
+            cfg.data_dir.display(),
+            if running == 1 { "it" } else { "them" },
+            if running == 1 { "it" } else { "them" },
+            cfg.data_dir.display()
+        );
+    }
+    served
+}
+
+/// The QEMU driver of every compute host that keeps guests under this data dir
+/// (`<instances_dir>/<host>/<uuid>/`).
+fn qemu_hosts(cfg: &Config) -> Vec<(String, stratus_virt::qemu::QemuDriver)> {
+    let Ok(entries) = std::fs::read_dir(cfg.instances_dir()) else { return Vec::new() };
+    let mut hosts: Vec<_> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let host = e.file_name().to_str()?.to_string();
+            let opts = stratus_virt::qemu::QemuOptions {
+                binary: cfg.compute.qemu_binary.clone(),
+                instances_dir: e.path(),
+                accel: stratus_virt::qemu::Accel::Tcg,
+                bridge: cfg.compute.qemu_bridge.clone(),
+                shutdown_timeout: std::time::Duration::from_secs(cfg.compute.shutdown_timeout),
+                probe_kernel: None,
+                host_ip: "127.0.0.1".into(),
+            };
+            Some((host, stratus_virt::qemu::QemuDriver::new(opts).ok()?))
+        })
+        .collect();
+    hosts.sort_by(|a, b| a.0.cmp(&b.0));
+    hosts
+}
+
+/// `stratus down`: every guest of the data dir stopped, taps and the idle bridge removed.
+async fn down(cfg: &Config) -> anyhow::Result<()> {
+    let mut stopped = 0;
+    let mut failed = Vec::new();
+    let hosts = qemu_hosts(cfg);
+    for (host, driver) in &hosts {
+        match driver.stop_all().await {
+            Ok(n) => stopped += n,
+            Err(e) => failed.push(format!("{host}: {e:#}")),
+        }
+    }
+    if let Some((_, driver)) = hosts.first()
+        && let Err(e) = driver.remove_idle_bridge().await
+    {
+        failed.push(format!("bridge {}: {e:#}", cfg.compute.qemu_bridge));
+    }
+    println!(
+        "stopped {stopped} guest{} of {} (disks kept; a later `stratus up` shows them SHUTOFF)",
+        if stopped == 1 { "" } else { "s" },
+        cfg.data_dir.display()
+    );
+    if !failed.is_empty() {
+        anyhow::bail!("some guests could not be stopped: {}", failed.join("; "));
+    }
+    Ok(())
 }
 
 fn abs(p: &Path) -> PathBuf {
@@ -531,6 +603,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = load_config(&cli)?;
     match cli.command {
         Command::Up { admin_password } => up(cfg, admin_password).await,
+        Command::Down => down(&cfg).await,
         Command::Api => {
             let db = open_db(&cfg).await?;
             let identity = Identity::open(cfg.clone(), db).await?;

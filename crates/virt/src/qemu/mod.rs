@@ -4,11 +4,13 @@
 
 pub mod configdrive;
 mod console;
+mod down;
 mod host;
 mod probe;
 pub mod qmp;
 
 pub use configdrive::tap_name;
+pub use down::FoundGuest;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
