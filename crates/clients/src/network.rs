@@ -154,6 +154,26 @@ impl NetworkClient {
         Ok(v["port"].clone())
     }
 
+    /// GET any path under `/v2.0` (e.g. `/floatingips/{id}`): the whole answer.
+    pub async fn get(&self, token: &str, path: &str) -> Result<Value> {
+        self.send(self.http.get(self.url(path)), token).await
+    }
+
+    /// POST a body to any path under `/v2.0`: the whole answer.
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> Result<Value> {
+        self.send(self.http.post(self.url(path)).json(&body), token).await
+    }
+
+    /// PUT a body to any path under `/v2.0`: the whole answer.
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> Result<Value> {
+        self.send(self.http.put(self.url(path)).json(&body), token).await
+    }
+
+    /// DELETE any path under `/v2.0`.
+    pub async fn delete(&self, token: &str, path: &str) -> Result<()> {
+        self.send(self.http.delete(self.url(path)), token).await.map(|_| ())
+    }
+
     /// Delete a port; false when it was already gone.
     pub async fn delete_port(&self, token: &str, id: &str) -> Result<bool> {
         match self.send(self.http.delete(self.url(&format!("/ports/{id}"))), token).await {

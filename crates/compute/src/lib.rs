@@ -20,6 +20,7 @@ pub mod model;
 pub mod network;
 pub mod placement;
 pub mod policies;
+pub mod policies_network;
 pub mod policies_resources;
 pub mod roles;
 pub mod rpc;

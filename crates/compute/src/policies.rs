@@ -124,5 +124,11 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
 /// Every default rule of the compute API: the base, the server rules and the
 /// resource rules (flavors, keypairs, aggregates, ... in `RESOURCE_RULES`).
 pub fn all_rules() -> Vec<(&'static str, &'static str)> {
-    BASE_RULES.iter().chain(SERVER_RULES).chain(crate::policies_resources::RESOURCE_RULES).copied().collect()
+    BASE_RULES
+        .iter()
+        .chain(SERVER_RULES)
+        .chain(crate::policies_resources::RESOURCE_RULES)
+        .chain(crate::policies_network::NETWORK_PROXY_RULES)
+        .copied()
+        .collect()
 }

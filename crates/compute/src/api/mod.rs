@@ -16,10 +16,14 @@ use crate::{ComputeService, State};
 
 pub mod assisted_volume_snapshots;
 pub mod attach_interfaces;
+pub mod floating_ips;
 pub mod image_metadata;
 pub mod images;
 pub mod instance_actions;
+pub mod network_proxy;
+pub mod networks;
 pub mod resources;
+pub mod security_groups;
 pub mod server_actions;
 pub mod server_diagnostics;
 pub mod server_external_events;
@@ -46,7 +50,10 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(volume_attachments::routes())
         .merge(volumes::routes())
         .merge(assisted_volume_snapshots::routes())
-        .merge(server_password::routes());
+        .merge(server_password::routes())
+        .merge(floating_ips::routes())
+        .merge(security_groups::routes())
+        .merge(networks::routes());
     let authed = authed.layer(stratus_core::auth::layer(validator));
     Router::new()
         .merge(versions::routes())

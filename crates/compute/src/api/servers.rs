@@ -52,6 +52,8 @@ pub struct Extras {
     pub host_status: BTreeMap<String, &'static str>,
     /// server -> its volumes (`os-extended-volumes:volumes_attached`)
     pub volumes: BTreeMap<String, Vec<crate::volume::Bdm>>,
+    /// server -> the security groups of its ports (`security_groups`)
+    pub security_groups: BTreeMap<String, Vec<Value>>,
 }
 
 pub async fn extras(svc: &ComputeService, list: &[Instance]) -> Result<Extras> {
@@ -83,6 +85,7 @@ pub async fn extras(svc: &ComputeService, list: &[Instance]) -> Result<Extras> {
         tags: instances::tags(&svc.db, &uuids).await?,
         host_status,
         volumes,
+        security_groups: super::security_groups::bindings(svc, &uuids).await,
     })
 }
 
@@ -200,6 +203,9 @@ pub fn view(svc: &ComputeService, ctx: &AuthContext, mv: Microversion, i: &Insta
             "os-extended-volumes:volumes_attached".into(),
             crate::volume::volumes_attached(&rows, mv.at_least(2, 3)),
         );
+    }
+    if let Some(groups) = x.security_groups.get(&i.uuid) {
+        m.insert("security_groups".into(), json!(groups));
     }
     if mv.at_least(2, 9) {
         m.insert("locked".into(), json!(i.locked));
