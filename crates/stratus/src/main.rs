@@ -266,7 +266,14 @@ impl stratus_image::quota::LimitSource for InProcessLimits {
 }
 
 /// Every API of the cloud, served from this process until a shutdown signal.
-async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_project: Option<&str>) -> anyhow::Result<()> {
+/// Every API and (with `admin_project`, as `stratus up`) the local roles;
+/// `ready` is printed once all of them answer and the tiny guest is registered.
+async fn serve_all(
+    identity: stratus_identity::State,
+    cfg: &Config,
+    admin_project: Option<&str>,
+    ready: Option<String>,
+) -> anyhow::Result<()> {
     let limits = std::sync::Arc::new(InProcessLimits(identity.clone(), "image"));
     let image = stratus_image::ImageService::open(cfg.clone(), identity.db.clone(), limits)?;
     if let Some(owner) = admin_project {
@@ -379,6 +386,9 @@ async fn serve_all(identity: stratus_identity::State, cfg: &Config, admin_projec
                     stratus_network::agent::FakeAgent::start_with(db.clone(), shared.bus.clone(), host, opts).await?,
                 );
             }
+        }
+        if let Some(msg) = &ready {
+            println!("{msg}");
         }
         anyhow::Ok((agents, volume_roles))
     };
@@ -513,7 +523,8 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
     if outcome.created_admin && !given {
         println!("Generated admin password (shown once): {password}");
     }
-    println!(
+    // said once every service answers and the compute host runs (the tiny guest registered)
+    let mut ready = format!(
         "Stratus is up. Identity: {}/v3  Image: {}  Compute: {}/v2.1  Placement: {}  Network: {}  Block storage: {}/v3",
         cfg.identity_public_url(),
         cfg.image_public_url(),
@@ -523,10 +534,10 @@ async fn up(cfg: Config, admin_password: Option<String>) -> anyhow::Result<()> {
         cfg.volume_public_url()
     );
     if let Some(path) = written {
-        println!("  export OS_CLIENT_CONFIG_FILE={}", path.display());
-        println!("  openstack --os-cloud stratus token issue");
+        ready.push_str(&format!("\n  export OS_CLIENT_CONFIG_FILE={}", path.display()));
+        ready.push_str("\n  openstack --os-cloud stratus token issue");
     }
-    let served = serve_all(identity, &cfg, Some(&outcome.admin_project_id)).await;
+    let served = serve_all(identity, &cfg, Some(&outcome.admin_project_id), Some(ready)).await;
     let running: usize = qemu_hosts(&cfg).iter().map(|(_, d)| d.guests().iter().filter(|g| g.running).count()).sum();
     if running > 0 {
         println!(
@@ -607,7 +618,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api => {
             let db = open_db(&cfg).await?;
             let identity = Identity::open(cfg.clone(), db).await?;
-            serve_all(identity, &cfg, None).await
+            serve_all(identity, &cfg, None, None).await
         }
         Command::Conductor { host } => {
             let db = open_db(&cfg).await?;
