@@ -10,7 +10,8 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use stratus_core::auth::{AuthContext, TokenError, TokenValidator};
+use stratus_core::access_rules::AccessRule;
+use stratus_core::auth::{AccessRules, AuthContext, TokenError, TokenValidator};
 use tokio::sync::Mutex;
 
 /// A service user's password credentials, scoped to its project.
@@ -36,7 +37,7 @@ pub struct IdentityClient {
     http: reqwest::Client,
     creds: ServiceCredentials,
     service_token: Mutex<Option<(String, DateTime<Utc>)>>,
-    validated: moka::future::Cache<String, Arc<AuthContext>>,
+    validated: moka::future::Cache<String, (Arc<AuthContext>, AccessRules)>,
 }
 
 impl IdentityClient {
@@ -85,8 +86,15 @@ impl IdentityClient {
 
     /// Validate a token through identity (`GET /v3/auth/tokens`).
     pub async fn validate(&self, token: &str) -> Result<Arc<AuthContext>, TokenError> {
+        Ok(self.validate_with_rules(token).await?.0)
+    }
+
+    /// Validate a token through identity, saying (as keystonemiddleware
+    /// does) that this service enforces application-credential access
+    /// rules; identity refuses tokens with rules to validators that do not.
+    pub async fn validate_with_rules(&self, token: &str) -> Result<(Arc<AuthContext>, AccessRules), TokenError> {
         if let Some(hit) = self.validated.get(token).await
-            && hit.expires_at > Utc::now()
+            && hit.0.expires_at > Utc::now()
         {
             return Ok(hit);
         }
@@ -96,6 +104,7 @@ impl IdentityClient {
             .get(format!("{}/v3/auth/tokens?nocatalog", self.base))
             .header("x-auth-token", &service)
             .header("x-subject-token", token)
+            .header("openstack-identity-access-rules", "1")
             .send()
             .await
             .map_err(|e| TokenError::Unavailable(e.to_string()))?;
@@ -106,8 +115,9 @@ impl IdentityClient {
         }
         let v: Value = r.json().await.map_err(|e| TokenError::Unavailable(e.to_string()))?;
         let ctx = Arc::new(context_from_body(token, &v).map_err(|e| TokenError::Unavailable(e.to_string()))?);
-        self.validated.insert(token.to_string(), ctx.clone()).await;
-        Ok(ctx)
+        let found = (ctx, access_rules_from_body(&v));
+        self.validated.insert(token.to_string(), found.clone()).await;
+        Ok(found)
     }
 }
 
@@ -115,6 +125,28 @@ impl TokenValidator for IdentityClient {
     fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<AuthContext>, TokenError>> {
         Box::pin(IdentityClient::validate(self, token))
     }
+
+    fn validate_with_rules<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(Arc<AuthContext>, AccessRules), TokenError>> {
+        Box::pin(IdentityClient::validate_with_rules(self, token))
+    }
+}
+
+/// The access rules of the application credential a token body names.
+pub fn access_rules_from_body(v: &Value) -> AccessRules {
+    let rules = v["token"]["application_credential"]["access_rules"].as_array()?;
+    Some(Arc::new(
+        rules
+            .iter()
+            .map(|r| AccessRule {
+                service: s(&r["service"]).unwrap_or_default(),
+                path: s(&r["path"]).unwrap_or_default(),
+                method: s(&r["method"]).unwrap_or_default(),
+            })
+            .collect(),
+    ))
 }
 
 fn s(v: &Value) -> Option<String> {

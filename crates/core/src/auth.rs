@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
+use crate::access_rules::{AccessRule, RequestPath, ServiceName};
 use crate::extract::style_of;
 use crate::fault::ApiError;
 
@@ -100,9 +101,40 @@ pub enum TokenError {
     Unavailable(String),
 }
 
+/// The access rules of the application credential a token came from
+/// (`None`: the token may call anything its roles allow).
+pub type AccessRules = Option<Arc<Vec<AccessRule>>>;
+
 /// Something that turns a token string into an `AuthContext`.
 pub trait TokenValidator: Send + Sync + 'static {
     fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<AuthContext>, TokenError>>;
+
+    /// The context and the access rules the request must match (validators
+    /// that know of none keep this default).
+    fn validate_with_rules<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(Arc<AuthContext>, AccessRules), TokenError>> {
+        Box::pin(async move { Ok((self.validate(token).await?, None)) })
+    }
+}
+
+/// Does the request pass the token's access rules? (A request with a valid
+/// service token is part of a chain between services and is not checked,
+/// as in keystonemiddleware.)
+fn passes_access_rules(req: &Request, rules: &AccessRules) -> bool {
+    let Some(rules) = rules else {
+        return true;
+    };
+    let Some(ServiceName(name)) = req.extensions().get::<ServiceName>().copied() else {
+        // not behind `http::service`: no service type to check against
+        return false;
+    };
+    let path = match req.extensions().get::<RequestPath>() {
+        Some(p) => p.0.clone(),
+        None => req.uri().path().to_string(),
+    };
+    crate::access_rules::allows(rules, name, req.method().as_str(), &path)
 }
 
 /// What the middleware found in `X-Auth-Token`.
@@ -119,8 +151,8 @@ pub async fn middleware(validator: Arc<dyn TokenValidator>, mut req: Request, ne
     let state = match token {
         None => AuthState::Missing,
         Some(t) if t.is_empty() => AuthState::Missing,
-        Some(t) => match validator.validate(&t).await {
-            Ok(ctx) => {
+        Some(t) => match validator.validate_with_rules(&t).await {
+            Ok((ctx, rules)) => {
                 let service = req.headers().get("x-service-token").and_then(|v| v.to_str().ok()).map(str::to_string);
                 match service {
                     Some(s) if !s.is_empty() => match validator.validate(&s).await {
@@ -132,6 +164,9 @@ pub async fn middleware(validator: Arc<dyn TokenValidator>, mut req: Request, ne
                         }
                         Err(_) => AuthState::Invalid("The service token is not valid.".into()),
                     },
+                    _ if !passes_access_rules(&req, &rules) => {
+                        AuthState::Invalid("The request is not allowed by the token's access rules.".into())
+                    }
                     _ => AuthState::Valid(ctx),
                 }
             }

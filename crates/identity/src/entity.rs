@@ -275,6 +275,48 @@ pub mod policy {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// A user's access rule: one service, path (with `*`, `**` and `{tag}`
+/// wildcards) and method an application credential may call.
+pub mod access_rule {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "access_rule")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub service: String,
+        pub path: String,
+        pub method: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Which access rules an application credential is limited to, in order.
+pub mod application_credential_access_rule {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "application_credential_access_rule")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub application_credential_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub access_rule_id: String,
+        pub position: i32,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod application_credential {
     use sea_orm::entity::prelude::*;
 

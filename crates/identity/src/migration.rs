@@ -10,7 +10,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002DomainConfigEndpointGroups)]
+        vec![Box::new(M0001Initial), Box::new(M0002DomainConfigEndpointGroups), Box::new(M0003AccessRules)]
     }
     fn migration_table_name() -> DynIden {
         Alias::new("identity_migrations").into_iden()
@@ -612,6 +612,89 @@ impl MigrationTrait for M0002DomainConfigEndpointGroups {
                 .name("ix_project_endpoint_project")
                 .table(ProjectEndpoint::Table)
                 .col(ProjectEndpoint::ProjectId)
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("identity migrations are forward-only".into()))
+    }
+}
+
+/// Application-credential access rules: a user's rules (one per service,
+/// path and method) and which credentials use them, in their order.
+struct M0003AccessRules;
+
+impl MigrationName for M0003AccessRules {
+    fn name(&self) -> &str {
+        "m0003_identity_access_rules"
+    }
+}
+
+#[derive(DeriveIden)]
+enum AccessRule {
+    Table,
+    Id,
+    UserId,
+    Service,
+    Path,
+    Method,
+}
+#[derive(DeriveIden)]
+enum ApplicationCredentialAccessRule {
+    Table,
+    ApplicationCredentialId,
+    AccessRuleId,
+    Position,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003AccessRules {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(AccessRule::Table)
+                .col(id(AccessRule::Id))
+                .col(s64(AccessRule::UserId))
+                .col(s64(AccessRule::Service))
+                .col(s255(AccessRule::Path))
+                .col(ColumnDef::new(AccessRule::Method).string_len(16).not_null().to_owned())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ux_access_rule_user_service_path_method")
+                .table(AccessRule::Table)
+                .col(AccessRule::UserId)
+                .col(AccessRule::Service)
+                .col(AccessRule::Path)
+                .col(AccessRule::Method)
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(ApplicationCredentialAccessRule::Table)
+                .col(s64(ApplicationCredentialAccessRule::ApplicationCredentialId))
+                .col(s64(ApplicationCredentialAccessRule::AccessRuleId))
+                .col(ColumnDef::new(ApplicationCredentialAccessRule::Position).integer().not_null().to_owned())
+                .primary_key(
+                    Index::create()
+                        .col(ApplicationCredentialAccessRule::ApplicationCredentialId)
+                        .col(ApplicationCredentialAccessRule::AccessRuleId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_app_cred_access_rule_rule")
+                .table(ApplicationCredentialAccessRule::Table)
+                .col(ApplicationCredentialAccessRule::AccessRuleId)
                 .to_owned(),
         )
         .await?;

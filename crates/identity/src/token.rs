@@ -88,6 +88,8 @@ pub struct TokenData {
     /// (id, name)
     pub roles: Vec<(String, String)>,
     pub app_cred: Option<appcred::AppCred>,
+    /// The credential's access rules (`None`: it has none).
+    pub access_rules: Option<Vec<appcred::AccessRule>>,
     pub is_admin_project: bool,
 }
 
@@ -242,6 +244,7 @@ impl Identity {
         }
         let mut role_ids = assignment::effective_role_ids(db, &u.id, &scope).await?;
         let mut app_cred = None;
+        let mut access_rules = None;
         if let Some(acid) = &p.app_cred_id {
             let c = appcred::get(db, acid).await.map_err(|_| invalid("application credential gone"))?;
             if c.expires_at.is_some_and(|e| e <= Utc::now().timestamp_micros()) {
@@ -256,6 +259,7 @@ impl Identity {
                 .filter(|r| all.get(r).is_some_and(|x| assignment::role_domain(x).is_none()))
                 .collect();
             role_ids.retain(|r| allowed.contains(r));
+            access_rules = appcred::access_rules_of(db, &c.id).await?;
             app_cred = Some(c);
         }
         if scope != Scope::Unscoped && role_ids.is_empty() {
@@ -278,6 +282,7 @@ impl Identity {
             domain,
             roles,
             app_cred,
+            access_rules,
             is_admin_project,
         })
     }
@@ -315,10 +320,11 @@ impl Identity {
             o.insert("roles".into(), d.roles.iter().map(|(id, name)| json!({"id": id, "name": name})).collect());
         }
         if let Some(c) = &d.app_cred {
-            o.insert(
-                "application_credential".into(),
-                json!({"id": c.id, "name": c.name, "restricted": !c.unrestricted}),
-            );
+            let mut ac = json!({"id": c.id, "name": c.name, "restricted": !c.unrestricted});
+            if let Some(rules) = &d.access_rules {
+                ac["access_rules"] = rules.iter().map(crate::api::appcreds::render_rule).collect();
+            }
+            o.insert("application_credential".into(), ac);
         }
         if with_catalog && p.scope_kind != 0 {
             o.insert("catalog".into(), (*self.catalog().await?).clone());
@@ -407,24 +413,57 @@ impl Identity {
 /// Identity validates the tokens presented to its own API in process.
 pub struct Validator(pub crate::State);
 
+/// The access rules a validated token carries, as the services check them.
+pub fn access_rules(d: &TokenData) -> stratus_core::auth::AccessRules {
+    d.access_rules.as_ref().map(|rules| {
+        Arc::new(
+            rules
+                .iter()
+                .map(|r| stratus_core::access_rules::AccessRule {
+                    service: r.service.clone(),
+                    path: r.path.clone(),
+                    method: r.method.clone(),
+                })
+                .collect(),
+        )
+    })
+}
+
+impl Validator {
+    async fn context(&self, token: &str) -> std::result::Result<(Arc<AuthContext>, Arc<TokenData>), TokenError> {
+        match self.0.validate_token(token, false).await {
+            Ok(d) => {
+                if let Some(c) = self.0.tokens.contexts.get(token) {
+                    return Ok((c, d));
+                }
+                let c = Arc::new(self.0.to_context(token, &d));
+                self.0.tokens.contexts.insert(token.to_string(), c.clone());
+                Ok((c, d))
+            }
+            Err(IdentityError::Unauthorized(m)) => Err(TokenError::Invalid(m)),
+            Err(e) => Err(TokenError::Unavailable(e.to_string())),
+        }
+    }
+}
+
 impl TokenValidator for Validator {
     fn validate<'a>(
         &'a self,
         token: &'a str,
     ) -> futures::future::BoxFuture<'a, std::result::Result<Arc<AuthContext>, TokenError>> {
+        Box::pin(async move { Ok(self.context(token).await?.0) })
+    }
+
+    fn validate_with_rules<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        std::result::Result<(Arc<AuthContext>, stratus_core::auth::AccessRules), TokenError>,
+    > {
         Box::pin(async move {
-            match self.0.validate_token(token, false).await {
-                Ok(d) => {
-                    if let Some(c) = self.0.tokens.contexts.get(token) {
-                        return Ok(c);
-                    }
-                    let c = Arc::new(self.0.to_context(token, &d));
-                    self.0.tokens.contexts.insert(token.to_string(), c.clone());
-                    Ok(c)
-                }
-                Err(IdentityError::Unauthorized(m)) => Err(TokenError::Invalid(m)),
-                Err(e) => Err(TokenError::Unavailable(e.to_string())),
-            }
+            let (c, d) = self.context(token).await?;
+            Ok((c, access_rules(&d)))
         })
     }
 }

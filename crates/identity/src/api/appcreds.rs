@@ -14,7 +14,7 @@ use stratus_core::extract::{Json, RawQuery};
 
 use super::{created, no_content, ok};
 use crate::error::{IdentityError, Result, bad, not_found};
-use crate::store::appcred::{self, AppCred, NewAppCred};
+use crate::store::appcred::{self, AccessRule, AppCred, NewAppCred, RuleInput};
 use crate::store::assignment::{self, Role, Scope, role_domain};
 use crate::util::{member, now_us, parse_extra};
 use crate::{Identity, State};
@@ -23,6 +23,8 @@ pub fn routes() -> Router<State> {
     Router::new()
         .route("/v3/users/{user_id}/application_credentials", get(list).post(create))
         .route("/v3/users/{user_id}/application_credentials/{application_credential_id}", get(show).delete(remove))
+        .route("/v3/users/{user_id}/access_rules", get(list_rules))
+        .route("/v3/users/{user_id}/access_rules/{access_rule_id}", get(show_rule).delete(remove_rule))
 }
 
 const ALLOWED: &[&str] = &[
@@ -53,7 +55,18 @@ fn render_role(r: &Role) -> Value {
     })
 }
 
-pub fn render(s: &Identity, c: &AppCred, roles: &HashMap<String, Role>, secret: Option<&str>) -> Value {
+/// An access rule as a credential and a token show it.
+pub fn render_rule(r: &AccessRule) -> Value {
+    json!({"id": r.id, "service": r.service, "path": r.path, "method": r.method})
+}
+
+pub fn render(
+    s: &Identity,
+    c: &AppCred,
+    roles: &HashMap<String, Role>,
+    rules: Option<&[AccessRule]>,
+    secret: Option<&str>,
+) -> Value {
     // a role deleted since is left out
     let role_list: Vec<Value> = appcred::role_ids(c).iter().filter_map(|id| roles.get(id)).map(render_role).collect();
     let mut v = json!({
@@ -68,10 +81,63 @@ pub fn render(s: &Identity, c: &AppCred, roles: &HashMap<String, Role>, secret: 
         "roles": role_list,
         "links": s.link(&format!("users/{}/application_credentials/{}", c.user_id, c.id)),
     });
+    if let Some(rules) = rules {
+        v["access_rules"] = rules.iter().map(render_rule).collect();
+    }
     if let Some(sec) = secret {
         v["secret"] = json!(sec);
     }
     v
+}
+
+const RULE_METHODS: &[&str] = &["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"];
+
+/// `access_rules` of a new credential, checked as Keystone's schema checks
+/// them: `path` a string starting with `/` (at most 225), `service` an id
+/// string (at most 64), `method` one of the HTTP methods, `id` an id string.
+fn parse_access_rules(v: Option<&Value>) -> Result<Vec<RuleInput>> {
+    let field = "application_credential.access_rules";
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(bad(format!("Invalid input for field '{field}': expected an array."))),
+    };
+    let id_like = |x: &str| !x.is_empty() && x.len() <= 64;
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(m) = item else {
+            return Err(bad(format!("Invalid input for field '{field}[{i}]': expected an object.")));
+        };
+        let text = |k: &str| -> Result<Option<String>> {
+            match m.get(k) {
+                None => Ok(None),
+                Some(Value::String(x)) => Ok(Some(x.clone())),
+                Some(_) => Err(bad(format!("Invalid input for field '{field}[{i}].{k}': expected a string."))),
+            }
+        };
+        let rule =
+            RuleInput { id: text("id")?, service: text("service")?, path: text("path")?, method: text("method")? };
+        if rule.id.as_deref().is_some_and(|x| !id_like(x)) {
+            return Err(bad(format!("Invalid input for field '{field}[{i}].id': not a valid ID.")));
+        }
+        if rule.service.as_deref().is_some_and(|x| !id_like(x)) {
+            return Err(bad(format!("Invalid input for field '{field}[{i}].service': not a valid service type.")));
+        }
+        if rule.path.as_deref().is_some_and(|x| !x.starts_with('/') || x.chars().count() > 225) {
+            return Err(bad(format!(
+                "Invalid input for field '{field}[{i}].path': it must start with '/' and be at most 225 characters."
+            )));
+        }
+        if let Some(x) = rule.method.as_deref()
+            && !RULE_METHODS.contains(&x)
+        {
+            return Err(bad(format!(
+                "Invalid input for field '{field}[{i}].method': '{x}' is not one of {RULE_METHODS:?}."
+            )));
+        }
+        out.push(rule);
+    }
+    Ok(out)
 }
 
 /// Whether the caller's token comes from a restricted application credential
@@ -229,18 +295,7 @@ async fn create(
             Some(us)
         }
     };
-    match a.get("access_rules") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(rules)) if rules.is_empty() => {}
-        Some(Value::Array(_)) => {
-            return Err(bad(
-                "Invalid input for field 'application_credential.access_rules': access rules are not supported.",
-            ));
-        }
-        Some(_) => {
-            return Err(bad("Invalid input for field 'application_credential.access_rules': expected an array."));
-        }
-    }
+    let access_rules = parse_access_rules(a.get("access_rules"))?;
     let wanted = parse_roles(a.get("roles"))?;
 
     s.enforce(&ctx, "identity:create_application_credential", json!({"user_id": user_id}))?;
@@ -268,17 +323,23 @@ async fn create(
         unrestricted,
         role_ids,
         secret,
+        access_rules,
     };
     let (cred, secret) = appcred::create(&s.db, s.cfg.identity.password_hash_rounds, new).await?;
     let roles = assignment::all_roles(&s.db).await?;
-    Ok(created(json!({"application_credential": render(&s, &cred, &roles, Some(&secret))})))
+    let rules = appcred::access_rules_of(&s.db, &cred.id).await?;
+    Ok(created(json!({"application_credential": render(&s, &cred, &roles, rules.as_deref(), Some(&secret))})))
 }
 
 async fn list(S(s): S<State>, Auth(ctx): Auth, Path(user_id): Path<String>, q: RawQuery) -> Result<Response> {
     s.enforce(&ctx, "identity:list_application_credentials", json!({"user_id": user_id}))?;
     let creds = appcred::list(&s.db, &user_id, q.get("name")).await?;
     let roles = assignment::all_roles(&s.db).await?;
-    let items = creds.iter().map(|c| render(&s, c, &roles, None)).collect();
+    let mut items = Vec::new();
+    for c in &creds {
+        let rules = appcred::access_rules_of(&s.db, &c.id).await?;
+        items.push(render(&s, c, &roles, rules.as_deref(), None));
+    }
     Ok(ok(s.collection(&format!("users/{user_id}/application_credentials"), "application_credentials", items)))
 }
 
@@ -295,7 +356,8 @@ async fn show(S(s): S<State>, Auth(ctx): Auth, Path((user_id, id)): Path<(String
     let c = owned(&s, &user_id, &id).await?;
     s.enforce(&ctx, "identity:get_application_credential", json!({"user_id": c.user_id}))?;
     let roles = assignment::all_roles(&s.db).await?;
-    Ok(ok(json!({"application_credential": render(&s, &c, &roles, None)})))
+    let rules = appcred::access_rules_of(&s.db, &c.id).await?;
+    Ok(ok(json!({"application_credential": render(&s, &c, &roles, rules.as_deref(), None)})))
 }
 
 async fn remove(S(s): S<State>, Auth(ctx): Auth, Path((user_id, id)): Path<(String, String)>) -> Result<Response> {
@@ -307,5 +369,46 @@ async fn remove(S(s): S<State>, Auth(ctx): Auth, Path((user_id, id)): Path<(Stri
     appcred::delete(&s.db, &id).await?;
     // tokens made from it must stop validating now, not when the cache expires
     s.invalidate_tokens();
+    Ok(no_content())
+}
+
+// ---- access rules: `/v3/users/{user_id}/access_rules`
+
+fn user_target(user_id: &str) -> Value {
+    json!({"target.user.id": user_id, "user_id": user_id})
+}
+
+fn render_rule_linked(s: &Identity, user_id: &str, r: &AccessRule) -> Value {
+    let mut v = render_rule(r);
+    v["links"] = s.link(&format!("users/{user_id}/access_rules/{}", r.id));
+    v
+}
+
+/// The rule named in the path, which must be the user's.
+async fn owned_rule(s: &Identity, user_id: &str, id: &str) -> Result<AccessRule> {
+    let r = appcred::get_access_rule(&s.db, id).await?;
+    if r.user_id != user_id {
+        return Err(not_found("access rule", id));
+    }
+    Ok(r)
+}
+
+async fn list_rules(S(s): S<State>, Auth(ctx): Auth, Path(user_id): Path<String>, q: RawQuery) -> Result<Response> {
+    s.enforce(&ctx, "identity:list_access_rules", user_target(&user_id))?;
+    let rules = appcred::list_access_rules(&s.db, &user_id, q.get("service"), q.get("path"), q.get("method")).await?;
+    let items = rules.iter().map(|r| render_rule_linked(&s, &user_id, r)).collect();
+    Ok(ok(s.collection(&format!("users/{user_id}/access_rules"), "access_rules", items)))
+}
+
+async fn show_rule(S(s): S<State>, Auth(ctx): Auth, Path((user_id, id)): Path<(String, String)>) -> Result<Response> {
+    s.enforce(&ctx, "identity:get_access_rule", user_target(&user_id))?;
+    let r = owned_rule(&s, &user_id, &id).await?;
+    Ok(ok(json!({"access_rule": render_rule_linked(&s, &user_id, &r)})))
+}
+
+async fn remove_rule(S(s): S<State>, Auth(ctx): Auth, Path((user_id, id)): Path<(String, String)>) -> Result<Response> {
+    s.enforce(&ctx, "identity:delete_access_rule", user_target(&user_id))?;
+    owned_rule(&s, &user_id, &id).await?;
+    appcred::delete_access_rule(&s.db, &id).await?;
     Ok(no_content())
 }

@@ -321,11 +321,30 @@ async fn subject_data(
     })
 }
 
+/// The header a validating service sends to say it enforces access rules
+/// (keystonemiddleware sends `1`).
+const ACCESS_RULES_HEADER: &str = "openstack-identity-access-rules";
+
+/// As Keystone: a token from a credential with access rules is "not found"
+/// for a validator that does not say it enforces them (version 1.0 or later).
+fn refuse_rules_unsupported(d: &crate::token::TokenData, headers: &HeaderMap) -> Result<()> {
+    if d.access_rules.is_none() {
+        return Ok(());
+    }
+    let supported = headers
+        .get(ACCESS_RULES_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .is_some_and(|v| v >= 1.0);
+    if supported { Ok(()) } else { Err(IdentityError::NotFoundMsg("Failed to validate token".into())) }
+}
+
 /// GET /v3/auth/tokens
 async fn validate(S(st): S<State>, Auth(ctx): Auth, q: RawQuery, headers: HeaderMap) -> Result<Response> {
     let token = subject(&headers)?;
     let d = subject_data(&st, &token, flag(&q, "allow_expired")).await?;
     st.enforce(&ctx, "identity:validate_token", json!({"target.token.user_id": d.user.id}))?;
+    refuse_rules_unsupported(&d, &headers)?;
     let with_catalog = !flag(&q, "nocatalog");
     // a token's body does not change while it is cached: render it once
     let key = (token.clone(), with_catalog);
@@ -357,6 +376,7 @@ async fn check(S(st): S<State>, Auth(ctx): Auth, q: RawQuery, headers: HeaderMap
     let token = subject(&headers)?;
     let d = subject_data(&st, &token, flag(&q, "allow_expired")).await?;
     st.enforce(&ctx, "identity:check_token", json!({"target.token.user_id": d.user.id}))?;
+    refuse_rules_unsupported(&d, &headers)?;
     let mut resp = axum::http::StatusCode::OK.into_response();
     if let Ok(v) = HeaderValue::from_str(&token) {
         resp.headers_mut().insert(SUBJECT_TOKEN, v);

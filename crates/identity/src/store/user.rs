@@ -198,6 +198,23 @@ pub async fn delete(db: &Db, revs: &revoke::RevocationList, id: &str) -> Result<
     assignment::Entity::delete_many().filter(assignment::Column::ActorId.eq(id)).exec(&txn).await?;
     ugm::Entity::delete_many().filter(ugm::Column::UserId.eq(id)).exec(&txn).await?;
     credential::Entity::delete_many().filter(credential::Column::UserId.eq(id)).exec(&txn).await?;
+    let cred_ids: Vec<String> = application_credential::Entity::find()
+        .filter(application_credential::Column::UserId.eq(id))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if !cred_ids.is_empty() {
+        crate::entity::application_credential_access_rule::Entity::delete_many()
+            .filter(crate::entity::application_credential_access_rule::Column::ApplicationCredentialId.is_in(cred_ids))
+            .exec(&txn)
+            .await?;
+    }
+    crate::entity::access_rule::Entity::delete_many()
+        .filter(crate::entity::access_rule::Column::UserId.eq(id))
+        .exec(&txn)
+        .await?;
     application_credential::Entity::delete_many()
         .filter(application_credential::Column::UserId.eq(id))
         .exec(&txn)
