@@ -8,6 +8,7 @@
 pub mod api;
 pub mod backups;
 pub mod conductor;
+pub mod console;
 pub mod entity;
 pub mod error;
 pub mod image_cache;

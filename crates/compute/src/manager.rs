@@ -165,6 +165,16 @@ impl ComputeHost {
         let me = self.clone();
         self.bus
             .serve(
+                &rpc::console_endpoint_topic(&self.host),
+                handler(move |m: rpc::GetConsoleEndpoint, _| {
+                    let me = me.clone();
+                    async move { me.console_endpoint(&m).await.map_err(remote) }
+                }),
+            )
+            .await?;
+        let me = self.clone();
+        self.bus
+            .serve(
                 &rpc::attach_interface_topic(&self.host),
                 handler(move |m: rpc::AttachInterface, _| {
                     let me = me.clone();
@@ -219,6 +229,18 @@ impl ComputeHost {
             )
             .await?;
         Ok(())
+    }
+
+    /// Where a guest's remote console is, or why it has none.
+    async fn console_endpoint(&self, m: &rpc::GetConsoleEndpoint) -> anyhow::Result<rpc::ConsoleEndpointReply> {
+        use rpc::ConsoleEndpointReply as R;
+        match self.driver.console_endpoint(&m.instance_uuid, m.kind).await {
+            Ok(ep) => Ok(R::Ready(ep)),
+            Err(e) if e.downcast_ref::<stratus_virt::ConsoleUnavailable>().is_some() => Ok(R::Unavailable),
+            Err(e) if e.downcast_ref::<stratus_virt::GuestNotRunning>().is_some() => Ok(R::NotRunning),
+            Err(e) if e.downcast_ref::<stratus_virt::NoSuchGuest>().is_some() => Ok(R::NoGuest),
+            Err(e) => Err(e),
+        }
     }
 
     /// Report inventory, traits and aggregates to placement; usage to the node record.

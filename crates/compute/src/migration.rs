@@ -5,7 +5,7 @@
 //! their history). M0002 (`migration_resources`): flavors, keypairs,
 //! aggregates, server groups, quotas. M0003 (`migration_server_migrations`):
 //! the migration records of servers. M0004 (`migration_block_devices`): the
-//! volumes of servers.
+//! volumes of servers. M0005 (`console::migration`): console authorizations.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
@@ -20,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::migration_resources::M0002Resources),
             Box::new(crate::migration_server_migrations::M0003ServerMigrations),
             Box::new(crate::migration_block_devices::M0004BlockDevices),
+            Box::new(crate::console::migration::M0005ConsoleAuthTokens),
         ]
     }
     fn migration_table_name() -> DynIden {

@@ -62,6 +62,8 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-deferred-delete:force", "rule:project_member_or_admin"),
     ("os_compute_api:os-deferred-delete:restore", "rule:project_member_or_admin"),
     ("os_compute_api:os-console-output", "rule:project_member_or_admin"),
+    ("os_compute_api:os-remote-consoles", "rule:project_member_or_admin"),
+    ("os_compute_api:os-console-auth-tokens", "rule:admin_api"),
     ("os_compute_api:os-admin-actions:reset_state", "rule:admin_api"),
     ("os_compute_api:os-admin-actions:inject_network_info", "rule:admin_api"),
     ("os_compute_api:os-shelve:shelve", "rule:project_member_or_admin"),

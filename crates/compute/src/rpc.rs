@@ -253,6 +253,34 @@ pub fn detach_volume_topic(host: &str) -> String {
     format!("{}.detach_volume", compute_topic(host))
 }
 
+/// compute host: where a guest's remote console is reached (call; the
+/// console proxy connects there with a token's authorization).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GetConsoleEndpoint {
+    pub instance_uuid: String,
+    pub kind: stratus_virt::ConsoleKind,
+}
+impl Message for GetConsoleEndpoint {
+    const NAME: &'static str = "compute.get_console_endpoint";
+    const VERSION: u32 = 1;
+}
+
+/// The host's answer to [`GetConsoleEndpoint`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum ConsoleEndpointReply {
+    Ready(stratus_virt::ConsoleEndpoint),
+    /// The guest has no such console (Nova's `ConsoleTypeUnavailable`).
+    Unavailable,
+    /// The guest exists but does not run.
+    NotRunning,
+    /// The hypervisor has no such guest.
+    NoGuest,
+}
+
+pub fn console_endpoint_topic(host: &str) -> String {
+    format!("{}.console_endpoint", compute_topic(host))
+}
+
 /// compute host: the serial console's output (call).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GetConsoleOutput {

@@ -409,6 +409,21 @@ pub struct ComputeConfig {
     pub quota_injected_files: i64,
     pub quota_injected_file_content_bytes: i64,
     pub quota_injected_file_path_length: i64,
+    /// Where the noVNC console proxy listens (Nova's `novncproxy_host`:`novncproxy_port`); empty: not served.
+    pub novncproxy_listen: String,
+    /// The URL novnc consoles are handed out under (Nova's `[vnc] novncproxy_base_url`;
+    /// default: `http://<novncproxy_listen>/vnc_auto.html`).
+    pub novncproxy_base_url: String,
+    /// noVNC's files, served by the noVNC proxy (Debian's `novnc` package puts them here).
+    pub novnc_dir: String,
+    /// Where the serial console proxy listens (Nova's `[serial_console] serialproxy_host`:`serialproxy_port`);
+    /// empty: not served.
+    pub serialproxy_listen: String,
+    /// The URL serial consoles are handed out under (Nova's `[serial_console] base_url`;
+    /// default: `ws://<serialproxy_listen>/`).
+    pub serialproxy_base_url: String,
+    /// Seconds a console token stays valid (Nova's `[consoleauth] token_ttl`); a connection consumes it.
+    pub console_token_ttl: u64,
 }
 
 impl Default for ComputeConfig {
@@ -458,6 +473,12 @@ impl Default for ComputeConfig {
             quota_injected_files: 5,
             quota_injected_file_content_bytes: 10_240,
             quota_injected_file_path_length: 255,
+            novncproxy_listen: "127.0.0.1:6080".into(),
+            novncproxy_base_url: String::new(),
+            novnc_dir: "/usr/share/novnc".into(),
+            serialproxy_listen: "127.0.0.1:6083".into(),
+            serialproxy_base_url: String::new(),
+            console_token_ttl: 600,
         }
     }
 }

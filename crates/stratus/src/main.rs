@@ -311,6 +311,8 @@ async fn serve_all(
     tracing::info!(%addr, "compute (nova v2.1) listening");
     let compute_srv =
         stratus_core::http::serve(addr, stratus_compute::router(compute.clone(), validator.clone()), shutdown_signal());
+    // the noVNC and serial console proxies beside the compute API
+    let console_srv = stratus_compute::console::proxy::serve_all(db.clone(), cfg, shutdown_signal);
     let network = stratus_network::NetworkService::open(cfg.clone(), db.clone())?;
     let addr: SocketAddr =
         cfg.network.listen.parse().with_context(|| format!("network.listen {:?}", cfg.network.listen))?;
@@ -398,7 +400,7 @@ async fn serve_all(
         std::future::pending::<anyhow::Result<()>>().await
     };
     tokio::select! {
-        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv, network_srv, volume_srv) } => { r?; }
+        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv, network_srv, volume_srv, console_srv) } => { r?; }
         r = roles => { r?; }
     }
     Ok(())

@@ -22,6 +22,7 @@ pub mod images;
 pub mod instance_actions;
 pub mod network_proxy;
 pub mod networks;
+pub mod remote_consoles;
 pub mod resources;
 pub mod security_groups;
 pub mod server_actions;
@@ -51,6 +52,7 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(volumes::routes())
         .merge(assisted_volume_snapshots::routes())
         .merge(server_password::routes())
+        .merge(remote_consoles::routes())
         .merge(floating_ips::routes())
         .merge(security_groups::routes())
         .merge(networks::routes());

@@ -189,6 +189,9 @@ async fn action(
         "lock" => lock(svc, ctx, mv, &inst, arg).await,
         "unlock" => unlock(svc, ctx, &inst).await,
         "os-getConsoleOutput" => console(svc, ctx, &inst, arg).await,
+        "os-getVNCConsole" | "os-getSerialConsole" | "os-getSPICEConsole" | "os-getRDPConsole" => {
+            super::remote_consoles::legacy_action(svc, ctx, mv, &inst, name, arg).await
+        }
         "createImage" => create_image(svc, ctx, mv, &inst, arg).await,
         "createBackup" => create_backup(svc, ctx, mv, &inst, arg).await,
         "rebuild" => rebuild(svc, ctx, mv, &inst, arg).await,
