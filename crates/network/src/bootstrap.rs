@@ -3,6 +3,11 @@
 //! `private` (subnet `private-subnet`) and a router `router1` with its gateway
 //! on `public` and an interface on `private-subnet`, all in the admin project.
 //!
+//! `public` is also the default external network (`is_default`) and a
+//! shared default IPv4 subnet pool (`shared-default-subnetpool-v4`,
+//! 10.128.0.0/9, /26 subnets) is made, so that a project without networks
+//! gets one from the auto-allocated topology (Nova's `networks: auto`).
+//!
 //! Each piece is looked up by name in the admin project first, so running it
 //! again (every `stratus up`) creates nothing new, and a piece an operator
 //! deleted comes back alone. Everything is written in one transaction.
@@ -29,6 +34,11 @@ pub const PUBLIC_SUBNET: &str = "public-subnet";
 pub const PRIVATE_NETWORK: &str = "private";
 pub const PRIVATE_SUBNET: &str = "private-subnet";
 pub const ROUTER: &str = "router1";
+/// The default IPv4 subnet pool (shared, `is_default`) auto-allocated
+/// topologies carve their subnets from, as devstack names it.
+pub const DEFAULT_POOL: &str = "shared-default-subnetpool-v4";
+pub const DEFAULT_POOL_PREFIX: &str = "10.128.0.0/9";
+pub const DEFAULT_POOL_PREFIXLEN: i64 = 26;
 
 /// What one run made (names of the new resources, in order of creation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,6 +74,30 @@ pub async fn run(db: &Db, cfg: &Config, admin_project: &str) -> Result<Outcome> 
             create_subnet(&txn, &public, PUBLIC_SUBNET, &public_cidr, false).await?
         }
     };
+    // `public` is the default external network (auto-allocated topologies
+    // get their gateway there) unless another one is
+    if public.external && networks::default_external(&txn).await?.is_none() {
+        out.created.push(format!("{PUBLIC_NETWORK} as the default external network"));
+        let mut n = public.clone();
+        n.is_default = true;
+        n.updated_at = st::now();
+        if !networks::save(&txn, &n).await? {
+            return Err(anyhow::anyhow!("network {} changed during the bootstrap", n.id).into());
+        }
+    }
+    let pool_prefix = ipam::parse_cidr("default subnet pool", DEFAULT_POOL_PREFIX, 4)?;
+    if st::subnetpools::default_for(&txn, 4).await?.is_none()
+        && st::subnetpools::named(&txn, admin_project, DEFAULT_POOL).await?.is_none()
+    {
+        if ipam::overlaps(&pool_prefix, &public_cidr) || ipam::overlaps(&pool_prefix, &private_cidr) {
+            tracing::warn!(
+                "network.bootstrap: no default subnet pool: {pool_prefix} overlaps {public_cidr} or {private_cidr}"
+            );
+        } else {
+            out.created.push(DEFAULT_POOL.into());
+            st::subnetpools::insert(&txn, default_pool(admin_project, &pool_prefix)).await?;
+        }
+    }
     let private = match networks::named(&txn, admin_project, PRIVATE_NETWORK).await? {
         Some(n) => n,
         None => {
@@ -206,6 +240,29 @@ async fn create_subnet<C: ConnectionTrait>(
     };
     subnets::insert(conn, s.clone()).await?;
     Ok(s)
+}
+
+/// The shared default IPv4 pool: /26 subnets out of a /9.
+fn default_pool(project: &str, prefix: &IpNet) -> crate::entity::subnetpool::Model {
+    let now = st::now();
+    crate::entity::subnetpool::Model {
+        id: st::new_id(),
+        project_id: project.to_string(),
+        name: DEFAULT_POOL.into(),
+        ip_version: 4,
+        prefixes: json!([prefix.to_string()]).to_string(),
+        default_prefixlen: DEFAULT_POOL_PREFIXLEN,
+        min_prefixlen: 8,
+        max_prefixlen: 32,
+        shared: true,
+        is_default: true,
+        default_quota: None,
+        address_scope_id: String::new(),
+        description: String::new(),
+        created_at: now.clone(),
+        updated_at: now,
+        revision_number: 0,
+    }
 }
 
 fn new_router(project: &str) -> Router {

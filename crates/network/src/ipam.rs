@@ -41,10 +41,19 @@ pub fn bounds(n: &IpNet) -> (u128, u128) {
     (to_u128(n.network()), to_u128(n.broadcast()))
 }
 
-/// A `cidr` attribute of `ip_version`: parsed, and refused when host bits are
-/// set (Neutron recommends the network address then). Returns the canonical net.
+/// A `cidr` attribute of `ip_version`, as Neutron's `validate_subnet` reads
+/// it: a prefix length is required and an IPv4 CIDR must be written in its
+/// canonical form (`10.0.0.0/8`, not `10/8` or `10.0.0.0/08`); host bits may
+/// be set (`10.99.99.0/16`). Returns the network (`10.99.0.0/16`), as
+/// Neutron stores it.
 pub fn parse_cidr(attr: &str, s: &str, ip_version: u8) -> Result<IpNet> {
-    let n: IpNet = s.trim().parse().map_err(|_| invalid(attr, format!("'{s}' is not a valid IP subnet")))?;
+    let invalid_subnet = || invalid(attr, format!("'{s}' is not a valid IP subnet"));
+    let n: IpNet = s.parse().map_err(|_| invalid_subnet())?;
+    if let IpNet::V4(v4) = &n
+        && format!("{}/{}", v4.addr(), v4.prefix_len()) != s
+    {
+        return Err(invalid_subnet());
+    }
     if net_version(&n) != ip_version {
         return Err(NetworkError::Client(
             axum::http::StatusCode::BAD_REQUEST,
@@ -52,10 +61,7 @@ pub fn parse_cidr(attr: &str, s: &str, ip_version: u8) -> Result<IpNet> {
             format!("Invalid input for operation: Cidr {s} does not match the IP version {ip_version}."),
         ));
     }
-    if n.trunc() != n {
-        return Err(invalid(attr, format!("'{s}' isn't a recognized IP subnet cidr, '{}' is recommended", n.trunc())));
-    }
-    Ok(n)
+    Ok(n.trunc())
 }
 
 /// An IP address attribute of the given version (any version when `None`).
@@ -379,7 +385,14 @@ mod tests {
     #[test]
     fn cidrs_are_validated() {
         assert_eq!(parse_cidr("cidr", "10.0.0.0/24", 4).unwrap(), net("10.0.0.0/24"));
-        assert!(parse_cidr("cidr", "10.0.0.1/24", 4).is_err());
+        // host bits set: the network address, as Neutron stores it
+        assert_eq!(parse_cidr("cidr", "10.99.99.0/16", 4).unwrap(), net("10.99.0.0/16"));
+        assert_eq!(parse_cidr("cidr", "10.0.0.1/24", 4).unwrap(), net("10.0.0.0/24"));
+        // not in canonical form, or no prefix length: refused
+        assert!(parse_cidr("cidr", "10.0.0.0/024", 4).is_err());
+        assert!(parse_cidr("cidr", "10.0.0.0", 4).is_err());
+        assert!(parse_cidr("cidr", " 10.0.0.0/24", 4).is_err());
+        assert_eq!(parse_cidr("cidr", "2001:db8::1/64", 6).unwrap().to_string(), "2001:db8::/64");
         assert!(parse_cidr("cidr", "10.0.0.0/33", 4).is_err());
         assert!(parse_cidr("cidr", "2001:db8::/64", 4).is_err());
         assert_eq!(parse_cidr("cidr", "2001:DB8::/64", 6).unwrap().to_string(), "2001:db8::/64");

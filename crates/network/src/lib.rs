@@ -14,6 +14,7 @@ pub mod error;
 pub mod ipam;
 pub mod l3;
 pub mod migration;
+pub mod migration_address_scopes;
 pub mod migration_agents;
 pub mod migration_l3_agents;
 pub mod migration_ports;

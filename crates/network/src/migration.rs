@@ -9,7 +9,8 @@
 //! M0001 (here): networks, tags, quotas. Then one migration per resource
 //! family, each in its own module: subnets and IPAM (M0002), ports (M0003),
 //! security groups (M0004), routers and floating IPs (M0005), agents and RBAC
-//! (M0006), routers' L3 agent hosts (M0007).
+//! (M0006), routers' L3 agent hosts (M0007), address scopes and
+//! auto-allocated topologies (M0008).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DeriveIden;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::migration_routers::M0005Routers),
             Box::new(crate::migration_agents::M0006Agents),
             Box::new(crate::migration_l3_agents::M0007RouterHosts),
+            Box::new(crate::migration_address_scopes::M0008AddressScopes),
         ]
     }
     fn migration_table_name() -> DynIden {

@@ -86,6 +86,14 @@ pub const SUBNET_RULES: &[(&str, &str)] = &[
     ("update_subnetpool:is_default", "rule:admin_only"),
     ("delete_subnetpool", "rule:admin_or_project_member"),
     ("get_network_ip_availability", "rule:admin_only"),
+    ("create_address_scope", "rule:admin_or_project_member"),
+    ("create_address_scope:shared", "rule:admin_only"),
+    ("get_address_scope", "rule:admin_or_project_reader"),
+    ("update_address_scope", "rule:admin_or_project_member"),
+    ("update_address_scope:shared", "rule:admin_only"),
+    ("delete_address_scope", "rule:admin_or_project_member"),
+    ("get_auto_allocated_topology", "rule:admin_or_project_reader"),
+    ("delete_auto_allocated_topology", "rule:admin_or_project_member"),
 ];
 
 #[rustfmt::skip]
@@ -143,7 +151,10 @@ pub const ROUTER_RULES: &[(&str, &str)] = &[
     ("create_router:external_gateway_info:network_id", "rule:admin_or_project_member"),
     ("create_router:external_gateway_info:enable_snat", "rule:admin_only"),
     ("create_router:external_gateway_info:external_fixed_ips", "rule:admin_only"),
+    ("create_router:ha", "rule:admin_only"),
     ("get_router", "rule:admin_or_project_reader"),
+    ("get_router:ha", "rule:admin_only"),
+    ("update_router:ha", "rule:admin_only"),
     ("update_router", "rule:admin_or_project_member"),
     ("update_router:external_gateway_info", "rule:admin_or_project_member"),
     ("update_router:external_gateway_info:network_id", "rule:admin_or_project_member"),

@@ -1,7 +1,8 @@
 //! The networks `stratus up` bootstraps, on every database: `public`
 //! (external, DHCP off), `private`, `router1` joining them; a second run
 //! makes nothing, a deleted piece comes back alone, `enable = false` makes
-//! nothing at all.
+//! nothing at all; `public` is the default external network and a shared
+//! default IPv4 subnet pool is made (for auto-allocated topologies).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -56,6 +57,8 @@ async fn bootstrap_makes_public_private_and_router1_once_on_every_database() {
             [
                 "public",
                 "public-subnet",
+                "public as the default external network",
+                "shared-default-subnetpool-v4",
                 "private",
                 "private-subnet",
                 "router1",
@@ -71,6 +74,12 @@ async fn bootstrap_makes_public_private_and_router1_once_on_every_database() {
         assert_eq!(public["project_id"], project.as_str(), "{backend}: {public}");
         assert_eq!(public["provider:network_type"], "vxlan", "{backend}: {public}");
         assert_eq!(public["subnets"].as_array().unwrap().len(), 1, "{backend}: {public}");
+        assert_eq!(public["is_default"], true, "{backend}: {public}");
+        let pool = one(&c, "subnetpool", "shared-default-subnetpool-v4", &admin).await;
+        assert_eq!(pool["is_default"], true, "{backend}: {pool}");
+        assert_eq!(pool["shared"], true, "{backend}: {pool}");
+        assert_eq!(pool["prefixes"], json!(["10.128.0.0/9"]), "{backend}: {pool}");
+        assert_eq!(pool["default_prefixlen"], 26, "{backend}: {pool}");
         let ps = one(&c, "subnet", "public-subnet", &admin).await;
         assert_eq!(ps["network_id"], public["id"], "{backend}: {ps}");
         assert_eq!(ps["cidr"], "203.0.113.0/24", "{backend}: {ps}");

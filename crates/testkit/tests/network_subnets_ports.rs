@@ -60,7 +60,7 @@ async fn subnets_validate_and_default_on_every_database() {
 
         // bad input: 400s
         for (body, k) in [
-            (json!({"network_id": net, "ip_version": 4, "cidr": "10.1.0.1/24"}), "HTTPBadRequest"),
+            (json!({"network_id": net, "ip_version": 4, "cidr": "10.1.0.0/024"}), "HTTPBadRequest"),
             (json!({"network_id": net, "ip_version": 4, "cidr": "nonsense"}), "HTTPBadRequest"),
             (json!({"network_id": net, "ip_version": 6, "cidr": "10.1.0.0/24"}), "InvalidInput"),
             (json!({"network_id": net, "ip_version": 4, "cidr": "10.0.0.128/25"}), "InvalidInput"),

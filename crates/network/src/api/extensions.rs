@@ -49,6 +49,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("quotas", "Quota management support", "Expose functions for quotas management per project"),
     ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
     (
+        "quota-check-limit",
+        "Quota engine limit check",
+        "Support for checking the resource usage before applying a new quota limit",
+    ),
+    (
         "empty-string-filtering",
         "Empty String Filtering Extension",
         "Allow filtering by attributes with empty string value",
@@ -82,6 +87,8 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     ),
     ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
     ("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a subnetpool as the default."),
+    ("address-scope", "Address scope", "Address scopes extension."),
+    ("auto-allocated-topology", "Auto Allocated Topology Services", "Auto Allocated Topology Services."),
     (
         "network-ip-availability",
         "Network IP Availability",
@@ -113,6 +120,8 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
     ),
     ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    ("l3-ha", "HA Router extension", "Adds HA capability to routers."),
+    ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"),
     (
         "floating-ip-port-forwarding",
         "Floating IP Port Forwarding",

@@ -15,7 +15,7 @@ use axum::extract::{Path, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::{Map, Value, json};
 use stratus_core::AuthContext;
 use stratus_core::auth::Auth;
@@ -26,6 +26,7 @@ use crate::api::networks::viewer;
 use crate::api::subnets::cidr_of;
 use crate::api::{Body, authorize, check_revision, created, is_admin, no_content, ok, owner_for_create};
 use crate::entity::floatingip::Model as FloatingIp;
+use crate::entity::port::{self, Model as Port};
 use crate::error::{NetworkError, Result, bad, bad_kind, conflict, not_found};
 use crate::store::floatingips as store;
 use crate::store::routers::{self, FLOATINGIP_OWNER, IpRequest};
@@ -58,8 +59,25 @@ fn bad_fip(msg: impl std::fmt::Display) -> NetworkError {
     bad_kind("BadRequest", format!("Bad floatingip request: {msg}."))
 }
 
-fn render(f: &FloatingIp, tags: Vec<String>, pfs: Vec<Value>) -> Value {
+/// `port_details` (fip-port-details): the associated port, or null.
+fn port_details(p: Option<&Port>) -> Value {
+    match p {
+        Some(p) => json!({
+            "name": p.name,
+            "network_id": p.network_id,
+            "mac_address": p.mac_address,
+            "admin_state_up": p.admin_state_up,
+            "status": p.status,
+            "device_id": p.device_id,
+            "device_owner": p.device_owner,
+        }),
+        None => Value::Null,
+    }
+}
+
+fn render(f: &FloatingIp, tags: Vec<String>, pfs: Vec<Value>, port: Option<&Port>) -> Value {
     json!({
+        "port_details": port_details(port),
         "port_forwardings": pfs,
         "id": f.id,
         "tenant_id": f.project_id,
@@ -85,9 +103,24 @@ async fn render_many<C: ConnectionTrait>(conn: &C, fs: &[FloatingIp]) -> Result<
     for p in crate::store::port_forwardings::of_fips(conn, &ids).await? {
         pfs.entry(p.floatingip_id.clone()).or_default().push(crate::api::port_forwardings::render_in_fip(&p));
     }
+    let port_ids: Vec<String> = fs.iter().filter_map(|f| f.fixed_port_id.clone()).collect();
+    let fixed_ports: std::collections::BTreeMap<String, Port> = if port_ids.is_empty() {
+        Default::default()
+    } else {
+        port::Entity::find()
+            .filter(port::Column::Id.is_in(port_ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect()
+    };
     Ok(fs
         .iter()
-        .map(|f| render(f, tg.remove(&f.id).unwrap_or_default(), pfs.remove(&f.id).unwrap_or_default()))
+        .map(|f| {
+            let port = f.fixed_port_id.as_ref().and_then(|id| fixed_ports.get(id));
+            render(f, tg.remove(&f.id).unwrap_or_default(), pfs.remove(&f.id).unwrap_or_default(), port)
+        })
         .collect())
 }
 

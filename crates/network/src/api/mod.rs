@@ -13,7 +13,9 @@ use stratus_core::{AuthContext, TokenValidator};
 use crate::error::{NetworkError, Result, forbidden};
 use crate::{NetworkService, State};
 
+pub mod address_scopes;
 pub mod agents;
+pub mod auto_allocated_topology;
 pub mod availability_zones;
 pub mod extensions;
 pub mod floatingips;
@@ -45,7 +47,9 @@ pub fn routes(state: State, validator: Arc<dyn TokenValidator>) -> Router {
         .merge(subnetpools::routes())
         .merge(ip_availability::routes())
         .merge(tags::routes())
-        .merge(quotas::routes());
+        .merge(quotas::routes())
+        .merge(address_scopes::routes())
+        .merge(auto_allocated_topology::routes());
     let authed = authed.merge(security_groups::routes()).merge(security_group_rules::routes());
     let authed = authed.merge(rbac_policies::routes()).merge(agents::routes()).merge(availability_zones::routes());
     let authed = authed.merge(routers::routes()).merge(floatingips::routes());
@@ -90,17 +94,45 @@ pub fn authorize(svc: &NetworkService, ctx: &AuthContext, rule: &str, project_id
     }
 }
 
-/// For each attribute present in the body, its `<action>_<resource>:<attr>` rule must allow the caller.
+/// The default of an attribute with a policy rule of its own (Neutron's
+/// attribute map `default`): on a create, the rule is checked only when the
+/// value given differs from it.
+#[derive(Clone, Copy, Debug)]
+pub enum AttrDefault {
+    /// No default (`ATTR_NOT_SPECIFIED`): any value given is checked.
+    Unset,
+    Bool(bool),
+    Str(&'static str),
+}
+
+/// Is `attr` set in a create body to something other than its default
+/// (Neutron's `_is_attribute_explicitly_set`: values are compared after
+/// conversion, so `"false"` is the default `false`)?
+pub fn explicitly_set(obj: &serde_json::Map<String, Value>, attr: &str, default: AttrDefault) -> bool {
+    let Some(v) = obj.get(attr) else { return false };
+    match default {
+        AttrDefault::Unset => true,
+        AttrDefault::Bool(d) => crate::model::boolean(attr, v).map_or(true, |b| b != d),
+        AttrDefault::Str(d) => v.as_str() != Some(d),
+    }
+}
+
+/// Attribute rules (`<action>_<resource>:<attr>`) that must allow the
+/// caller: on a create (`creating`), for each attribute given with a value
+/// other than its default; on an update, for each attribute in the body
+/// (as Neutron does: an update names what it changes).
 pub fn authorize_attributes(
     svc: &NetworkService,
     ctx: &AuthContext,
     rule_prefix: &str,
     obj: &serde_json::Map<String, Value>,
-    attrs: &[&str],
+    attrs: &[(&str, AttrDefault)],
     project_id: &str,
+    creating: bool,
 ) -> Result<()> {
-    for a in attrs {
-        if obj.contains_key(*a) {
+    for (a, d) in attrs {
+        let set = if creating { explicitly_set(obj, a, *d) } else { obj.contains_key(*a) };
+        if set {
             authorize(svc, ctx, &format!("{rule_prefix}:{a}"), project_id)?;
         }
     }

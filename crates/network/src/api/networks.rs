@@ -16,7 +16,8 @@ use stratus_core::extract::RawQuery;
 
 use crate::api::list::{self, ListParams};
 use crate::api::{
-    Body, allowed, authorize, authorize_attributes, check_revision, created, is_admin, no_content, ok, owner_for_create,
+    AttrDefault, Body, allowed, authorize, authorize_attributes, check_revision, created, is_admin, no_content, ok,
+    owner_for_create,
 };
 use crate::entity::network::Model as Network;
 use crate::error::{NetworkError, Result, bad, conflict, invalid, not_found};
@@ -62,15 +63,16 @@ const UPDATE_ATTRS: &[&str] = &[
     "provider:physical_network",
     "provider:segmentation_id",
 ];
-/// Attributes with a rule of their own (`create_network:shared`, ...).
-const GUARDED: &[&str] = &[
-    "shared",
-    "router:external",
-    "is_default",
-    "port_security_enabled",
-    "provider:network_type",
-    "provider:physical_network",
-    "provider:segmentation_id",
+/// Attributes with a rule of their own (`create_network:shared`, ...) and
+/// their defaults.
+const GUARDED: &[(&str, AttrDefault)] = &[
+    ("shared", AttrDefault::Bool(false)),
+    ("router:external", AttrDefault::Bool(false)),
+    ("is_default", AttrDefault::Bool(false)),
+    ("port_security_enabled", AttrDefault::Bool(true)),
+    ("provider:network_type", AttrDefault::Unset),
+    ("provider:physical_network", AttrDefault::Unset),
+    ("provider:segmentation_id", AttrDefault::Unset),
 ];
 const PROVIDER: &[&str] = &["provider:network_type", "provider:physical_network", "provider:segmentation_id"];
 
@@ -79,7 +81,14 @@ pub fn viewer(svc: &NetworkService, ctx: &AuthContext) -> Viewer {
 }
 
 /// A network as Neutron renders it.
-pub fn render(svc: &NetworkService, ctx: &AuthContext, n: &Network, subnets: Vec<String>, tags: Vec<String>) -> Value {
+pub fn render(
+    svc: &NetworkService,
+    ctx: &AuthContext,
+    n: &Network,
+    subnets: Vec<String>,
+    tags: Vec<String>,
+    scopes: (Option<&String>, Option<&String>),
+) -> Value {
     let mut v = json!({
         "id": n.id,
         "name": n.name,
@@ -94,8 +103,8 @@ pub fn render(svc: &NetworkService, ctx: &AuthContext, n: &Network, subnets: Vec
         "port_security_enabled": n.port_security_enabled,
         "availability_zone_hints": serde_json::from_str::<Value>(&n.availability_zone_hints).unwrap_or(json!([])),
         "availability_zones": [],
-        "ipv4_address_scope": null,
-        "ipv6_address_scope": null,
+        "ipv4_address_scope": scopes.0,
+        "ipv6_address_scope": scopes.1,
         "l2_adjacency": true,
         "description": n.description,
         "tags": tags,
@@ -103,6 +112,10 @@ pub fn render(svc: &NetworkService, ctx: &AuthContext, n: &Network, subnets: Vec
         "updated_at": n.updated_at,
         "revision_number": n.revision_number,
     });
+    // `is_default` (auto-allocated-topology) belongs to external networks
+    if n.external {
+        v["is_default"] = json!(n.is_default);
+    }
     if allowed(svc, ctx, "get_network:provider:network_type", &n.project_id) {
         v["provider:network_type"] = json!(n.network_type);
         v["provider:physical_network"] =
@@ -118,12 +131,14 @@ async fn render_many(svc: &NetworkService, ctx: &AuthContext, nets: &[Network]) 
     let mut tg = tags::of(&svc.db.read, store::TAG_TYPE, &ids).await?;
     // `shared` as the caller sees it: shared with everyone, or with its project by a policy
     let shared_with = rbac::networks_shared_with(&svc.db.read, &ids, &crate::api::project_of(ctx)).await?;
+    let scopes = st::address_scopes::of_networks(&svc.db.read, &ids).await?;
     Ok(nets
         .iter()
         .map(|n| {
             let mut n = n.clone();
             n.shared |= shared_with.contains(&n.id);
-            render(svc, ctx, &n, subs.remove(&n.id).unwrap_or_default(), tg.remove(&n.id).unwrap_or_default())
+            let sc = (scopes.get(&(n.id.clone(), 4)), scopes.get(&(n.id.clone(), 6)));
+            render(svc, ctx, &n, subs.remove(&n.id).unwrap_or_default(), tg.remove(&n.id).unwrap_or_default(), sc)
         })
         .collect())
 }
@@ -225,7 +240,8 @@ fn from_body(svc: &NetworkService, obj: &Map<String, Value>, project: &str) -> R
         segmentation_id: seg,
         availability_zone_hints: zones,
         dns_domain: get_str("dns_domain", 255)?,
-        is_default: get_bool("is_default", false)?,
+        // only an external network may be the default one
+        is_default: get_bool("is_default", false)? && get_bool("router:external", false)?,
         description: get_str("description", 255)?,
         created_at: now.clone(),
         updated_at: now,
@@ -325,6 +341,19 @@ async fn store_all(svc: &NetworkService, mut nets: Vec<Network>) -> Result<Vec<N
     Err(conflict("NoNetworkAvailable", "Unable to create the network: segment allocation kept conflicting."))
 }
 
+/// Only one external network is the default (`is_default`) at a time.
+async fn check_one_default(svc: &NetworkService, id: &str) -> Result<()> {
+    if let Some(d) = store::default_external(&svc.db.read).await?
+        && d.id != id
+    {
+        return Err(conflict(
+            "DefaultExternalNetworkExists",
+            format!("A default external network already exists: {}.", d.id),
+        ));
+    }
+    Ok(())
+}
+
 async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Result<Response> {
     let body = body.0;
     let (objs, bulk) = model::one_or_bulk(&body, "network", "networks")?;
@@ -332,8 +361,11 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
     for obj in &objs {
         let project = owner_for_create(&svc, &ctx, obj)?;
         authorize(&svc, &ctx, "create_network", &project)?;
-        authorize_attributes(&svc, &ctx, "create_network", obj, GUARDED, &project)?;
+        authorize_attributes(&svc, &ctx, "create_network", obj, GUARDED, &project, true)?;
         nets.push(from_body(&svc, obj, &project)?);
+    }
+    for n in nets.iter().filter(|n| n.is_default) {
+        check_one_default(&svc, &n.id).await?;
     }
     let nets = store_all(&svc, nets).await?;
     let items = render_many(&svc, &ctx, &nets).await?;
@@ -353,7 +385,7 @@ async fn update(
     for _ in 0..5 {
         let cur = store::get_visible(&svc.db.read, &v, &id).await?.ok_or_else(|| network_not_found(&id))?;
         authorize(&svc, &ctx, "update_network", &cur.project_id)?;
-        authorize_attributes(&svc, &ctx, "update_network", &obj, GUARDED, &cur.project_id)?;
+        authorize_attributes(&svc, &ctx, "update_network", &obj, GUARDED, &cur.project_id, false)?;
         check_revision(&headers, cur.revision_number)?;
         let mut n = cur.clone();
         for (k, val) in &obj {
@@ -381,6 +413,12 @@ async fn update(
                 }
                 _ => {}
             }
+        }
+        if !n.external {
+            n.is_default = false;
+        }
+        if n.is_default && !cur.is_default {
+            check_one_default(&svc, &id).await?;
         }
         n.updated_at = st::now();
         if cur.shared

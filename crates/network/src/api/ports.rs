@@ -21,7 +21,10 @@ use crate::api::list::{self, ListParams};
 use crate::api::networks::viewer;
 use crate::api::port_writes::{self, allocate, retryable};
 use crate::api::subnets::{authorize_net, cidr_of};
-use crate::api::{Body, allowed, check_revision, created, is_admin, no_content, ok, owner_for_create, project_of};
+use crate::api::{
+    AttrDefault, Body, allowed, check_revision, created, explicitly_set, is_admin, no_content, ok, owner_for_create,
+    project_of,
+};
 use crate::entity::ipallocation::Model as Allocation;
 use crate::entity::network::Model as Network;
 use crate::entity::port::Model as Port;
@@ -73,14 +76,15 @@ const UPDATE_ATTRS: &[&str] = &[
     "security_groups",
     "description",
 ];
-/// Attributes with a rule of their own (`create_port:mac_address`, ...).
-const GUARDED: &[&str] = &[
-    "mac_address",
-    "port_security_enabled",
-    "binding:host_id",
-    "binding:vnic_type",
-    "binding:profile",
-    "allowed_address_pairs",
+/// Attributes with a rule of their own (`create_port:mac_address`, ...) and
+/// their defaults.
+const GUARDED: &[(&str, AttrDefault)] = &[
+    ("mac_address", AttrDefault::Unset),
+    ("port_security_enabled", AttrDefault::Unset),
+    ("binding:host_id", AttrDefault::Unset),
+    ("binding:vnic_type", AttrDefault::Str("normal")),
+    ("binding:profile", AttrDefault::Unset),
+    ("allowed_address_pairs", AttrDefault::Unset),
 ];
 const VNIC_TYPES: &[&str] = &[
     "normal",
@@ -492,8 +496,8 @@ async fn draft(svc: &NetworkService, ctx: &AuthContext, obj: &Map<String, Value>
         .await?
         .ok_or_else(|| not_found("NetworkNotFound", format!("Network {net_id} could not be found.")))?;
     authorize_net(svc, ctx, "create_port", &project, &net.project_id)?;
-    for a in GUARDED {
-        if obj.contains_key(*a) {
+    for (a, d) in GUARDED {
+        if explicitly_set(obj, a, *d) {
             authorize_net(svc, ctx, &format!("create_port:{a}"), &project, &net.project_id)?;
         }
     }
@@ -613,7 +617,7 @@ async fn update(
         let cur = store::get_visible(&svc.db.read, &v, &id).await?.ok_or_else(|| port_not_found(&id))?;
         let net = networks::get(&svc.db.read, &cur.network_id).await?.ok_or_else(|| port_not_found(&id))?;
         authorize_net(&svc, &ctx, "update_port", &cur.project_id, &net.project_id)?;
-        for a in GUARDED {
+        for (a, _) in GUARDED {
             if obj.contains_key(*a) {
                 authorize_net(&svc, &ctx, &format!("update_port:{a}"), &cur.project_id, &net.project_id)?;
             }

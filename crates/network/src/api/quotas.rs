@@ -71,8 +71,20 @@ async fn update(
     authorize(&svc, &ctx, "update_quota", &project)?;
     let obj = model::resource(&b.0, "quota")?;
     let known: Vec<&str> = quotas::resources(&svc.cfg).iter().map(|(r, _, _)| *r).collect();
+    // `check_limit` (quota-check-limit): refuse a limit below what the
+    // project already uses; `force` is the CLI's opposite of it
+    let check_limit = match obj.get("check_limit") {
+        Some(v) => model::boolean("check_limit", v)?,
+        None => false,
+    };
+    if let Some(v) = obj.get("force") {
+        model::boolean("force", v)?;
+    }
     let mut set = Vec::new();
     for (k, v) in obj {
+        if k == "check_limit" || k == "force" {
+            continue;
+        }
         if !known.contains(&k.as_str()) {
             return Err(bad(format!("Unrecognized attribute(s) '{k}'")));
         }
@@ -81,6 +93,22 @@ async fn update(
             return Err(invalid(k, format!("'{l}' should be greater than or equal to -1")));
         }
         set.push((k.clone(), l));
+    }
+    if check_limit {
+        for (k, l) in &set {
+            let Some((_, table, _)) = quotas::resources(&svc.cfg).into_iter().find(|(r, _, _)| r == k) else {
+                continue;
+            };
+            if *l < 0 {
+                continue;
+            }
+            let used = quotas::count(&svc.db.read, table, &project).await?;
+            if used > *l {
+                return Err(bad(format!(
+                    "Quota limit {l} for {k} must be greater than or equal to already used {used}"
+                )));
+            }
+        }
     }
     for (k, l) in &set {
         quotas::set(&svc.db.write, &project, k, *l).await?;

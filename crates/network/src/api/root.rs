@@ -39,6 +39,7 @@ pub const COLLECTIONS: &[(&str, &str)] = &[
     ("network", "networks"),
     ("subnet", "subnets"),
     ("subnetpool", "subnetpools"),
+    ("address_scope", "address-scopes"),
     ("port", "ports"),
     ("security_group", "security-groups"),
     ("security_group_rule", "security-group-rules"),

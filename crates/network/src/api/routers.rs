@@ -25,7 +25,7 @@ use stratus_core::extract::RawQuery;
 use crate::api::list::{self, ListParams};
 use crate::api::networks::viewer;
 use crate::api::subnets::cidr_of;
-use crate::api::{Body, authorize, check_revision, created, is_admin, no_content, ok, owner_for_create};
+use crate::api::{Body, allowed, authorize, check_revision, created, is_admin, no_content, ok, owner_for_create};
 use crate::entity::ipallocation::{self, Model as Allocation};
 use crate::entity::port::Model as Port;
 use crate::entity::router::Model as Router_;
@@ -46,8 +46,8 @@ pub fn routes() -> Router<State> {
 }
 
 const CREATE_ATTRS: &[&str] =
-    &["name", "admin_state_up", "description", "external_gateway_info", "project_id", "tenant_id"];
-const UPDATE_ATTRS: &[&str] = &["name", "admin_state_up", "description", "external_gateway_info", "routes"];
+    &["name", "admin_state_up", "description", "external_gateway_info", "ha", "project_id", "tenant_id"];
+const UPDATE_ATTRS: &[&str] = &["name", "admin_state_up", "description", "external_gateway_info", "routes", "ha"];
 /// Neutron's `max_routes`.
 const MAX_ROUTES: usize = 30;
 
@@ -129,6 +129,38 @@ pub(crate) async fn render_many<C: ConnectionTrait>(conn: &C, rs: &[Router_]) ->
     Ok(out)
 }
 
+/// `ha` (l3-ha): routers here are never highly available; only those the
+/// `get_router:ha` rule allows (admins) see the attribute.
+fn with_ha(svc: &NetworkService, ctx: &AuthContext, mut v: Value) -> Value {
+    let project = v["project_id"].as_str().unwrap_or_default().to_string();
+    if allowed(svc, ctx, "get_router:ha", &project)
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("ha".into(), json!(false));
+    }
+    v
+}
+
+/// `ha` in a create or update body: its rule must allow the caller, and only
+/// `false` is served (no VRRP pairs here).
+fn check_ha(
+    svc: &NetworkService,
+    ctx: &AuthContext,
+    action: &str,
+    obj: &Map<String, Value>,
+    project: &str,
+) -> Result<()> {
+    let Some(v) = obj.get("ha") else { return Ok(()) };
+    authorize(svc, ctx, &format!("{action}:ha"), project)?;
+    if v.is_null() {
+        return Ok(());
+    }
+    if model::boolean("ha", v)? {
+        return Err(bad_router("HA routers are not supported by this cloud"));
+    }
+    Ok(())
+}
+
 async fn render_one<C: ConnectionTrait>(conn: &C, r: &Router_) -> Result<Value> {
     Ok(render_many(conn, std::slice::from_ref(r)).await?.remove(0))
 }
@@ -136,15 +168,18 @@ async fn render_one<C: ConnectionTrait>(conn: &C, r: &Router_) -> Result<Value> 
 async fn index(AxState(svc): AxState<State>, Auth(ctx): Auth, q: RawQuery) -> Result<Response> {
     let p = ListParams::parse(&q)?;
     let (rows, more) = store::list(&svc.db.read, &viewer(&svc, &ctx), &p).await?;
-    let items: Vec<Value> =
-        render_many(&svc.db.read, &rows).await?.into_iter().map(|v| list::project(v, &p.fields)).collect();
+    let items: Vec<Value> = render_many(&svc.db.read, &rows)
+        .await?
+        .into_iter()
+        .map(|v| list::project(with_ha(&svc, &ctx, v), &p.fields))
+        .collect();
     Ok(ok(list::render("routers", items, &p, more, &format!("{}/v2.0/routers", svc.base_url), &q)))
 }
 
 async fn show(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<String>, q: RawQuery) -> Result<Response> {
     let p = ListParams::parse(&q)?;
     let r = store::get_visible(&svc.db.read, &viewer(&svc, &ctx), &id).await?.ok_or_else(|| router_not_found(&id))?;
-    Ok(ok(json!({"router": list::project(render_one(&svc.db.read, &r).await?, &p.fields)})))
+    Ok(ok(json!({"router": list::project(with_ha(&svc, &ctx, render_one(&svc.db.read, &r).await?), &p.fields)})))
 }
 
 /// A requested external gateway, validated against the network.
@@ -305,9 +340,8 @@ async fn apply_gateway<C: ConnectionTrait>(
         Some(f) => f.clone(),
         None => default_requests(&subnets::of_network(txn, &g.network).await?),
     };
-    if reqs.is_empty() {
-        return Err(bad_router(format!("No IPs available for external network {}", g.network)));
-    }
+    // an external network without subnets: the gateway port has no address
+    // yet (Neutron makes it so, and logs "No IPs available")
     let (p, _) =
         store::create_service_port(txn, &svc.cfg.network.base_mac, &g.network, "", GATEWAY_OWNER, &r.id, &reqs).await?;
     r.gw_port_id = p.id;
@@ -319,6 +353,7 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
     model::only(&obj, CREATE_ATTRS)?;
     let project = owner_for_create(&svc, &ctx, &obj)?;
     authorize(&svc, &ctx, "create_router", &project)?;
+    check_ha(&svc, &ctx, "create_router", &obj, &project)?;
     let gw = match obj.get("external_gateway_info") {
         Some(v) => parse_gateway(&svc, &ctx, "create_router", &project, v).await?,
         None => None,
@@ -369,7 +404,7 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
         match attempt.await {
             Ok(r) => {
                 l3::router_changed(&svc, &r.id);
-                return Ok(created(json!({"router": render_one(&svc.db.write, &r).await?})));
+                return Ok(created(json!({"router": with_ha(&svc, &ctx, render_one(&svc.db.write, &r).await?)})));
             }
             Err(e) if store::retryable(&e) => last = Some(e),
             Err(e) => return Err(e),
@@ -479,6 +514,7 @@ async fn update(
     let retries = svc.cfg.network.allocation_retries.max(1);
     for _ in 0..=retries {
         let cur = writable(&svc, &ctx, &id, "update_router").await?;
+        check_ha(&svc, &ctx, "update_router", &obj, &cur.project_id)?;
         check_revision(&headers, cur.revision_number)?;
         let gw = match obj.get("external_gateway_info") {
             Some(v) => Some(parse_gateway(&svc, &ctx, "update_router", &cur.project_id, v).await?),
@@ -513,7 +549,7 @@ async fn update(
         match attempt.await {
             Ok(Some(r)) => {
                 l3::router_changed(&svc, &r.id);
-                return Ok(ok(json!({"router": render_one(&svc.db.write, &r).await?})));
+                return Ok(ok(json!({"router": with_ha(&svc, &ctx, render_one(&svc.db.write, &r).await?)})));
             }
             Ok(None) => continue,
             Err(e) if store::retryable(&e) => continue,
@@ -870,7 +906,7 @@ async fn edit_routes(svc: &State, ctx: &AuthContext, id: &str, body: &Value, add
         match attempt.await {
             Ok(Some(v)) => {
                 l3::router_changed(svc, id);
-                return Ok(ok(json!({"router": v})));
+                return Ok(ok(json!({"router": with_ha(svc, ctx, v)})));
             }
             Ok(None) => continue,
             Err(e) if store::retryable(&e) => continue,

@@ -13,13 +13,18 @@ use serde_json::{Map, Value, json};
 use stratus_core::auth::Auth;
 use stratus_core::extract::RawQuery;
 
+use crate::api::address_scopes;
 use crate::api::list::{self, ListParams};
 use crate::api::networks::viewer;
 use crate::api::subnets::pool_prefixes;
-use crate::api::{Body, authorize, authorize_attributes, check_revision, created, no_content, ok, owner_for_create};
+use crate::api::{
+    AttrDefault, Body, authorize, authorize_attributes, check_revision, created, is_admin, no_content, ok,
+    owner_for_create, project_of,
+};
 use crate::entity::subnetpool::Model as SubnetPool;
 use crate::error::{NetworkError, Result, bad, bad_kind, conflict, invalid, not_found};
 use crate::ipam;
+use crate::store::address_scopes as address_scopes_store;
 use crate::store::subnetpools as store;
 use crate::store::{self as st, quotas, subnets, tags};
 use crate::{NetworkService, State, model};
@@ -55,7 +60,8 @@ const UPDATE_ATTRS: &[&str] = &[
     "address_scope_id",
     "description",
 ];
-const GUARDED: &[&str] = &["shared", "is_default"];
+const GUARDED: &[(&str, AttrDefault)] =
+    &[("shared", AttrDefault::Bool(false)), ("is_default", AttrDefault::Bool(false))];
 
 pub fn render(p: &SubnetPool, tags: Vec<String>) -> Value {
     json!({
@@ -71,7 +77,7 @@ pub fn render(p: &SubnetPool, tags: Vec<String>) -> Value {
         "shared": p.shared,
         "is_default": p.is_default,
         "default_quota": p.default_quota,
-        "address_scope_id": null,
+        "address_scope_id": if p.address_scope_id.is_empty() { Value::Null } else { json!(p.address_scope_id) },
         "description": p.description,
         "tags": tags,
         "created_at": p.created_at,
@@ -165,10 +171,7 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
     model::only(&obj, CREATE_ATTRS)?;
     let project = owner_for_create(&svc, &ctx, &obj)?;
     authorize(&svc, &ctx, "create_subnetpool", &project)?;
-    authorize_attributes(&svc, &ctx, "create_subnetpool", &obj, GUARDED, &project)?;
-    if obj.get("address_scope_id").is_some_and(|v| !v.is_null()) {
-        return Err(bad("Address scopes are not supported: address_scope_id must be null"));
-    }
+    authorize_attributes(&svc, &ctx, "create_subnetpool", &obj, GUARDED, &project, true)?;
     let prefixes = parse_prefixes(
         obj.get("prefixes")
             .ok_or_else(|| bad("Failed to parse request. Required attribute 'prefixes' not specified"))?,
@@ -198,13 +201,27 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
             .filter(|v| !v.is_null())
             .map(|v| model::integer("default_quota", v))
             .transpose()?,
-        address_scope_id: String::new(),
+        address_scope_id: match obj.get("address_scope_id").filter(|v| !v.is_null()) {
+            Some(v) => model::uuid("address_scope_id", v)?,
+            None => String::new(),
+        },
         description: get_str("description")?,
         created_at: now.clone(),
         updated_at: now,
         revision_number: 0,
     };
     apply_lengths(&obj, &mut pool)?;
+    if !pool.address_scope_id.is_empty() {
+        address_scopes::validate_for_pool(
+            &svc,
+            &viewer(&svc, &ctx),
+            &pool.address_scope_id,
+            &pool.id,
+            &prefixes,
+            pool.ip_version,
+        )
+        .await?;
+    }
     quotas::ensure_lock_row(&svc.db, &project).await?;
     let txn = svc.db.write.begin().await?;
     quotas::check(&txn, &svc.cfg, &project, "subnetpool", 1).await?;
@@ -237,7 +254,7 @@ async fn update(
     for _ in 0..5 {
         let cur = store::get_visible(&svc.db.read, &v, &id).await?.ok_or_else(|| pool_not_found(&id))?;
         authorize(&svc, &ctx, "update_subnetpool", &cur.project_id)?;
-        authorize_attributes(&svc, &ctx, "update_subnetpool", &obj, GUARDED, &cur.project_id)?;
+        authorize_attributes(&svc, &ctx, "update_subnetpool", &obj, GUARDED, &cur.project_id, false)?;
         check_revision(&headers, cur.revision_number)?;
         let mut p = cur.clone();
         for (k, val) in &obj {
@@ -246,8 +263,8 @@ async fn update(
                 "description" => p.description = model::string(k, val, 255)?,
                 "is_default" => p.is_default = model::boolean(k, val)?,
                 "default_quota" => p.default_quota = if val.is_null() { None } else { Some(model::integer(k, val)?) },
-                "address_scope_id" if !val.is_null() => {
-                    return Err(bad("Address scopes are not supported: address_scope_id must be null"));
+                "address_scope_id" => {
+                    p.address_scope_id = if val.is_null() { String::new() } else { model::uuid(k, val)? };
                 }
                 "prefixes" => {
                     let new = parse_prefixes(val)?;
@@ -270,6 +287,24 @@ async fn update(
             }
         }
         apply_lengths(&obj, &mut p)?;
+        if !cur.address_scope_id.is_empty()
+            && !is_admin(&svc, &ctx)
+            && address_scopes_store::get_visible(&svc.db.read, &v, &cur.address_scope_id)
+                .await?
+                .is_some_and(|a| a.project_id != project_of(&ctx))
+        {
+            return Err(bad_kind(
+                "IllegalSubnetPoolUpdate",
+                format!(
+                    "Illegal subnetpool update : subnetpool {id} cannot be updated when associated with shared address scope {}",
+                    cur.address_scope_id
+                ),
+            ));
+        }
+        if !p.address_scope_id.is_empty() {
+            address_scopes::validate_for_pool(&svc, &v, &p.address_scope_id, &p.id, &pool_prefixes(&p), p.ip_version)
+                .await?;
+        }
         if p.is_default
             && !cur.is_default
             && store::default_for(&svc.db.read, p.ip_version).await?.is_some_and(|d| d.id != p.id)

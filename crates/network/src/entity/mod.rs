@@ -1,6 +1,8 @@
 //! sea-orm entities of the network tables (one module per table).
 
+pub mod address_scope;
 pub mod agent;
+pub mod auto_allocated_topology;
 pub mod default_security_group;
 pub mod floatingip;
 pub mod ipallocation;

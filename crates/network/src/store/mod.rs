@@ -2,6 +2,7 @@
 //! API never writes SQL. [`query`] turns Neutron list requests into SQL for
 //! any table.
 
+pub mod address_scopes;
 pub mod floatingips;
 pub mod networks;
 pub mod port_forwardings;

@@ -82,3 +82,8 @@ pub async fn lock<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<()> {
     subnetpool::Entity::update_many().col_expr(C::Id, Expr::col(C::Id).into()).filter(C::Id.eq(id)).exec(conn).await?;
     Ok(())
 }
+
+/// The pool of `project` named `name` (the first, names are not unique).
+pub async fn named<Cn: ConnectionTrait>(conn: &Cn, project: &str, name: &str) -> Result<Option<SubnetPool>> {
+    Ok(subnetpool::Entity::find().filter(C::ProjectId.eq(project)).filter(C::Name.eq(name)).one(conn).await?)
+}
