@@ -182,4 +182,15 @@ impl NetworkClient {
             Err(e) => Err(e),
         }
     }
+
+    /// The network of `project`'s auto-allocated topology (auto-allocated-topology),
+    /// made on the first call: what Nova's `networks: auto` boots on when the
+    /// project has no network of its own.
+    pub async fn auto_allocated_network(&self, token: &str, project: &str) -> Result<String> {
+        let v = self.send(self.http.get(self.url(&format!("/auto-allocated-topology/{project}"))), token).await?;
+        v["auto_allocated_topology"]["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| NetworkError::Failed(anyhow::anyhow!("auto-allocated topology without a network: {v}")))
+    }
 }

@@ -3,7 +3,8 @@
 //! port's project and binding).
 //!
 //! - The API resolves what a create asks for ([`Networking::resolve`]):
-//!   `none`, `auto` (the one network the project can use), or a list of
+//!   `none`, `auto` (the one network the project can use, else its
+//!   auto-allocated topology's network), or a list of
 //!   networks / ports / fixed IPs, checked with the caller's token.
 //! - The build saga allocates the ports ([`Networking::allocate`]) and binds
 //!   them to each host it tries ([`Networking::bind`]); its undo and every
@@ -131,10 +132,19 @@ impl Networking {
                     usable = self.client.networks(user_token, &[("shared", "true")]).await.map_err(failed)?;
                 }
                 match usable.len() {
-                    0 if explicit_auto => Ok(Err(Refusal(
-                        400,
-                        format!("Unable to automatically allocate a network for project {project}"),
-                    ))),
+                    // none of its own or shared: Neutron's auto-allocated topology (as Nova's
+                    // `_auto_allocate_network`), made once per project by the network service
+                    0 if explicit_auto => match self.client.auto_allocated_network(user_token, project).await {
+                        Ok(net) => Ok(Ok(vec![Requested { network_id: Some(net), ..Default::default() }])),
+                        Err(e @ NetworkError::Failed(_)) => Err(failed(e)),
+                        Err(e) => {
+                            tracing::info!(%project, error = %e, "no auto-allocated network");
+                            Ok(Err(Refusal(
+                                400,
+                                format!("Unable to automatically allocate a network for project {project}"),
+                            )))
+                        }
+                    },
                     0 => Ok(Ok(Vec::new())),
                     1 => Ok(Ok(vec![Requested {
                         network_id: usable[0]["id"].as_str().map(str::to_string),
