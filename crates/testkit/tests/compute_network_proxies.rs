@@ -536,6 +536,12 @@ async fn networks_through_the_compute_api() {
         (Method::POST, format!("/os-networks/{}/action", w.net)),
         (Method::POST, "/os-tenant-networks".to_string()),
         (Method::DELETE, format!("/os-tenant-networks/{}", w.net)),
+        (Method::GET, "/os-fixed-ips/10.0.0.3".to_string()),
+        (Method::GET, "/os-floating-ip-dns".to_string()),
+        (Method::GET, "/os-floating-ips-bulk".to_string()),
+        (Method::GET, "/os-fping".to_string()),
+        (Method::GET, "/os-security-group-default-rules".to_string()),
+        (Method::GET, format!("/servers/{}/os-virtual-interfaces", uuid::Uuid::new_v4())),
     ] {
         for mv in [OLD, MV] {
             let r = w.c.nova(method.clone(), &path, &w.admin, mv, Some(json!({}))).await;

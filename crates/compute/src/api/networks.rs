@@ -3,12 +3,14 @@
 //! token, in the shapes Nova kept once nova-network was gone (an id and a
 //! label, everything else null; `cidr` the string "None" for tenant
 //! networks). The calls that only nova-network could serve (create, delete,
-//! add, associate) answer 410 at every microversion, as Nova does.
+//! add, associate; fixed IPs, floating IP DNS, bulk floating IPs, fping,
+//! default security group rules, a server's virtual interfaces) answer 410
+//! at every microversion, as Nova does.
 
 use axum::Router;
 use axum::extract::{Path, State as S};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Map, Value, json};
 use stratus_core::AuthContext;
 use stratus_core::Microversion;
@@ -27,6 +29,18 @@ pub fn routes() -> Router<State> {
         .route("/v2.1/os-networks/{id}/action", post(removed))
         .route("/v2.1/os-tenant-networks", get(tenant_index).post(removed))
         .route("/v2.1/os-tenant-networks/{id}", get(tenant_show).delete(removed))
+        .route("/v2.1/os-fixed-ips/{id}", get(removed))
+        .route("/v2.1/os-fixed-ips/{id}/action", post(removed))
+        .route("/v2.1/os-floating-ip-dns", get(removed))
+        .route("/v2.1/os-floating-ip-dns/{id}", put(removed).delete(removed))
+        .route("/v2.1/os-floating-ip-dns/{domain}/entries/{id}", get(removed).put(removed).delete(removed))
+        .route("/v2.1/os-floating-ips-bulk", get(removed).post(removed))
+        .route("/v2.1/os-floating-ips-bulk/{id}", get(removed).put(removed))
+        .route("/v2.1/os-fping", get(removed))
+        .route("/v2.1/os-fping/{id}", get(removed))
+        .route("/v2.1/os-security-group-default-rules", get(removed).post(removed))
+        .route("/v2.1/os-security-group-default-rules/{id}", get(removed).delete(removed))
+        .route("/v2.1/servers/{id}/os-virtual-interfaces", get(removed))
 }
 
 const FIELDS: &[&str] =
