@@ -143,7 +143,31 @@ async fn auto_allocated_topology_is_made_once_per_project() {
         assert_eq!(r.status, 404);
         let r = c.neutron(Method::GET, &path, &tok, None).await;
         assert_eq!(r.status, 200, "{backend}: {}", r.text);
-        assert_ne!(r.body["auto_allocated_topology"]["id"], net.as_str());
+        let net2 = r.body["auto_allocated_topology"]["id"].as_str().unwrap().to_string();
+        assert_ne!(net2, net);
+
+        // taken apart by hand (as Tempest's cleanup does): the next GET makes a new one
+        let r = c.neutron(Method::GET, "/routers?name=auto_allocated_router", &tok, None).await;
+        let rid = r.body["routers"][0]["id"].as_str().unwrap().to_string();
+        let r = c.neutron(Method::GET, &format!("/subnets?network_id={net2}"), &tok, None).await;
+        let sub = r.body["subnets"][0]["id"].as_str().unwrap().to_string();
+        let r = c
+            .neutron(
+                Method::PUT,
+                &format!("/routers/{rid}/remove_router_interface"),
+                &tok,
+                Some(json!({"subnet_id": sub})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.text);
+        assert_eq!(c.neutron(Method::DELETE, &format!("/routers/{rid}"), &tok, None).await.status, 204);
+        assert_eq!(c.neutron(Method::DELETE, &format!("/networks/{net2}"), &tok, None).await.status, 204);
+        let r = c.neutron(Method::GET, &path, &tok, None).await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.text);
+        let net3 = r.body["auto_allocated_topology"]["id"].as_str().unwrap().to_string();
+        assert_ne!(net3, net2);
+        let r = c.neutron(Method::GET, &format!("/networks/{net3}"), &tok, None).await;
+        assert_eq!(r.status, 200, "{backend}: {}", r.text);
     }
 }
 

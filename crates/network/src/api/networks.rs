@@ -8,7 +8,7 @@ use axum::extract::{Path, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use sea_orm::TransactionTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::{Map, Value, json};
 use stratus_core::AuthContext;
 use stratus_core::auth::Auth;
@@ -467,6 +467,11 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     subnets::delete_for_network(&txn, &id).await?;
     tags::remove_all(&txn, store::TAG_TYPE, &id).await?;
     rbac::delete_for_object(&txn, "network", &id).await?;
+    // an auto-allocated topology goes with its network (Neutron's cascade)
+    crate::entity::auto_allocated_topology::Entity::delete_many()
+        .filter(crate::entity::auto_allocated_topology::Column::NetworkId.eq(id.as_str()))
+        .exec(&txn)
+        .await?;
     if !store::delete(&txn, &id).await? {
         return Err(network_not_found(&id));
     }
