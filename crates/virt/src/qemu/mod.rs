@@ -235,11 +235,13 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// Wait until the guest's QEMU is gone; false when it still runs after `timeout`.
-    async fn wait_gone(&self, uuid: &str, timeout: Duration) -> bool {
+    /// Wait until the guest's QEMU (process `pid`) is gone; false when it
+    /// still runs after `timeout`. The process, not the pidfile: QEMU removes
+    /// its pidfile early on its way out, and tears down its devices after.
+    async fn wait_gone(&self, uuid: &str, pid: i32, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.pid(uuid).is_none() {
+            if !qemu_alive(pid, uuid) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -252,16 +254,23 @@ impl QemuDriver {
     /// Stop the guest's QEMU at once (QMP `quit`, then SIGKILL).
     async fn kill(&self, uuid: &str) -> anyhow::Result<()> {
         let Some(pid) = self.pid(uuid) else { return Ok(()) };
+        self.kill_pid(uuid, pid).await
+    }
+
+    async fn kill_pid(&self, uuid: &str, pid: i32) -> anyhow::Result<()> {
+        if !qemu_alive(pid, uuid) {
+            return Ok(());
+        }
         if let Ok(mut q) = self.qmp(uuid).await {
             let _ = q.execute("quit", None).await;
         }
-        if self.wait_gone(uuid, Duration::from_secs(5)).await {
+        if self.wait_gone(uuid, pid, Duration::from_secs(5)).await {
             return Ok(());
         }
         if let Some(p) = rustix::process::Pid::from_raw(pid) {
             let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
         }
-        if !self.wait_gone(uuid, Duration::from_secs(5)).await {
+        if !self.wait_gone(uuid, pid, Duration::from_secs(5)).await {
             bail!("the QEMU of guest {uuid} (pid {pid}) does not go away");
         }
         Ok(())
@@ -271,9 +280,7 @@ impl QemuDriver {
     /// off within the timeout. The button is pressed again every
     /// [`ACPI_RETRY`] (as Nova does): a guest still booting misses a press.
     async fn shutdown(&self, uuid: &str) -> anyhow::Result<()> {
-        if self.pid(uuid).is_none() {
-            return Ok(());
-        }
+        let Some(pid) = self.pid(uuid) else { return Ok(()) };
         let deadline = tokio::time::Instant::now() + self.opts.shutdown_timeout;
         let mut pressed = false;
         loop {
@@ -289,7 +296,7 @@ impl QemuDriver {
                 break;
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if self.wait_gone(uuid, left.min(ACPI_RETRY)).await {
+            if self.wait_gone(uuid, pid, left.min(ACPI_RETRY)).await {
                 tracing::info!(instance = %uuid, "guest powered off (ACPI)");
                 return Ok(());
             }
@@ -297,13 +304,13 @@ impl QemuDriver {
                 break;
             }
         }
-        if self.pid(uuid).is_none() {
+        if !qemu_alive(pid, uuid) {
             return Ok(());
         }
         if pressed {
             tracing::warn!(instance = %uuid, timeout = ?self.opts.shutdown_timeout, "guest ignored the ACPI power button: stopping it hard");
         }
-        self.kill(uuid).await
+        self.kill_pid(uuid, pid).await
     }
 
     async fn ensure_bridge(&self) -> anyhow::Result<()> {
