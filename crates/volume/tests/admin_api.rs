@@ -9,7 +9,7 @@
 
 mod cloud;
 
-use cloud::{ADMIN, MEMBER, OTHER, PROJECT_A, PROJECT_B, READER, strict_clouds};
+use cloud::{ADMIN, MEMBER, OTHER, PROJECT_A, PROJECT_B, READER, RULED, strict_clouds};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
 use serde_json::{Value, json};
 use stratus_db::Db;
@@ -796,5 +796,25 @@ async fn resource_filters_match_what_lists_accept() {
         assert_eq!(r.status, 200, "{b}: {}", r.text);
         let r = api.get_at(&format!("/v3/{PROJECT_A}/snapshots?size=1"), MEMBER, "3.31").await;
         assert_eq!(r.status, 400, "{b}: {}", r.text);
+    }
+}
+
+/// A token from an application credential with access rules reaches only
+/// the requests they match (the path as sent, project included); anything
+/// else is a 401, as keystonemiddleware answers.
+#[tokio::test]
+async fn access_rules_of_a_token_are_enforced() {
+    for api in strict_clouds().await {
+        let b = api.backend;
+        let r = api.get(&format!("/v3/{PROJECT_A}/volumes/detail"), RULED).await;
+        assert_eq!(r.status, 200, "{b}: {}", r.text);
+        let r = api.get(&format!("/v3/{PROJECT_A}/volumes"), RULED).await;
+        assert_eq!(r.status, 401, "{b}: {}", r.text);
+        let r = api.get("/v3/volumes/detail", RULED).await;
+        assert_eq!(r.status, 401, "{b}: the rule names the project segment: {}", r.text);
+        let r = api.post(&format!("/v3/{PROJECT_A}/volumes"), RULED, json!({"volume": {"size": 1}})).await;
+        assert_eq!(r.status, 401, "{b}: {}", r.text);
+        // the same user's token without rules
+        assert_eq!(api.get(&format!("/v3/{PROJECT_A}/volumes"), MEMBER).await.status, 200, "{b}");
     }
 }

@@ -24,6 +24,9 @@ pub const ADMIN: &str = "tok-admin";
 pub const MEMBER: &str = "tok-member";
 pub const READER: &str = "tok-reader";
 pub const OTHER: &str = "tok-other";
+/// MEMBER's token from an application credential whose only access rule is
+/// `GET /v3/*/volumes/detail` on block-storage.
+pub const RULED: &str = "tok-ruled";
 
 pub const PROJECT_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const PROJECT_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -38,6 +41,7 @@ fn context(token: &str) -> Option<AuthContext> {
         MEMBER => (MEMBER_USER, PROJECT_A, &["member", "reader"]),
         READER => (READER_USER, PROJECT_A, &["reader"]),
         OTHER => (OTHER_USER, PROJECT_B, &["member", "reader"]),
+        RULED => (MEMBER_USER, PROJECT_A, &["member", "reader"]),
         _ => return None,
     };
     let now = chrono::Utc::now();
@@ -71,6 +75,23 @@ struct Tokens;
 impl TokenValidator for Tokens {
     fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Arc<AuthContext>, TokenError>> {
         Box::pin(async move { context(token).map(Arc::new).ok_or_else(|| TokenError::Invalid("unknown token".into())) })
+    }
+
+    fn validate_with_rules<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(Arc<AuthContext>, stratus_core::auth::AccessRules), TokenError>> {
+        Box::pin(async move {
+            let ctx = self.validate(token).await?;
+            let rules = (token == RULED).then(|| {
+                Arc::new(vec![stratus_core::access_rules::AccessRule {
+                    service: "block-storage".into(),
+                    path: "/v3/*/volumes/detail".into(),
+                    method: "GET".into(),
+                }])
+            });
+            Ok((ctx, rules))
+        })
     }
 }
 
