@@ -213,6 +213,15 @@ async fn floating_ips_through_the_compute_api() {
     let r = w.nova(Method::GET, &format!("/os-floating-ips/{a_id}"), "2.36", None).await;
     assert_eq!(r.status, 404, "{}", r.text);
 
+    // another project can neither see nor release them
+    let (_, _, other) = w.c.user_with_role(&w.admin, "member").await;
+    let r = w.c.nova(Method::GET, &format!("/os-floating-ips/{a_id}"), &other, OLD, None).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = w.c.nova(Method::DELETE, &format!("/os-floating-ips/{b_id}"), &other, OLD, None).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = w.c.nova(Method::GET, "/os-floating-ips", &other, OLD, None).await;
+    assert_eq!(r.body, json!({"floating_ips": []}), "{}", r.text);
+
     // release, even while associated
     let r = w.action(&s1, OLD, json!({"addFloatingIp": {"address": b["ip"]}})).await;
     assert_eq!(r.status, 202, "{}", r.text);
@@ -406,6 +415,16 @@ async fn security_groups_and_rules_through_the_compute_api() {
     let r = w.nova(Method::GET, "/os-security-groups?all_tenants=true", OLD, None).await;
     let mine: Vec<Value> = r.body["security_groups"].as_array().unwrap().iter().map(|g| g["id"].clone()).collect();
     assert!(!mine.contains(&adm) && mine.contains(&json!(id)), "{}", r.text);
+
+    // a reader reads and changes nothing; another project sees none of it
+    let (_, _, reader) = w.c.user_with_role(&w.admin, "reader").await;
+    let r = w.c.nova(Method::GET, "/os-security-groups", &reader, OLD, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = json!({"security_group": {"name": "r", "description": ""}});
+    let r = w.c.nova(Method::POST, "/os-security-groups", &reader, OLD, Some(body)).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = w.c.nova(Method::GET, &format!("/os-security-groups/{id}"), &reader, OLD, None).await;
+    assert_eq!(r.status, 404, "another project's group: {}", r.text);
 
     // gone from 2.36
     let r = w.nova(Method::GET, "/os-security-groups", "2.36", None).await;
