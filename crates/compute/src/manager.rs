@@ -839,6 +839,8 @@ impl ComputeHost {
     pub async fn terminate(&self, inst: &Instance, request_id: &str) {
         let result: anyhow::Result<()> = async {
             self.driver.destroy(&inst.uuid).await?;
+            // its console URLs lead nowhere now (Nova's clean_console_auths_for_instance)
+            crate::console::store::delete_for_instance(&self.db, &inst.uuid).await?;
             if let Some(vols) = &self.volumes {
                 vols.release_instance(&self.db, &inst.uuid).await?;
             }

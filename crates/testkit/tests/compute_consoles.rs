@@ -253,6 +253,19 @@ async fn remote_consoles_api_and_proxies_on_every_database() {
         let r = remote(&cloud, &tok, &id, MV, vnc.clone()).await;
         assert_eq!(r.status, 409, "{backend}: {}", r.text);
         assert!(r.text.contains("vm_state stopped"), "{}", r.text);
+
+        // a deleted server's console URLs are forgotten
+        let r = act("2.1", json!({"os-getSerialConsole": {"type": "serial"}})).await;
+        assert_eq!(r.status, 409, "{}", r.text);
+        let r = act(MV, json!({"os-start": null})).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        cloud.wait_server(&tok, &id, 30, |s| s["status"] == "ACTIVE").await;
+        let t = fresh().await;
+        assert_eq!(show("2.31", &admin, &t).await.status, 200);
+        let r = cloud.nova(Method::DELETE, &format!("/servers/{id}"), &tok, MV, None).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        cloud.wait_server(&tok, &id, 30, |s| s.is_null()).await;
+        assert_eq!(show("2.31", &admin, &t).await.status, 404);
     }
 }
 
