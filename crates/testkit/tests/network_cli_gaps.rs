@@ -418,5 +418,17 @@ async fn address_scopes_hold_subnet_pools_of_their_version_without_overlaps() {
         )
         .await;
         assert_eq!(r.status, 201, "{backend}: {}", r.text);
+
+        // overlapping pools racing into one scope: one gets in
+        let calls = (0..4).map(|i| {
+            let body = json!({"subnetpool": {"name": format!("race{i}"), "prefixes": ["10.80.0.0/16"], "address_scope_id": shared}});
+            let tok = if i % 2 == 0 { tok.clone() } else { other.clone() };
+            let c = &c;
+            async move { post(c, "/subnetpools", &tok, body).await }
+        });
+        let results = futures::future::join_all(calls).await;
+        let statuses: Vec<u16> = results.iter().map(|r| r.status.as_u16()).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{backend}: {statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 3, "{backend}: {statuses:?}");
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use stratus_core::auth::Auth;
 use stratus_core::extract::RawQuery;
 
+use crate::State;
 use crate::api::list::{self, ListParams};
 use crate::api::networks::viewer;
 use crate::api::{AttrDefault, Body, authorize, authorize_attributes, created, no_content, ok, owner_for_create};
@@ -18,7 +19,6 @@ use crate::entity::address_scope::Model as AddressScope;
 use crate::error::{NetworkError, Result, bad, bad_kind, conflict, invalid, not_found};
 use crate::model;
 use crate::store::{self as st, address_scopes as store};
-use crate::{NetworkService, State};
 
 pub fn routes() -> Router<State> {
     Router::new()
@@ -137,19 +137,20 @@ async fn delete(AxState(svc): AxState<State>, Auth(ctx): Auth, Path(id): Path<St
     Ok(no_content())
 }
 
-/// Neutron's `_validate_address_scope_id`: a pool of `project` (`pool_id`,
+/// Neutron's `_validate_address_scope_id` (inside the transaction that
+/// holds the scope's row, [`store::lock`]): a pool of `project` (`pool_id`,
 /// with `prefixes` of `ip_version`) may join scope `scope_id` when the caller
 /// may see the scope (its own or shared), the IP versions match and no other
 /// pool of the scope overlaps its prefixes.
-pub async fn validate_for_pool(
-    svc: &NetworkService,
+pub async fn validate_for_pool<C: sea_orm::ConnectionTrait>(
+    conn: &C,
     viewer: &crate::store::networks::Viewer,
     scope_id: &str,
     pool_id: &str,
     prefixes: &[ipnet::IpNet],
     ip_version: i64,
 ) -> Result<()> {
-    let Some(scope) = store::get_visible(&svc.db.read, viewer, scope_id).await? else {
+    let Some(scope) = store::get_visible(conn, viewer, scope_id).await? else {
         return Err(scope_not_found(scope_id));
     };
     if scope.ip_version != ip_version {
@@ -161,7 +162,7 @@ pub async fn validate_for_pool(
             ),
         ));
     }
-    for other in store::pools_in(&svc.db.read, scope_id).await? {
+    for other in store::pools_in(conn, scope_id).await? {
         if other.id == pool_id {
             continue;
         }

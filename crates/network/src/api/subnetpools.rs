@@ -211,20 +211,18 @@ async fn create(AxState(svc): AxState<State>, Auth(ctx): Auth, body: Body) -> Re
         revision_number: 0,
     };
     apply_lengths(&obj, &mut pool)?;
-    if !pool.address_scope_id.is_empty() {
-        address_scopes::validate_for_pool(
-            &svc,
-            &viewer(&svc, &ctx),
-            &pool.address_scope_id,
-            &pool.id,
-            &prefixes,
-            pool.ip_version,
-        )
-        .await?;
-    }
     quotas::ensure_lock_row(&svc.db, &project).await?;
     let txn = svc.db.write.begin().await?;
+    if !pool.address_scope_id.is_empty() {
+        // the scope's row held: racing pools joining it see each other's prefixes
+        address_scopes_store::lock(&txn, &pool.address_scope_id).await?;
+    }
     quotas::check(&txn, &svc.cfg, &project, "subnetpool", 1).await?;
+    if !pool.address_scope_id.is_empty() {
+        let v = viewer(&svc, &ctx);
+        address_scopes::validate_for_pool(&txn, &v, &pool.address_scope_id, &pool.id, &prefixes, pool.ip_version)
+            .await?;
+    }
     if pool.is_default && store::default_for(&txn, pool.ip_version).await?.is_some() {
         return Err(bad_kind(
             "InvalidInput",
@@ -301,10 +299,6 @@ async fn update(
                 ),
             ));
         }
-        if !p.address_scope_id.is_empty() {
-            address_scopes::validate_for_pool(&svc, &v, &p.address_scope_id, &p.id, &pool_prefixes(&p), p.ip_version)
-                .await?;
-        }
         if p.is_default
             && !cur.is_default
             && store::default_for(&svc.db.read, p.ip_version).await?.is_some_and(|d| d.id != p.id)
@@ -318,7 +312,15 @@ async fn update(
             ));
         }
         p.updated_at = st::now();
-        if store::save(&svc.db.write, &p).await? {
+        let txn = svc.db.write.begin().await?;
+        if !p.address_scope_id.is_empty() {
+            address_scopes_store::lock(&txn, &p.address_scope_id).await?;
+            address_scopes::validate_for_pool(&txn, &v, &p.address_scope_id, &p.id, &pool_prefixes(&p), p.ip_version)
+                .await?;
+        }
+        let saved = store::save(&txn, &p).await?;
+        txn.commit().await?;
+        if saved {
             p.revision_number += 1;
             return Ok(ok(json!({"subnetpool": render_one(&svc, &p).await?})));
         }

@@ -60,6 +60,18 @@ pub async fn delete<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<bool> {
     Ok(address_scope::Entity::delete_by_id(id.to_string()).exec(conn).await?.rows_affected > 0)
 }
 
+/// Hold the scope's row for the rest of the transaction: pools joining it
+/// one at a time never both pass the overlap check.
+pub async fn lock<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<()> {
+    use sea_orm::sea_query::Expr;
+    address_scope::Entity::update_many()
+        .col_expr(C::Id, Expr::col(C::Id).into())
+        .filter(C::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// The subnet pools in a scope.
 pub async fn pools_in<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Vec<subnetpool::Model>> {
     Ok(subnetpool::Entity::find().filter(subnetpool::Column::AddressScopeId.eq(id)).all(conn).await?)
