@@ -78,3 +78,69 @@ impl QemuDriver {
         Ok(ConsoleEndpoint::Unix { path })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Accel, GuestState, QemuDriver, QemuOptions};
+    use crate::{ConsoleKind, GuestSpec};
+
+    fn driver(dir: &std::path::Path) -> QemuDriver {
+        QemuDriver::new(QemuOptions {
+            binary: "qemu-system-x86_64".into(),
+            instances_dir: dir.to_path_buf(),
+            accel: Accel::Tcg,
+            bridge: "br-test".into(),
+            shutdown_timeout: Duration::from_secs(1),
+            probe_kernel: None,
+            host_ip: "127.0.0.1".into(),
+        })
+        .unwrap()
+    }
+
+    fn state(consoles: bool) -> GuestState {
+        let spec = GuestSpec { uuid: "6f1e0c9a-0000-4000-8000-000000000001".into(), ..Default::default() };
+        GuestState { spec, interfaces: vec![], volumes: vec![], root_disk: false, consoles }
+    }
+
+    #[test]
+    fn new_guests_get_consoles_old_ones_keep_their_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = driver(dir.path());
+        let st = state(true);
+        let args = d.command_line(&st, Accel::Tcg, None).unwrap().join(" ");
+        let vnc = d.console_socket(&st.spec.uuid, ConsoleKind::Vnc);
+        let serial = d.console_socket(&st.spec.uuid, ConsoleKind::Serial);
+        assert!(args.contains(&format!("-vnc unix:{}", vnc.display())), "{args}");
+        assert!(args.contains("-device VGA"), "{args}");
+        assert!(
+            args.contains(&format!("-chardev socket,id=serial0,path={},server=on,wait=off,logfile=", serial.display()))
+        );
+        assert!(args.contains("console.log,logappend=on -serial chardev:serial0"), "{args}");
+
+        // a guest.json from before consoles: no display, the serial port to the file
+        let old: GuestState = serde_json::from_value(serde_json::json!({
+            "spec": st.spec, "interfaces": [], "volumes": [], "root_disk": false,
+        }))
+        .unwrap();
+        assert!(!old.consoles);
+        let args = d.command_line(&old, Accel::Tcg, None).unwrap().join(" ");
+        assert!(!args.contains("-vnc") && !args.contains("VGA"), "{args}");
+        assert!(args.contains("-chardev file,id=serial0,path="), "{args}");
+        assert!(d.console_endpoint_of(&old.spec.uuid, ConsoleKind::Vnc).is_err());
+    }
+
+    #[test]
+    fn console_sockets_follow_the_qmp_socket_out_of_long_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("x".repeat(90));
+        let d = driver(&long);
+        let uuid = "6f1e0c9a-0000-4000-8000-000000000002";
+        let vnc = d.console_socket(uuid, ConsoleKind::Vnc);
+        assert_eq!(vnc.parent(), d.qmp_socket(uuid).parent());
+        assert!(vnc.as_os_str().len() < 108, "{}", vnc.display());
+        let short = driver(dir.path());
+        assert_eq!(short.console_socket(uuid, ConsoleKind::Serial), dir.path().join(uuid).join("serial.sock"));
+    }
+}
