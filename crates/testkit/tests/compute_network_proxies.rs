@@ -174,6 +174,30 @@ async fn floating_ips_through_the_compute_api() {
     let r = w.nova(Method::GET, &format!("/os-floating-ips/{a_id}"), OLD, None).await;
     assert_eq!(r.body["floating_ip"]["instance_id"], s1.as_str(), "{}", r.text);
     assert_eq!(r.body["floating_ip"]["fixed_ip"], fixed1.as_str(), "{}", r.text);
+    // the server shows it after its fixed IP, in show, detail and /ips
+    let fip = a["ip"].as_str().unwrap();
+    let r = w.nova(Method::GET, &format!("/servers/{s1}"), MV, None).await;
+    let private = r.body["server"]["addresses"]["private"].clone();
+    assert_eq!(
+        private,
+        json!([
+            {"version": 4, "addr": fixed1, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": port1["mac_address"]},
+            {"version": 4, "addr": fip, "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": port1["mac_address"]},
+        ]),
+        "{}",
+        r.text
+    );
+    let r = w.nova(Method::GET, "/servers/detail", MV, None).await;
+    let listed = r.body["servers"].as_array().unwrap().iter().find(|s| s["id"] == s1.as_str()).unwrap().clone();
+    assert_eq!(listed["addresses"]["private"], private);
+    let r = w.nova(Method::GET, &format!("/servers/{s1}/ips"), MV, None).await;
+    assert_eq!(
+        r.body,
+        json!({"addresses": {"private": [{"version": 4, "addr": fixed1}, {"version": 4, "addr": fip}]}})
+    );
+    let r = w.nova(Method::GET, &format!("/servers/{s1}/ips/private"), MV, None).await;
+    assert_eq!(r.body["private"][1], json!({"version": 4, "addr": fip}), "{}", r.text);
+
     // a second floating IP on the same fixed IP: 400
     let r = w.action(&s1, OLD, json!({"addFloatingIp": {"address": b["ip"]}})).await;
     assert_eq!(r.status, 400, "{}", r.text);
@@ -194,6 +218,10 @@ async fn floating_ips_through_the_compute_api() {
     let r = w.action(&s2, OLD, json!({"addFloatingIp": {"address": a["ip"]}})).await;
     assert_eq!(r.status, 202, "{}", r.text);
     assert_eq!(w.fip_in_neutron(&a_id).await.unwrap()["port_id"], port2["id"]);
+    let r = w.nova(Method::GET, &format!("/servers/{s1}"), MV, None).await;
+    assert_eq!(r.body["server"]["addresses"]["private"].as_array().unwrap().len(), 1, "moved away: {}", r.text);
+    let r = w.nova(Method::GET, &format!("/servers/{s2}"), MV, None).await;
+    assert_eq!(r.body["server"]["addresses"]["private"][1]["addr"], fip, "{}", r.text);
     let r = w.action(&s1, OLD, json!({"removeFloatingIp": {"address": a["ip"]}})).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(message(&r), format!("Floating IP {} is not associated with instance {s1}.", a["ip"].as_str().unwrap()));

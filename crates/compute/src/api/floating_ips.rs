@@ -4,6 +4,8 @@
 //! 2.43), all forwarded to the network service with the caller's token, in
 //! Nova's view (`id`, `ip`, `fixed_ip`, `instance_id`, `pool`) and words.
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State as S};
@@ -220,6 +222,84 @@ async fn delete(S(svc): S<State>, Auth(ctx): Auth, mv: Microversion, Path(id): P
     }
 }
 
+/// The floating IPs on these ports, by port: (fixed IP, floating IP), read
+/// with the service token. What the server view adds to `addresses`, as
+/// Nova's network info has them; nothing when networking is off or the
+/// network service cannot say (logged).
+pub async fn on_ports(svc: &ComputeService, ports: &[String]) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let Ok(deps) = svc.deps() else { return out };
+    let Some(networking) = deps.network.as_deref() else { return out };
+    if ports.is_empty() {
+        return out;
+    }
+    let token = match (deps.tokens)().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("floating IPs of servers not shown: {e:#}");
+            return out;
+        }
+    };
+    for chunk in ports.chunks(150) {
+        let q: Vec<(&str, &str)> = chunk.iter().map(|p| ("port_id", p.as_str())).collect();
+        match networking.client.list(&token, "floatingips", &q).await {
+            Ok(fips) => {
+                for f in fips {
+                    let (Some(port), Some(fixed), Some(ip)) =
+                        (f["port_id"].as_str(), f["fixed_ip_address"].as_str(), f["floating_ip_address"].as_str())
+                    else {
+                        continue;
+                    };
+                    out.entry(port.to_string()).or_default().push((fixed.to_string(), ip.to_string()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!("floating IPs of servers not shown: {e}");
+                return BTreeMap::new();
+            }
+        }
+    }
+    out
+}
+
+/// Nova's addresses with floating IPs: each right after the fixed IP it
+/// maps to (`OS-EXT-IPS:type` `floating` and the port's MAC when
+/// `extended`, else `version` and `addr` only).
+pub fn with_floating(
+    addresses: &mut Value,
+    vifs: &[crate::network::Vif],
+    floating: &BTreeMap<String, Vec<(String, String)>>,
+    extended: bool,
+) {
+    for v in vifs {
+        let Some(fips) = floating.get(&v.port_id) else { continue };
+        let Some(list) = addresses.get_mut(&v.network_name).and_then(Value::as_array_mut) else { continue };
+        for (fixed, ip) in fips {
+            let version = if ip.contains(':') { 6 } else { 4 };
+            let entry = if extended {
+                json!({"version": version, "addr": ip, "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": v.mac})
+            } else {
+                json!({"version": version, "addr": ip})
+            };
+            let fixed_at = list.iter().position(|e| {
+                e["addr"] == fixed.as_str()
+                    && (!extended || e["OS-EXT-IPS:type"] == "fixed" && e["OS-EXT-IPS-MAC:mac_addr"] == v.mac.as_str())
+            });
+            match fixed_at {
+                Some(p) => {
+                    // after the fixed IP and the floating IPs already placed after it
+                    let mut at = p + 1;
+                    while at < list.len() && fips.iter().any(|(_, f)| list[at]["addr"] == f.as_str()) {
+                        at += 1;
+                    }
+                    list.insert(at, entry);
+                }
+                None => list.push(entry),
+            }
+        }
+    }
+}
+
 /// `parameter_types.ip_address`: a string that is an IPv4 or IPv6 address.
 fn ip_field(field: &str, v: &Value) -> Result<String> {
     match v.as_str() {
@@ -374,6 +454,27 @@ mod tests {
         let v = view(&fip, Some(&json!({"id": "n", "name": ""})), None);
         assert_eq!(v["pool"], "n");
         assert!(v["instance_id"].is_null());
+    }
+
+    #[test]
+    fn floating_ips_follow_their_fixed_ip() {
+        let vifs = vec![crate::network::Vif {
+            port_id: "p1".into(),
+            network_name: "private".into(),
+            mac: "fa:16:3e:00:00:01".into(),
+            ips: vec![("10.0.0.5".into(), 4), ("10.0.0.6".into(), 4)],
+            ..Default::default()
+        }];
+        let floating = BTreeMap::from([("p1".to_string(), vec![("10.0.0.5".to_string(), "203.0.113.9".to_string())])]);
+        let mut a = crate::network::addresses(&vifs);
+        with_floating(&mut a, &vifs, &floating, true);
+        let addrs: Vec<&str> = a["private"].as_array().unwrap().iter().map(|e| e["addr"].as_str().unwrap()).collect();
+        assert_eq!(addrs, ["10.0.0.5", "203.0.113.9", "10.0.0.6"]);
+        assert_eq!(a["private"][1]["OS-EXT-IPS:type"], "floating");
+        assert_eq!(a["private"][1]["OS-EXT-IPS-MAC:mac_addr"], "fa:16:3e:00:00:01");
+        let mut p = crate::network::plain_addresses(&vifs);
+        with_floating(&mut p, &vifs, &floating, false);
+        assert_eq!(p["private"][1], json!({"version": 4, "addr": "203.0.113.9"}));
     }
 
     #[test]

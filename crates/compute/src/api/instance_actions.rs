@@ -155,8 +155,17 @@ async fn show(
 async fn ips(S(svc): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let inst = super::servers::visible(&svc, &ctx, &id).await?;
     authorize(&svc, &ctx, "os_compute_api:ips:index", &project_target(&inst.project_id))?;
+    Ok(ok(json!({"addresses": plain_addresses(&svc, &inst).await})))
+}
+
+/// The server's addresses, `version` and `addr` only, its floating IPs after their fixed IPs.
+async fn plain_addresses(svc: &crate::ComputeService, inst: &crate::store::instances::Instance) -> Value {
     let vifs = crate::network::vifs_of(&inst.system_metadata);
-    Ok(ok(json!({"addresses": crate::network::plain_addresses(&vifs)})))
+    let ports: Vec<String> = vifs.iter().map(|v| v.port_id.clone()).collect();
+    let floating = super::floating_ips::on_ports(svc, &ports).await;
+    let mut a = crate::network::plain_addresses(&vifs);
+    super::floating_ips::with_floating(&mut a, &vifs, &floating, false);
+    a
 }
 
 async fn ip_network(
@@ -166,8 +175,7 @@ async fn ip_network(
 ) -> Result<Response> {
     let inst = super::servers::visible(&svc, &ctx, &id).await?;
     authorize(&svc, &ctx, "os_compute_api:ips:show", &project_target(&inst.project_id))?;
-    let vifs = crate::network::vifs_of(&inst.system_metadata);
-    match crate::network::plain_addresses(&vifs).get(&network) {
+    match plain_addresses(&svc, &inst).await.get(&network) {
         Some(a) => Ok(ok(json!({ network: a }))),
         None => Err(not_found("Instance is not a member of specified network")),
     }

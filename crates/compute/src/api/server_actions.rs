@@ -600,7 +600,9 @@ async fn rebuild(
         // and its addresses plain (Nova's `extend_address=False`): no
         // `OS-EXT-IPS:type`, no `OS-EXT-IPS-MAC:mac_addr`
         let vifs = crate::network::vifs_of(&now.system_metadata);
-        m.insert("addresses".into(), crate::network::plain_addresses(&vifs));
+        let mut addresses = crate::network::plain_addresses(&vifs);
+        super::floating_ips::with_floating(&mut addresses, &vifs, &x.floating_ips, false);
+        m.insert("addresses".into(), addresses);
         if mv.at_least(2, 54) {
             m.insert("key_name".into(), json!(now.key_name));
         }

@@ -54,6 +54,8 @@ pub struct Extras {
     pub volumes: BTreeMap<String, Vec<crate::volume::Bdm>>,
     /// server -> the security groups of its ports (`security_groups`)
     pub security_groups: BTreeMap<String, Vec<Value>>,
+    /// port -> its floating IPs (fixed IP, floating IP), shown in `addresses`
+    pub floating_ips: BTreeMap<String, Vec<(String, String)>>,
 }
 
 pub async fn extras(svc: &ComputeService, list: &[Instance]) -> Result<Extras> {
@@ -76,6 +78,8 @@ pub async fn extras(svc: &ComputeService, list: &[Instance]) -> Result<Extras> {
             host_status.insert(s.host.clone(), st);
         }
     }
+    let ports: Vec<String> =
+        list.iter().flat_map(|i| crate::network::vifs_of(&i.system_metadata)).map(|v| v.port_id).collect();
     let mut volumes: BTreeMap<String, Vec<crate::volume::Bdm>> = BTreeMap::new();
     for b in crate::volume::of_instances(&svc.db, &uuids).await.map_err(ComputeError::Internal)? {
         volumes.entry(b.instance_uuid.clone()).or_default().push(b);
@@ -86,6 +90,7 @@ pub async fn extras(svc: &ComputeService, list: &[Instance]) -> Result<Extras> {
         host_status,
         volumes,
         security_groups: super::security_groups::bindings(svc, &uuids).await,
+        floating_ips: super::floating_ips::on_ports(svc, &ports).await,
     })
 }
 
@@ -149,7 +154,7 @@ pub fn view(svc: &ComputeService, ctx: &AuthContext, mv: Microversion, i: &Insta
         "flavor": flavor_view,
         "created": time(i.created_at),
         "updated": time(i.updated_at),
-        "addresses": crate::network::addresses(&crate::network::vifs_of(&i.system_metadata)),
+        "addresses": addresses(i, x),
         "accessIPv4": i.access_ip_v4.clone().unwrap_or_default(),
         "accessIPv6": i.access_ip_v6.clone().unwrap_or_default(),
         "links": c::links(svc, "servers", &i.uuid),
@@ -246,6 +251,14 @@ pub fn view(svc: &ComputeService, ctx: &AuthContext, mv: Microversion, i: &Insta
         m.insert("pinned_availability_zone".into(), pinned);
     }
     Value::Object(m)
+}
+
+/// Nova's `addresses`: the fixed IPs of the server's ports, each followed by its floating IPs.
+fn addresses(i: &Instance, x: &Extras) -> Value {
+    let vifs = crate::network::vifs_of(&i.system_metadata);
+    let mut a = crate::network::addresses(&vifs);
+    super::floating_ips::with_floating(&mut a, &vifs, &x.floating_ips, true);
+    a
 }
 
 pub fn instance_name(uuid: &str) -> String {
