@@ -196,3 +196,27 @@ impl From<NetworkError> for Response {
         e.into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> serde_json::Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn attributes_given_with_their_default_are_not_explicitly_set() {
+        let b = body(json!({"shared": false, "is_default": "false", "port_security_enabled": true, "vnic": "normal"}));
+        assert!(!explicitly_set(&b, "shared", AttrDefault::Bool(false)));
+        assert!(!explicitly_set(&b, "is_default", AttrDefault::Bool(false)), "converted before comparing");
+        assert!(!explicitly_set(&b, "port_security_enabled", AttrDefault::Bool(true)));
+        assert!(!explicitly_set(&b, "vnic", AttrDefault::Str("normal")));
+        assert!(!explicitly_set(&b, "absent", AttrDefault::Unset));
+        let b = body(json!({"shared": "yes", "vnic": "direct", "provider:network_type": "vxlan", "x": "junk"}));
+        assert!(explicitly_set(&b, "shared", AttrDefault::Bool(false)));
+        assert!(explicitly_set(&b, "vnic", AttrDefault::Str("normal")));
+        assert!(explicitly_set(&b, "provider:network_type", AttrDefault::Unset), "no default: any value");
+        assert!(explicitly_set(&b, "x", AttrDefault::Bool(false)), "not a boolean: checked (and refused later)");
+    }
+}
