@@ -414,7 +414,9 @@ pub struct ComputeConfig {
     /// The URL novnc consoles are handed out under (Nova's `[vnc] novncproxy_base_url`;
     /// default: `http://<novncproxy_listen>/vnc_auto.html`).
     pub novncproxy_base_url: String,
-    /// noVNC's files, served by the noVNC proxy (Debian's `novnc` package puts them here).
+    /// noVNC's files, served by the noVNC proxy; empty: Debian's `/usr/share/novnc`
+    /// when the `novnc` package is installed, else `scripts/novnc/out` (what
+    /// `scripts/install` unpacks) under the current directory or an ancestor of the binary.
     pub novnc_dir: String,
     /// Where the serial console proxy listens (Nova's `[serial_console] serialproxy_host`:`serialproxy_port`);
     /// empty: not served.
@@ -475,7 +477,7 @@ impl Default for ComputeConfig {
             quota_injected_file_path_length: 255,
             novncproxy_listen: "127.0.0.1:6080".into(),
             novncproxy_base_url: String::new(),
-            novnc_dir: "/usr/share/novnc".into(),
+            novnc_dir: String::new(),
             serialproxy_listen: "127.0.0.1:6083".into(),
             serialproxy_base_url: String::new(),
             console_token_ttl: 600,
@@ -592,6 +594,7 @@ impl Config {
         abs_str(&mut self.compute.instances_dir);
         abs_str(&mut self.compute.image_cache_dir);
         abs_str(&mut self.compute.tiny_guest_dir);
+        abs_str(&mut self.compute.novnc_dir);
         abs_str(&mut self.policy.file);
         self.image.preload.iter_mut().for_each(abs_str);
         for entry in &mut self.image.store_dirs {
@@ -745,6 +748,26 @@ impl Config {
             bases.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
         }
         bases.into_iter().map(|b| b.join(&rel)).find(|d| built(d))
+    }
+
+    /// noVNC's files for the noVNC console proxy: the configured directory, else
+    /// the first that holds noVNC's page of `/usr/share/novnc` (Debian's
+    /// package) and `scripts/novnc/out` under the current directory or an
+    /// ancestor of the running binary.
+    pub fn novnc_dir(&self) -> Option<PathBuf> {
+        if !self.compute.novnc_dir.is_empty() {
+            return Some(PathBuf::from(&self.compute.novnc_dir));
+        }
+        let has_page = |d: &Path| d.join("vnc_lite.html").is_file() || d.join("vnc_auto.html").is_file();
+        let mut candidates = vec![PathBuf::from("/usr/share/novnc")];
+        let rel = Path::new("scripts").join("novnc").join("out");
+        if let Ok(cwd) = std::env::current_dir() {
+            candidates.push(cwd.join(&rel));
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            candidates.extend(exe.ancestors().skip(1).map(|a| a.join(&rel)));
+        }
+        candidates.into_iter().find(|d| has_page(d))
     }
 
     /// Where the generated service-user password lives when the configuration gives none.

@@ -62,12 +62,12 @@ where
                 continue;
             }
         };
-        let static_dir = (kind == ConsoleKind::Vnc).then(|| PathBuf::from(&c.novnc_dir));
+        let static_dir = (kind == ConsoleKind::Vnc).then(|| cfg.novnc_dir().unwrap_or_default());
         if let Some(dir) = &static_dir {
             if dir.join("vnc_lite.html").exists() || dir.join("vnc_auto.html").exists() {
                 tracing::info!(%addr, dir = %dir.display(), "noVNC console proxy listening, serving noVNC");
             } else {
-                tracing::info!(%addr, dir = %dir.display(), "noVNC console proxy listening; noVNC itself is not installed there (Debian: apt-get install novnc)");
+                tracing::info!(%addr, "noVNC console proxy listening; noVNC's files are not there (scripts/install unpacks them)");
             }
         } else {
             tracing::info!(%addr, "serial console proxy listening");
