@@ -1,4 +1,4 @@
-//! Remote consoles of QEMU guests: a VNC server and the first serial port,
+//! Remote consoles of QEMU guests: a VNC server (no display device) and the first serial port,
 //! each on a unix socket beside the guest's QMP socket (no ports to
 //! allocate, reachable only by this host's users). The serial port is a
 //! socket chardev that still logs everything to `console.log`, so the
@@ -38,9 +38,11 @@ impl QemuDriver {
     pub(super) fn console_args(&self, uuid: &str, console_log: &Path) -> Vec<String> {
         let vnc = self.console_socket(uuid, ConsoleKind::Vnc);
         let serial = self.console_socket(uuid, ConsoleKind::Serial);
+        // No display device: with none, SeaBIOS prints to the serial port
+        // (what a guest without an OS shows in its console output), and the
+        // PCI slots hot-plugged devices take stay where they were; the VNC
+        // server still answers (RFB) and shows the display's absence.
         vec![
-            "-device".into(),
-            "VGA".into(),
             "-vnc".into(),
             format!("unix:{}", vnc.to_string_lossy()),
             "-chardev".into(),
@@ -113,7 +115,7 @@ mod tests {
         let vnc = d.console_socket(&st.spec.uuid, ConsoleKind::Vnc);
         let serial = d.console_socket(&st.spec.uuid, ConsoleKind::Serial);
         assert!(args.contains(&format!("-vnc unix:{}", vnc.display())), "{args}");
-        assert!(args.contains("-device VGA"), "{args}");
+        assert!(!args.contains("-device VGA"), "no display device (SeaBIOS then writes to the serial port): {args}");
         assert!(
             args.contains(&format!("-chardev socket,id=serial0,path={},server=on,wait=off,logfile=", serial.display()))
         );
