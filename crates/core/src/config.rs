@@ -215,6 +215,36 @@ pub struct NetworkConfig {
     pub agent_availability_zone: String,
     /// The networks `stratus up` makes for the admin project, as devstack does.
     pub bootstrap: NetworkBootstrapConfig,
+    /// The network agent of each host (`stratus network-agent`, and the one
+    /// `stratus up` runs for its compute hosts).
+    pub agent: NetworkAgentConfig,
+}
+
+/// The data plane a host's network agent programs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkAgentConfig {
+    /// `real` (bridges, VXLAN, dnsmasq, nftables: needs root), `fake` (no
+    /// data plane), or `auto`: real when this process can program the kernel.
+    pub driver: String,
+    /// This host's VXLAN tunnel endpoint (empty: no tunnels, one host).
+    pub local_ip: String,
+    /// `physnet:bridge` pairs: flat networks on `physnet` use that bridge
+    /// (the external network's bridge holds its gateway address).
+    pub bridge_mappings: Vec<String>,
+    /// The dnsmasq binary.
+    pub dnsmasq: String,
+}
+
+impl Default for NetworkAgentConfig {
+    fn default() -> Self {
+        NetworkAgentConfig {
+            driver: "auto".into(),
+            local_ip: String::new(),
+            bridge_mappings: vec!["public:br-ex".into()],
+            dnsmasq: "dnsmasq".into(),
+        }
+    }
 }
 
 /// The networks bootstrap makes once (found by name on later runs): an
@@ -238,9 +268,9 @@ impl Default for NetworkBootstrapConfig {
     fn default() -> Self {
         NetworkBootstrapConfig {
             enable: true,
-            public_cidr: "203.0.113.0/24".into(),
+            public_cidr: "198.51.100.0/24".into(),
             private_cidr: "10.0.0.0/24".into(),
-            public_physical_network: String::new(),
+            public_physical_network: "public".into(),
         }
     }
 }
@@ -266,6 +296,7 @@ impl Default for NetworkConfig {
             agent_report_interval: 30,
             agent_availability_zone: "nova".into(),
             bootstrap: NetworkBootstrapConfig::default(),
+            agent: NetworkAgentConfig::default(),
         }
     }
 }
@@ -347,7 +378,8 @@ pub struct ComputeConfig {
     pub qemu_binary: String,
     /// Accelerator of QEMU guests: `kvm`, `tcg`, or `auto` (KVM when it works, else TCG).
     pub qemu_accel: String,
-    /// The bridge QEMU guests' tap devices join.
+    /// The bridge QEMU guests' tap devices join; empty: each network's own bridge, as the
+    /// network agent names it (`stratus up` and `stratus compute` clear it when the real agent runs).
     pub qemu_bridge: String,
     /// Seconds a guest may take to shut down cleanly before it is stopped hard
     /// (Nova's `shutdown_timeout`).
@@ -426,6 +458,13 @@ pub struct ComputeConfig {
     pub serialproxy_base_url: String,
     /// Seconds a console token stays valid (Nova's `[consoleauth] token_ttl`); a connection consumes it.
     pub console_token_ttl: u64,
+    /// Where the metadata API listens (Nova's `metadata_listen`:`metadata_listen_port`),
+    /// reached by the network agents' metadata proxies; empty: not served.
+    pub metadata_listen: String,
+    /// The secret the metadata proxies sign instance ids with (Nova's and Neutron's
+    /// `metadata_proxy_shared_secret`); empty: generated into `<data_dir>/metadata-proxy-secret`
+    /// at first start, where the compute API and the network agents read it.
+    pub metadata_proxy_shared_secret: String,
 }
 
 impl Default for ComputeConfig {
@@ -481,6 +520,8 @@ impl Default for ComputeConfig {
             serialproxy_listen: "127.0.0.1:6083".into(),
             serialproxy_base_url: String::new(),
             console_token_ttl: 600,
+            metadata_listen: "127.0.0.1:8775".into(),
+            metadata_proxy_shared_secret: String::new(),
         }
     }
 }
@@ -770,6 +811,27 @@ impl Config {
         candidates.into_iter().find(|d| has_page(d))
     }
 
+    /// Where the generated metadata proxy secret lives when the configuration gives none.
+    pub fn metadata_proxy_secret_file(&self) -> PathBuf {
+        self.data_dir.join("metadata-proxy-secret")
+    }
+
+    /// The URL the metadata proxies forward to: `http://<metadata_listen>`, an
+    /// unspecified listen address (`0.0.0.0`, `::`) reached on loopback.
+    pub fn metadata_url(&self) -> String {
+        match self.compute.metadata_listen.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.ip().is_unspecified() => {
+                let ip: std::net::IpAddr = if a.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                };
+                format!("http://{}", std::net::SocketAddr::new(ip, a.port()))
+            }
+            _ => format!("http://{}", self.compute.metadata_listen),
+        }
+    }
+
     /// Where the generated service-user password lives when the configuration gives none.
     pub fn service_password_file(&self) -> PathBuf {
         self.data_dir.join("service-password")
@@ -836,6 +898,18 @@ mod tests {
         assert_eq!(cfg.identity.password_hash_rounds, 4);
         assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(cfg.identity_public_url(), "http://127.0.0.1:5555");
+    }
+
+    #[test]
+    fn the_metadata_url_reaches_an_unspecified_listen_on_loopback() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.metadata_url(), "http://127.0.0.1:8775");
+        cfg.compute.metadata_listen = "0.0.0.0:8775".into();
+        assert_eq!(cfg.metadata_url(), "http://127.0.0.1:8775");
+        cfg.compute.metadata_listen = "[::]:9000".into();
+        assert_eq!(cfg.metadata_url(), "http://[::1]:9000");
+        cfg.compute.metadata_listen = "192.0.2.1:8775".into();
+        assert_eq!(cfg.metadata_url(), "http://192.0.2.1:8775");
     }
 
     #[test]

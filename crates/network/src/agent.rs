@@ -275,6 +275,8 @@ impl Handler for Serve {
                 });
                 Ok(Value::Null)
             }
+            // the fake serves no DHCP and has no tunnels: nothing to refresh
+            rpc::NetworkChanged::NAME => Ok(Value::Null),
             other => Err(RemoteError::new("UnexpectedMessage", format!("network agent: unknown message {other}"))),
         }
     }

@@ -89,7 +89,7 @@ impl NetworkService {
         if self.bus.get().is_some() {
             return Ok(());
         }
-        let serving = plugin::serve(&bus, self.db.clone()).await?;
+        let serving = plugin::serve(&bus, self.db.clone(), &self.cfg.network.base_mac).await?;
         if self.bus.set(bus).is_err() {
             // a racing attach won: keep its consumer only
             return Ok(());

@@ -22,8 +22,12 @@ use stratus_db::Db;
 
 use crate::entity::port::Model as Port;
 use crate::error::Result;
-use crate::rpc::{self, AgentHeartbeat, FixedIp, PortBound, PortUnbound, PortWired, SecurityGroupRule, Segment};
-use crate::store::{agents, networks, ports, security_groups, subnets};
+use crate::rpc::{
+    self, AgentHeartbeat, FixedIp, FloatingIpChanged, FloatingIpStatus, GetNetwork, HostState, NetworkChanged,
+    NetworkInfo, NetworkPort, PortBound, PortByAddress, PortOwner, PortUnbound, PortWired, SecurityGroupRule, Segment,
+    SubnetInfo, SyncHost,
+};
+use crate::store::{agents, floatingips, networks, ports, routers, security_groups, subnets};
 use crate::{NetworkService, State};
 
 /// Port status while not wired (and while administratively down).
@@ -50,6 +54,8 @@ pub const WIRED_ATTRS: &[&str] = &[
 /// Serves [`rpc::PLUGIN`].
 pub struct Plugin {
     pub db: Db,
+    /// Base MAC of the DHCP ports it makes.
+    pub base_mac: String,
 }
 
 #[async_trait::async_trait]
@@ -79,9 +85,55 @@ impl Handler for Plugin {
                 .map_err(failed)?;
                 Ok(serde_json::json!({"id": a.id}))
             }
+            PortByAddress::NAME => {
+                let m: PortByAddress = env.decode()?;
+                let owner = port_by_address(&self.db, &m).await.map_err(failed)?;
+                serde_json::to_value(owner).map_err(|e| RemoteError::new("PluginError", e.to_string()))
+            }
+            SyncHost::NAME => {
+                let m: SyncHost = env.decode()?;
+                let st = host_state(&self.db, &m.host).await.map_err(failed)?;
+                serde_json::to_value(st).map_err(|e| RemoteError::new("BadReply", e.to_string()))
+            }
+            GetNetwork::NAME => {
+                let m: GetNetwork = env.decode()?;
+                let info = network_info(&self.db, &self.base_mac, &m).await.map_err(failed)?;
+                serde_json::to_value(info).map_err(|e| RemoteError::new("BadReply", e.to_string()))
+            }
+            FloatingIpStatus::NAME => {
+                let m: FloatingIpStatus = env.decode()?;
+                floatingips::set_status(&self.db.write, &m.floating_ip_id, &m.status).await.map_err(failed)?;
+                Ok(Value::Null)
+            }
             other => Err(RemoteError::new("UnexpectedMessage", format!("network plugin: unknown message {other}"))),
         }
     }
+}
+
+/// The owner of the one port holding `m.ip_address` on `m.network_ids` or on
+/// the networks of `m.router_id`'s interfaces; `None` when no port or more
+/// than one does (the address is then no one's to claim, as Neutron's
+/// metadata agent judges it).
+pub async fn port_by_address(db: &Db, m: &PortByAddress) -> Result<Option<PortOwner>> {
+    let conn = &db.read;
+    let mut networks = m.network_ids.clone();
+    if let Some(router) = &m.router_id {
+        networks.extend(routers::interfaces(conn, router).await?.into_iter().map(|p| p.network_id));
+    }
+    networks.sort();
+    networks.dedup();
+    let mut found = ports::by_address(conn, &networks, &m.ip_address, 2).await?;
+    if found.len() != 1 {
+        tracing::debug!(ip = %m.ip_address, ?networks, ports = found.len(), "no single port has the address");
+        return Ok(None);
+    }
+    let p = found.remove(0);
+    Ok(Some(PortOwner {
+        port_id: p.id,
+        device_id: p.device_id,
+        device_owner: p.device_owner,
+        project_id: p.project_id,
+    }))
 }
 
 /// What [`PortBound`] tells the agent of `port`'s host: its addresses, its
@@ -147,6 +199,167 @@ pub async fn port_bound<Cn: ConnectionTrait>(conn: &Cn, port: &Port) -> Result<P
     })
 }
 
+/// What the agent of `host` should hold ([`SyncHost`]).
+pub async fn host_state(db: &Db, host: &str) -> Result<HostState> {
+    // routers made before any L3 agent was alive are scheduled to the first that syncs
+    for r in routers::on_host(&db.read, "").await? {
+        if routers::set_host(&db.write, &r.id, "", host).await? {
+            tracing::info!(router_id = %r.id, %host, "router scheduled (agent sync)");
+        }
+    }
+    let conn = &db.read;
+    let mut st = HostState::default();
+    for p in ports::bound_to(conn, host).await? {
+        if p.device_owner == ports::DHCP_OWNER || p.device_owner.starts_with("network:router") {
+            continue;
+        }
+        st.ports.push(port_bound(conn, &p).await?);
+    }
+    for r in routers::on_host(conn, host).await? {
+        st.routers.push(crate::l3::router_updated(conn, &r).await?);
+        for f in floatingips::via_router(conn, &r.id).await? {
+            if f.fixed_ip_address.is_none() {
+                continue;
+            }
+            st.floating_ips.push(FloatingIpChanged {
+                floating_ip_id: f.id,
+                floating_ip_address: f.floating_ip_address,
+                router_id: f.router_id,
+                port_id: f.fixed_port_id,
+                fixed_ip_address: f.fixed_ip_address,
+                deleted: false,
+            });
+        }
+    }
+    Ok(st)
+}
+
+fn network_port(p: &Port, ips: Vec<crate::entity::ipallocation::Model>) -> NetworkPort {
+    NetworkPort {
+        id: p.id.clone(),
+        mac_address: p.mac_address.clone(),
+        fixed_ips: ips.into_iter().map(|a| FixedIp { subnet_id: a.subnet_id, ip_address: a.ip_address }).collect(),
+        host: p.host_id.clone(),
+        device_owner: p.device_owner.clone(),
+        extra_dhcp_opts: serde_json::from_str(&p.extra_dhcp_opts).unwrap_or_default(),
+    }
+}
+
+/// The device id of `host`'s DHCP port on `network` (as Neutron's
+/// `dhcp<host id>-<network>`, with the host's name).
+fn dhcp_device_id(host: &str, network: &str) -> String {
+    format!("dhcp{host}-{network}")
+}
+
+/// A network as the agent of `m.host` serves it ([`GetNetwork`]), making
+/// that host's DHCP port first when asked and the network has a
+/// DHCP-enabled subnet.
+pub async fn network_info(db: &Db, base_mac: &str, m: &GetNetwork) -> Result<NetworkInfo> {
+    let conn = &db.read;
+    let Some(_net) = networks::get(conn, &m.network_id).await? else {
+        return Ok(NetworkInfo {
+            exists: false,
+            segment: segment_of(conn, &m.network_id).await?,
+            ..Default::default()
+        });
+    };
+    let subs = subnets::of_network(conn, &m.network_id).await?;
+    let dhcp_subnets: Vec<_> = subs.iter().filter(|s| s.enable_dhcp).cloned().collect();
+    let device_id = dhcp_device_id(&m.host, &m.network_id);
+    let mut all = ports::on_network(conn, &m.network_id).await?;
+    let mine = all.iter().find(|p| p.device_owner == ports::DHCP_OWNER && p.device_id == device_id).cloned();
+    let dhcp = match mine {
+        Some(p) => Some(p),
+        None if m.dhcp && !dhcp_subnets.is_empty() => {
+            use sea_orm::TransactionTrait;
+            let txn = db.write.begin().await?;
+            subnets::lock_network(&txn, &m.network_id).await?;
+            let again = ports::on_network(&txn, &m.network_id)
+                .await?
+                .into_iter()
+                .find(|p| p.device_owner == ports::DHCP_OWNER && p.device_id == device_id);
+            let p = match again {
+                Some(p) => p,
+                None => {
+                    let reqs = vec![routers::IpRequest::Any(dhcp_subnets.clone())];
+                    let (mut p, _) = routers::create_service_port(
+                        &txn,
+                        base_mac,
+                        &m.network_id,
+                        &_net.project_id,
+                        ports::DHCP_OWNER,
+                        &device_id,
+                        &reqs,
+                    )
+                    .await?;
+                    p.host_id = m.host.clone();
+                    p.vif_details = crate::api::ports::vif_details_for(&m.host, &m.network_id);
+                    ports::save(&txn, &p).await?;
+                    p
+                }
+            };
+            txn.commit().await?;
+            all = ports::on_network(conn, &m.network_id).await?;
+            Some(p)
+        }
+        None => None,
+    };
+    let ids: Vec<String> = all.iter().map(|p| p.id.clone()).collect();
+    let mut allocs = subnets::allocations_of(conn, &ids).await?;
+    let ports: Vec<NetworkPort> =
+        all.iter().map(|p| network_port(p, allocs.remove(&p.id).unwrap_or_default())).collect();
+    let dhcp_port = dhcp.and_then(|d| ports.iter().find(|p| p.id == d.id).cloned());
+    let peer_hosts: BTreeSet<&str> =
+        ports.iter().map(|p| p.host.as_str()).filter(|h| !h.is_empty() && *h != m.host).collect();
+    let mut tunnel_peers = Vec::new();
+    for h in peer_hosts {
+        if let Some(ip) = agents::tunneling_ip(conn, h).await? {
+            tunnel_peers.push(ip);
+        }
+    }
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Ok(NetworkInfo {
+        exists: true,
+        segment: segment_of(conn, &m.network_id).await?,
+        subnets: subs
+            .iter()
+            .map(|s| SubnetInfo {
+                id: s.id.clone(),
+                cidr: s.cidr.clone(),
+                ip_version: s.ip_version,
+                gateway_ip: opt(&s.gateway_ip),
+                enable_dhcp: s.enable_dhcp,
+                dns_nameservers: serde_json::from_str(&s.dns_nameservers).unwrap_or_default(),
+                host_routes: serde_json::from_str(&s.host_routes).unwrap_or_default(),
+                ipv6_address_mode: s.ipv6_address_mode.clone(),
+                ipv6_ra_mode: s.ipv6_ra_mode.clone(),
+            })
+            .collect(),
+        ports,
+        dhcp_port,
+        tunnel_peers,
+    })
+}
+
+/// The ports of `network_id` changed: the agents of the hosts with a port
+/// on it ask for it again ([`NetworkChanged`]).
+pub fn network_changed(svc: &State, network_id: &str) {
+    let Some(bus) = svc.bus().cloned() else { return };
+    let (svc, network_id) = (svc.clone(), network_id.to_string());
+    tokio::spawn(async move {
+        let hosts = match ports::hosts_on(&svc.db.read, std::slice::from_ref(&network_id)).await {
+            Ok(h) => h,
+            Err(e) => return tracing::warn!(%network_id, error = %e, "could not find the hosts of a network"),
+        };
+        let m = NetworkChanged { network_id: network_id.clone() };
+        for h in hosts {
+            if let Err(e) = bus.cast(&rpc::agent_topic(&h), &m, &request_id()).await {
+                tracing::warn!(%network_id, host = %h, error = %e, "could not tell an agent a network changed");
+            }
+        }
+    });
+}
+
 /// The segment of a network as the data plane needs it (only its id when
 /// the network is gone).
 pub async fn segment_of<Cn: ConnectionTrait>(conn: &Cn, network_id: &str) -> Result<Segment> {
@@ -174,6 +387,10 @@ pub fn status_after_update(before: &Port, after: &Port) -> String {
 pub fn ports_created(svc: &State, created: &[Port]) {
     for p in created.iter().filter(|p| !p.host_id.is_empty()) {
         send_bound(svc, &p.id, &p.host_id);
+    }
+    let nets: BTreeSet<&str> = created.iter().map(|p| p.network_id.as_str()).collect();
+    for n in nets {
+        network_changed(svc, n);
     }
     note_members(svc, Vec::new(), created.iter().map(|p| p.id.clone()).collect());
 }
@@ -294,6 +511,23 @@ pub fn port_updated(svc: &State, before: &Port, after: &Port, rewire: bool) {
     if !after.host_id.is_empty() && (after.host_id != before.host_id || rewire) {
         send_bound(svc, &after.id, &after.host_id);
     }
+    if after.host_id != before.host_id || after.mac_address != before.mac_address || rewire {
+        network_changed(svc, &after.network_id);
+        if !before.host_id.is_empty() && before.host_id != after.host_id {
+            tell_host(svc, &before.host_id, &after.network_id);
+        }
+    }
+}
+
+/// Tell one host's agent that a network changed.
+fn tell_host(svc: &State, host: &str, network_id: &str) {
+    let Some(bus) = svc.bus().cloned() else { return };
+    let (host, m) = (host.to_string(), NetworkChanged { network_id: network_id.to_string() });
+    tokio::spawn(async move {
+        if let Err(e) = bus.cast(&rpc::agent_topic(&host), &m, &request_id()).await {
+            tracing::warn!(network_id = %m.network_id, %host, error = %e, "could not tell an agent a network changed");
+        }
+    });
 }
 
 /// A port deleted (it was in `groups`): its host's agents unwire it, and
@@ -301,7 +535,9 @@ pub fn port_updated(svc: &State, before: &Port, after: &Port, rewire: bool) {
 pub fn port_deleted(svc: &State, port: &Port, groups: Vec<String>) {
     if !port.host_id.is_empty() {
         send_unbound(svc, port);
+        tell_host(svc, &port.host_id, &port.network_id);
     }
+    network_changed(svc, &port.network_id);
     members_changed(svc, groups, &port.id);
 }
 
@@ -352,8 +588,11 @@ impl Drop for Serving {
 }
 
 /// Start serving [`rpc::PLUGIN`] for `db`.
-pub(crate) async fn serve(bus: &stratus_bus::Bus, db: Db) -> anyhow::Result<Serving> {
-    let task = bus.serve(rpc::PLUGIN, Arc::new(Plugin { db })).await.map_err(|e| anyhow::anyhow!("bus: {e}"))?;
+pub(crate) async fn serve(bus: &stratus_bus::Bus, db: Db, base_mac: &str) -> anyhow::Result<Serving> {
+    let task = bus
+        .serve(rpc::PLUGIN, Arc::new(Plugin { db, base_mac: base_mac.to_string() }))
+        .await
+        .map_err(|e| anyhow::anyhow!("bus: {e}"))?;
     Ok(Serving(task))
 }
 

@@ -110,6 +110,9 @@ pub struct RouterPort {
     /// The subnets' CIDRs, in the order of `fixed_ips`.
     #[serde(default)]
     pub cidrs: Vec<String>,
+    /// The subnets' gateway addresses ('' for none), in the order of `fixed_ips`.
+    #[serde(default)]
+    pub gateway_ips: Vec<String>,
     pub segment: Segment,
 }
 
@@ -185,6 +188,151 @@ pub struct AgentHeartbeat {
 impl Message for AgentHeartbeat {
     const NAME: &'static str = "network_plugin.agent_heartbeat";
     const VERSION: u32 = 1;
+}
+
+/// agent -> service ([`PLUGIN`], call): everything the agent of `host`
+/// should have wired (on start and after a reconnect). The reply is a
+/// [`HostState`]; the agent converges to it, removing what it holds that is
+/// not in it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SyncHost {
+    pub host: String,
+}
+
+impl Message for SyncHost {
+    const NAME: &'static str = "network_plugin.sync_host";
+    const VERSION: u32 = 1;
+}
+
+/// The reply to [`SyncHost`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostState {
+    /// Every port bound to the host (guests' ports; not the agent's own
+    /// DHCP and router ports, which follow from `networks` and `routers`).
+    pub ports: Vec<PortBound>,
+    /// Every router hosted there, as [`RouterUpdated`] tells it.
+    pub routers: Vec<RouterUpdated>,
+    /// Every floating IP of those routers that has a fixed address.
+    pub floating_ips: Vec<FloatingIpChanged>,
+}
+
+/// A subnet as the DHCP server needs it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SubnetInfo {
+    pub id: String,
+    pub cidr: String,
+    pub ip_version: i64,
+    pub gateway_ip: Option<String>,
+    pub enable_dhcp: bool,
+    #[serde(default)]
+    pub dns_nameservers: Vec<String>,
+    /// `{"destination": ..., "nexthop": ...}`
+    #[serde(default)]
+    pub host_routes: Vec<Value>,
+    #[serde(default)]
+    pub ipv6_address_mode: String,
+    #[serde(default)]
+    pub ipv6_ra_mode: String,
+}
+
+/// A port of a network as the DHCP server and the tunnels need it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NetworkPort {
+    pub id: String,
+    pub mac_address: String,
+    pub fixed_ips: Vec<FixedIp>,
+    /// Its binding host ('' when unbound).
+    pub host: String,
+    pub device_owner: String,
+    /// `{"opt_name": ..., "opt_value": ..., "ip_version": ...}`
+    #[serde(default)]
+    pub extra_dhcp_opts: Vec<Value>,
+}
+
+/// agent -> service ([`PLUGIN`], call): the state of a network the agent
+/// serves on `host`; with `dhcp`, the service makes (once) the host's DHCP
+/// port on it when it has a DHCP-enabled subnet. The reply is a [`NetworkInfo`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct GetNetwork {
+    pub network_id: String,
+    pub host: String,
+    #[serde(default)]
+    pub dhcp: bool,
+}
+
+impl Message for GetNetwork {
+    const NAME: &'static str = "network_plugin.get_network";
+    const VERSION: u32 = 1;
+}
+
+/// The reply to [`GetNetwork`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NetworkInfo {
+    /// False when the network is gone.
+    pub exists: bool,
+    pub segment: Segment,
+    pub subnets: Vec<SubnetInfo>,
+    pub ports: Vec<NetworkPort>,
+    /// The host's DHCP port on it (asked for with `dhcp`).
+    pub dhcp_port: Option<NetworkPort>,
+    /// The tunnel endpoints of the other hosts with ports on the network.
+    #[serde(default)]
+    pub tunnel_peers: Vec<String>,
+}
+
+/// service -> `network-agent.<host>` (cast): the ports of a network with a
+/// port on the host changed (created, bound, moved, deleted): the agent asks
+/// for the network again ([`GetNetwork`]) for its DHCP hosts and tunnels.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NetworkChanged {
+    pub network_id: String,
+}
+
+impl Message for NetworkChanged {
+    const NAME: &'static str = "network_agent.network_changed";
+    const VERSION: u32 = 1;
+}
+
+/// agent -> service ([`PLUGIN`], cast): a floating IP is (`ACTIVE`) or is
+/// not (`DOWN`) programmed on its router's host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FloatingIpStatus {
+    pub floating_ip_id: String,
+    pub status: String,
+}
+
+impl Message for FloatingIpStatus {
+    const NAME: &'static str = "network_plugin.floating_ip_status";
+    const VERSION: u32 = 1;
+}
+
+/// agent -> service ([`PLUGIN`], call): whose port has `ip_address` on one
+/// of `network_ids`, or on a network `router_id` has an interface on (the
+/// metadata proxy of a DHCP namespace names its network, that of a router
+/// namespace its router). The reply is an `Option<PortOwner>`: `None` unless
+/// exactly one port matches (Neutron's metadata agent asks the same).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PortByAddress {
+    #[serde(default)]
+    pub network_ids: Vec<String>,
+    #[serde(default)]
+    pub router_id: Option<String>,
+    pub ip_address: String,
+}
+
+impl Message for PortByAddress {
+    const NAME: &'static str = "network_plugin.port_by_address";
+    const VERSION: u32 = 1;
+}
+
+/// The reply to [`PortByAddress`]: the port's device (a server's id for a
+/// server's port) and project.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PortOwner {
+    pub port_id: String,
+    pub device_id: String,
+    pub device_owner: String,
+    pub project_id: String,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod bench_compute;
 mod bench_network;
 mod bench_volume;
 mod files;
+mod netagent;
 mod tiny_guest;
 
 #[derive(Parser)]
@@ -73,6 +74,13 @@ enum Command {
         /// Hypervisor driver: auto, fake or qemu (default: compute.driver).
         #[arg(long)]
         driver: Option<String>,
+    },
+    /// Run the network agent of a host: its bridges, tunnels, DHCP, routers and
+    /// security groups (network.agent.driver; `real` needs root).
+    NetworkAgent {
+        /// The host's name (the compute host's, whose ports it wires).
+        #[arg(long)]
+        host: String,
     },
     /// Run a volume host driving a storage backend (and the volume scheduler with --scheduler).
     Volume {
@@ -313,6 +321,8 @@ async fn serve_all(
         stratus_core::http::serve(addr, stratus_compute::router(compute.clone(), validator.clone()), shutdown_signal());
     // the noVNC and serial console proxies beside the compute API
     let console_srv = stratus_compute::console::proxy::serve_all(db.clone(), cfg, shutdown_signal);
+    // the metadata API the network agents' metadata proxies forward guests to
+    let metadata_srv = stratus_compute::metadata::serve(compute.clone(), shutdown_signal());
     let network = stratus_network::NetworkService::open(cfg.clone(), db.clone())?;
     let addr: SocketAddr =
         cfg.network.listen.parse().with_context(|| format!("network.listen {:?}", cfg.network.listen))?;
@@ -374,10 +384,16 @@ async fn serve_all(
                 None => tracing::info!("no tiny guest image: scripts/tiny-guest/build makes it"),
             }
         }
-        // compute hosts get fake network agents (heartbeats, port wiring) on the same bus: the
-        // fake driver's guests have no data plane, and the QEMU driver's has no agent of its own yet
+        // compute hosts get network agents on the same bus: the real one (bridges, DHCP,
+        // routers, security groups) when this process can program the kernel, else fake ones
+        // (heartbeats, ports reported wired, no data plane)
         let mut agents = Vec::new();
-        if admin_project.is_some() {
+        let mut real_agents = Vec::new();
+        if admin_project.is_some() && cfg.network.agent.driver == "real" {
+            for host in &cfg.compute.local_hosts {
+                real_agents.push(netagent::start(cfg, shared.bus.clone(), host).await?);
+            }
+        } else if admin_project.is_some() {
             for host in &cfg.compute.local_hosts {
                 let opts = stratus_network::agent::FakeAgentOptions {
                     report_interval: std::time::Duration::from_secs(cfg.network.agent_report_interval.max(1)),
@@ -392,7 +408,7 @@ async fn serve_all(
         if let Some(msg) = &ready {
             println!("{msg}");
         }
-        anyhow::Ok((agents, volume_roles))
+        anyhow::Ok((agents, real_agents, volume_roles))
     };
     let roles = async {
         // the agents run as long as they are held
@@ -400,7 +416,7 @@ async fn serve_all(
         std::future::pending::<anyhow::Result<()>>().await
     };
     tokio::select! {
-        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv, network_srv, volume_srv, console_srv) } => { r?; }
+        r = async { tokio::try_join!(identity_srv, image_srv, placement_srv, compute_srv, network_srv, volume_srv, console_srv, metadata_srv) } => { r?; }
         r = roles => { r?; }
     }
     Ok(())
@@ -597,6 +613,18 @@ async fn down(cfg: &Config) -> anyhow::Result<()> {
     {
         failed.push(format!("bridge {}: {e:#}", cfg.compute.qemu_bridge));
     }
+    // the network agents' data plane (their namespaces, bridges, dnsmasq), when they made one
+    for host in &cfg.compute.local_hosts {
+        let opts = netagent::options(cfg, host)?;
+        if !opts.state_dir.exists() {
+            continue;
+        }
+        let mapped: Vec<String> = opts.bridge_mappings.values().cloned().collect();
+        match stratus_netagent::agent::teardown_host(&opts.state_dir, &mapped).await {
+            Ok(n) => println!("removed the network data plane of {host} ({n} namespaces and links)"),
+            Err(e) => failed.push(format!("network data plane of {host}: {e:#}")),
+        }
+    }
     println!(
         "stopped {stopped} guest{} of {} (disks kept; a later `stratus up` shows them SHUTOFF)",
         if stopped == 1 { "" } else { "s" },
@@ -613,7 +641,19 @@ fn abs(p: &Path) -> PathBuf {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let cfg = load_config(&cli)?;
+    let mut cfg = load_config(&cli)?;
+    if matches!(cli.command, Command::Up { .. } | Command::Compute { .. } | Command::NetworkAgent { .. }) {
+        // resolved once: the hypervisor plugs taps into the bridges the agent makes
+        let (real, why) = netagent::mode(&cfg)?;
+        cfg.network.agent.driver = if real { "real" } else { "fake" }.into();
+        if real {
+            cfg.compute.qemu_bridge.clear();
+        }
+        tracing::info!("network agent: {why}");
+        if matches!(cli.command, Command::Up { .. }) {
+            println!("network agent: {why}");
+        }
+    }
     match cli.command {
         Command::Up { admin_password } => up(cfg, admin_password).await,
         Command::Down => down(&cfg).await,
@@ -645,6 +685,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let d = stratus_compute::roles::driver(&cfg, driver.as_deref().unwrap_or(&cfg.compute.driver), &host)?;
             start_compute_retrying(&shared, &host, d).await?;
             shutdown_signal().await;
+            Ok(())
+        }
+        Command::NetworkAgent { host } => {
+            let bus = stratus_compute::roles::connect_bus(&cfg).await?;
+            if cfg.network.agent.driver == "real" {
+                let _agent = netagent::start(&cfg, bus, &host).await?;
+                shutdown_signal().await;
+            } else {
+                let db = open_db(&cfg).await?;
+                let opts = stratus_network::agent::FakeAgentOptions {
+                    report_interval: std::time::Duration::from_secs(cfg.network.agent_report_interval.max(1)),
+                    availability_zone: cfg.network.agent_availability_zone.clone(),
+                    ..Default::default()
+                };
+                let _agent = stratus_network::agent::FakeAgent::start_with(db, bus, &host, opts).await?;
+                shutdown_signal().await;
+            }
             Ok(())
         }
         Command::Volume { host, backend, scheduler } => {

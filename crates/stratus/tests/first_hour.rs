@@ -84,6 +84,8 @@ fn stratus(dir: &Path, ports: &Ports, bridge: &str, tiny: &Path) -> Command {
         .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", ports.network))
         .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+        // one real network agent per machine at a time: tests of their own use it
+        .env("STRATUS_NETWORK__AGENT__DRIVER", "fake")
         .env("STRATUS_COMPUTE__DRIVER", "qemu")
         .env("STRATUS_COMPUTE__QEMU_ACCEL", "tcg")
         .env("STRATUS_COMPUTE__QEMU_BRIDGE", bridge)

@@ -160,6 +160,7 @@ async fn separate_processes_on_postgres_and_rabbitmq() {
         ("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port())),
         ("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4".into()),
         ("STRATUS_COMPUTE__DRIVER", "fake".into()),
+        ("STRATUS_NETWORK__AGENT__DRIVER", "fake".into()),
         ("STRATUS_COMPUTE__REPORT_INTERVAL", "1".into()),
         ("STRATUS_COMPUTE__SERVICE_DOWN_TIME", "4".into()),
         ("STRATUS_COMPUTE__SAGA_TAKEOVER_SECONDS", "3".into()),

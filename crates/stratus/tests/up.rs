@@ -34,6 +34,8 @@ fn start(args: &[&str], data: &std::path::Path, port: u16) -> Proc {
         .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+        // one real network agent per machine at a time: tests of their own use it
+        .env("STRATUS_NETWORK__AGENT__DRIVER", "fake")
         // fake guests: CI stays fast whether or not QEMU is installed
         .env("STRATUS_COMPUTE__DRIVER", "fake")
         .stdout(Stdio::null())
@@ -171,6 +173,8 @@ async fn up_registers_preloaded_images_once() {
             .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+            // one real network agent per machine at a time: tests of their own use it
+            .env("STRATUS_NETWORK__AGENT__DRIVER", "fake")
             .env("STRATUS_COMPUTE__DRIVER", "fake")
             .env("STRATUS_IMAGE__PRELOAD", format!("[\"{}\"]", disk.display()))
             .stdout(Stdio::null())
@@ -221,6 +225,8 @@ fn start_printing(
         .env("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4")
+        // one real network agent per machine at a time: tests of their own use it
+        .env("STRATUS_NETWORK__AGENT__DRIVER", "fake")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (k, v) in env {
@@ -280,6 +286,7 @@ async fn up_registers_the_tiny_guest_once_with_the_qemu_driver() {
     let (port, image_port) = (free_port(), free_port());
     let env = [
         ("STRATUS_COMPUTE__DRIVER", "qemu".to_string()),
+        ("STRATUS_NETWORK__AGENT__DRIVER", "fake".to_string()),
         ("STRATUS_COMPUTE__QEMU_ACCEL", "tcg".to_string()),
         ("STRATUS_COMPUTE__TINY_GUEST_DIR", tiny.display().to_string()),
     ];

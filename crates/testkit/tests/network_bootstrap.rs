@@ -82,11 +82,11 @@ async fn bootstrap_makes_public_private_and_router1_once_on_every_database() {
         assert_eq!(pool["default_prefixlen"], 26, "{backend}: {pool}");
         let ps = one(&c, "subnet", "public-subnet", &admin).await;
         assert_eq!(ps["network_id"], public["id"], "{backend}: {ps}");
-        assert_eq!(ps["cidr"], "203.0.113.0/24", "{backend}: {ps}");
-        assert_eq!(ps["gateway_ip"], "203.0.113.1", "{backend}: {ps}");
+        assert_eq!(ps["cidr"], "198.51.100.0/24", "{backend}: {ps}");
+        assert_eq!(ps["gateway_ip"], "198.51.100.1", "{backend}: {ps}");
         assert_eq!(ps["enable_dhcp"], false, "{backend}: {ps}");
         assert_eq!(ps["ip_version"], 4, "{backend}: {ps}");
-        assert_eq!(ps["allocation_pools"], json!([{"start": "203.0.113.2", "end": "203.0.113.254"}]), "{backend}");
+        assert_eq!(ps["allocation_pools"], json!([{"start": "198.51.100.2", "end": "198.51.100.254"}]), "{backend}");
 
         let private = one(&c, "network", "private", &admin).await;
         assert_eq!(private["router:external"], false, "{backend}: {private}");
@@ -109,7 +109,7 @@ async fn bootstrap_makes_public_private_and_router1_once_on_every_database() {
         assert_eq!(gw["network_id"], public["id"], "{backend}: {router}");
         assert_eq!(gw["enable_snat"], true, "{backend}: {router}");
         assert_eq!(gw["external_fixed_ips"][0]["subnet_id"], ps["id"], "{backend}: {router}");
-        assert_eq!(gw["external_fixed_ips"][0]["ip_address"], "203.0.113.2", "{backend}: {router}");
+        assert_eq!(gw["external_fixed_ips"][0]["ip_address"], "198.51.100.2", "{backend}: {router}");
         let rid = router["id"].as_str().unwrap().to_string();
         let ports = get(&c, &format!("/ports?device_id={rid}&device_owner=network:router_interface"), &admin).await;
         let ports = ports["ports"].as_array().unwrap().clone();

@@ -437,8 +437,19 @@ fn parse_vnic(v: &Value) -> Result<String> {
     Ok(s)
 }
 
-fn vif_details(host: &str) -> String {
-    if host.is_empty() { "{}".into() } else { json!({"port_filter": true, "connectivity": "l2"}).to_string() }
+/// `binding:vif_details` of a port of `network` bound to `host`: the bridge
+/// its tap joins (Neutron's Linux bridge naming: `brq` + the network id's
+/// first 11 characters).
+pub fn vif_details_for(host: &str, network: &str) -> String {
+    if host.is_empty() {
+        return "{}".into();
+    }
+    json!({"port_filter": true, "connectivity": "l2", "bridge_name": bridge_name(network)}).to_string()
+}
+
+/// The bridge of a network on every host.
+pub fn bridge_name(network: &str) -> String {
+    format!("brq{}", network.chars().take(11).collect::<String>())
 }
 
 /// Security groups named in a body: visible ones (404 otherwise).
@@ -546,7 +557,7 @@ async fn draft(svc: &NetworkService, ctx: &AuthContext, obj: &Map<String, Value>
         port: Port {
             id: st::new_id(),
             project_id: project,
-            network_id: net_id,
+            network_id: net_id.clone(),
             name: get_str("name", 255)?,
             mac_address: String::new(),
             admin_state_up: obj
@@ -557,7 +568,7 @@ async fn draft(svc: &NetworkService, ctx: &AuthContext, obj: &Map<String, Value>
             status: plugin::DOWN.into(),
             device_id: get_str("device_id", 255)?,
             device_owner,
-            vif_details: vif_details(&host),
+            vif_details: vif_details_for(&host, &net_id),
             host_id: host,
             vnic_type: match obj.get("binding:vnic_type").filter(|v| !v.is_null()) {
                 Some(v) => parse_vnic(v)?,
@@ -641,7 +652,7 @@ async fn update(
                 }
                 "binding:host_id" => {
                     p.host_id = if val.is_null() { String::new() } else { model::string(k, val, 255)? };
-                    p.vif_details = vif_details(&p.host_id);
+                    p.vif_details = vif_details_for(&p.host_id, &p.network_id);
                 }
                 "binding:vnic_type" => p.vnic_type = parse_vnic(val)?,
                 "binding:profile" => p.profile = parse_profile(val)?,

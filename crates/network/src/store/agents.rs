@@ -214,3 +214,13 @@ pub async fn l3_hosts<Cn: ConnectionTrait>(conn: &Cn, down_time: u64) -> Result<
 pub async fn l3_agent_on<Cn: ConnectionTrait>(conn: &Cn, host: &str) -> Result<Option<Agent>> {
     Ok(agent::Entity::find().filter(C::AgentType.eq(L3_AGENT)).filter(C::Host.eq(host)).one(conn).await?)
 }
+
+/// The tunnel endpoint the Linux bridge agent of `host` reports
+/// (`configurations.tunneling_ip`), if any.
+pub async fn tunneling_ip<Cn: ConnectionTrait>(conn: &Cn, host: &str) -> Result<Option<String>> {
+    let a =
+        agent::Entity::find().filter(C::Host.eq(host)).filter(C::AgentType.eq(LINUX_BRIDGE_AGENT)).one(conn).await?;
+    Ok(a.and_then(|a| serde_json::from_str::<Value>(&a.configurations).ok())
+        .and_then(|c| c["tunneling_ip"].as_str().map(str::to_string))
+        .filter(|s| !s.is_empty()))
+}

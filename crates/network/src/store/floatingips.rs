@@ -142,3 +142,18 @@ pub async fn get<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Option<Floa
 pub async fn on_port<Cn: ConnectionTrait>(conn: &Cn, port: &str) -> Result<Vec<FloatingIp>> {
     Ok(floatingip::Entity::find().filter(C::FixedPortId.eq(port)).all(conn).await?)
 }
+
+/// The status the agent reports for a floating IP, as a change (revision
+/// bumped) only when it differs. False when nothing changed.
+pub async fn set_status<Cn: ConnectionTrait>(conn: &Cn, id: &str, status: &str) -> Result<bool> {
+    use sea_orm::sea_query::Expr;
+    let r = floatingip::Entity::update_many()
+        .col_expr(C::Status, Expr::value(status.to_string()))
+        .col_expr(C::RevisionNumber, Expr::col(C::RevisionNumber).add(1))
+        .col_expr(C::UpdatedAt, Expr::value(crate::store::now()))
+        .filter(C::Id.eq(id))
+        .filter(C::Status.ne(status))
+        .exec(conn)
+        .await?;
+    Ok(r.rows_affected > 0)
+}

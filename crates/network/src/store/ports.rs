@@ -282,6 +282,26 @@ pub async fn get<Cn: ConnectionTrait>(conn: &Cn, id: &str) -> Result<Option<Port
     Ok(port::Entity::find_by_id(id.to_string()).one(conn).await?)
 }
 
+/// The ports holding `ip_address` on any of `networks` (what the metadata
+/// proxy asks of a guest's source address), at most `limit`.
+pub async fn by_address<Cn: ConnectionTrait>(
+    conn: &Cn,
+    networks: &[String],
+    ip_address: &str,
+    limit: u64,
+) -> Result<Vec<Port>> {
+    if networks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let holders = Query::select()
+        .column(A::PortId)
+        .from(ipallocation::Entity)
+        .and_where(A::IpAddress.eq(ip_address))
+        .and_where(A::NetworkId.is_in(networks.iter().cloned()))
+        .to_owned();
+    Ok(port::Entity::find().filter(C::Id.in_subquery(holders)).order_by_asc(C::Id).limit(limit).all(conn).await?)
+}
+
 /// The addresses of the ports of each group (what a rule with that
 /// `remote_group_id` admits), ordered.
 pub async fn addresses_in_groups<Cn: ConnectionTrait>(
@@ -310,4 +330,31 @@ pub async fn addresses_in_groups<Cn: ConnectionTrait>(
         v.dedup();
     }
     Ok(out)
+}
+
+/// The ports of a network, with their bindings.
+pub async fn on_network<Cn: ConnectionTrait>(conn: &Cn, network: &str) -> Result<Vec<Port>> {
+    Ok(port::Entity::find().filter(C::NetworkId.eq(network)).order_by_asc(C::Id).all(conn).await?)
+}
+
+/// The ports bound to `host` (any owner).
+pub async fn bound_to<Cn: ConnectionTrait>(conn: &Cn, host: &str) -> Result<Vec<Port>> {
+    Ok(port::Entity::find().filter(C::HostId.eq(host)).order_by_asc(C::Id).all(conn).await?)
+}
+
+/// The hosts with a port bound on any of `networks`.
+pub async fn hosts_on<Cn: ConnectionTrait>(conn: &Cn, networks: &[String]) -> Result<Vec<String>> {
+    if networks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<String> = port::Entity::find()
+        .select_only()
+        .column(C::HostId)
+        .distinct()
+        .filter(C::NetworkId.is_in(networks.iter().cloned()))
+        .filter(C::HostId.ne(""))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows)
 }

@@ -313,8 +313,18 @@ impl QemuDriver {
         self.kill_pid(uuid, pid).await
     }
 
-    async fn ensure_bridge(&self) -> anyhow::Result<()> {
-        let br = &self.opts.bridge;
+    /// The bridge a port's tap joins: the configured one, or (empty) its
+    /// network's, as the network agent names it (`brq` + the network id's
+    /// first 11 characters: the port's `binding:vif_details.bridge_name`).
+    fn bridge_of(&self, iface: &GuestInterface) -> String {
+        if self.opts.bridge.is_empty() {
+            format!("brq{}", iface.network_id.chars().take(11).collect::<String>())
+        } else {
+            self.opts.bridge.clone()
+        }
+    }
+
+    async fn ensure_bridge(&self, br: &str) -> anyhow::Result<()> {
         // another host process may make it at the same moment: that is fine
         if !Path::new("/sys/class/net").join(br).exists()
             && let Err(e) = run("ip", &["link", "add", "name", br, "type", "bridge"]).await
@@ -329,11 +339,12 @@ impl QemuDriver {
     /// The tap of a port, on the bridge, up (made when missing).
     async fn plug_tap(&self, iface: &GuestInterface) -> anyhow::Result<String> {
         let tap = tap_name(&iface.port_id);
-        self.ensure_bridge().await?;
+        let br = self.bridge_of(iface);
+        self.ensure_bridge(&br).await?;
         if !Path::new("/sys/class/net").join(&tap).exists() {
             run("ip", &["tuntap", "add", "dev", &tap, "mode", "tap"]).await?;
         }
-        run("ip", &["link", "set", &tap, "master", &self.opts.bridge, "up"]).await?;
+        run("ip", &["link", "set", &tap, "master", &br, "up"]).await?;
         Ok(tap)
     }
 

@@ -1,0 +1,941 @@
+//! The real network agent of one host: it serves `network-agent.<host>`
+//! ([`PortBound`], [`PortUnbound`], [`NetworkChanged`], [`RouterUpdated`],
+//! [`FloatingIpChanged`]), reports itself alive as Neutron's Linux bridge,
+//! DHCP and L3 agents, and on start converges the host to what the service
+//! says it should hold ([`SyncHost`]), removing what it no longer knows.
+//!
+//! On the host:
+//! - one bridge per network (`brq` + 11 characters of its id, the name the
+//!   port's `binding:vif_details` gives the hypervisor), with a VXLAN device
+//!   (`vxlan-<vni>`, flood entries to the other hosts' tunnel endpoints) when
+//!   the host has a tunnel address; a flat network on a mapped physical
+//!   network uses the mapped bridge (bootstrap: `public` -> `br-ex`, which
+//!   holds the external subnet's gateway address, as devstack's host does);
+//! - per network with a DHCP-enabled subnet, namespace `qdhcp-<network>` with
+//!   the host's DHCP port (`ns-<port>`, its peer `tap<port>` on the bridge)
+//!   and a supervised dnsmasq;
+//! - per router, namespace `qrouter-<router>` with its interfaces (`qr-`)
+//!   and gateway (`qg-`), forwarding on, SNAT and floating IPs in nftables;
+//! - the containment table: nothing forwarded between a mapped external
+//!   bridge and the host's other interfaces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use stratus_bus::{Bus, Envelope, Handler, Message, RemoteError};
+use stratus_network::rpc::{
+    self, AgentHeartbeat, FloatingIpChanged, FloatingIpStatus, GetNetwork, HostState, NetworkChanged, NetworkInfo,
+    PortBound, PortUnbound, PortWired, RouterPort, RouterUpdated, Segment, SyncHost,
+};
+use tokio::sync::Mutex;
+
+use crate::dhcp::Dnsmasq;
+use crate::kernel::{self, Netlink};
+use crate::nat::{self, FloatingNat};
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    pub host: String,
+    pub report_interval: Duration,
+    pub availability_zone: String,
+    /// This host's tunnel endpoint (VXLAN); None: no tunnels (one host).
+    pub local_ip: Option<Ipv4Addr>,
+    /// Physical network -> bridge (`public` -> `br-ex`).
+    pub bridge_mappings: BTreeMap<String, String>,
+    /// dnsmasq's files, per network.
+    pub state_dir: PathBuf,
+    pub dnsmasq: String,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            host: "localhost".into(),
+            report_interval: Duration::from_secs(30),
+            availability_zone: "nova".into(),
+            local_ip: None,
+            bridge_mappings: BTreeMap::from([("public".to_string(), "br-ex".to_string())]),
+            state_dir: std::env::temp_dir().join("stratus-netagent"),
+            dnsmasq: "dnsmasq".into(),
+        }
+    }
+}
+
+/// Remove what the agent whose state directory is `state_dir` made, without
+/// a running agent or a service (`stratus down`): its dnsmasq processes,
+/// namespaces, veths, bridges and tunnels (guests' taps are the
+/// hypervisor's, stopped first), then the mapped bridges once idle, with
+/// the containment rule. Returns how many namespaces and links went.
+pub async fn teardown_host(state_dir: &std::path::Path, mapped: &[String]) -> anyhow::Result<usize> {
+    if let Ok(d) = std::fs::read_dir(state_dir.join("dhcp")) {
+        for e in d.flatten() {
+            if let Some(pid) =
+                std::fs::read_to_string(e.path().join("pid")).ok().and_then(|s| s.trim().parse::<i32>().ok())
+                && let Some(p) = rustix::process::Pid::from_raw(pid)
+            {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+            }
+        }
+    }
+    let owned: BTreeSet<String> =
+        std::fs::read(state_dir.join(OWNED)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let root = Netlink::root()?;
+    let mut n = 0;
+    for name in &owned {
+        if name.starts_with("qdhcp-") || name.starts_with("qrouter-") {
+            kernel::delete_namespace(name).await?;
+            n += 1;
+        } else if root.link(name).await?.is_some() {
+            root.delete(name).await?;
+            n += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(state_dir);
+    let links = root.links().await?;
+    let mut removed_all = true;
+    for b in mapped {
+        let Some(l) = links.iter().find(|l| &l.name == b) else { continue };
+        if links.iter().any(|x| x.master == Some(l.index)) {
+            removed_all = false;
+            continue;
+        }
+        root.delete(b).await?;
+        n += 1;
+    }
+    if removed_all {
+        nat::delete_table(None, "inet", nat::CONTAIN_TABLE).await?;
+    }
+    Ok(n)
+}
+
+/// Names (Neutron's Linux bridge conventions, 15 characters at most).
+pub fn bridge_name(network: &str) -> String {
+    stratus_network::api::ports::bridge_name(network)
+}
+fn short(id: &str) -> String {
+    id.chars().take(11).collect()
+}
+pub fn tap_name(port: &str) -> String {
+    format!("tap{}", short(port))
+}
+pub fn dhcp_namespace(network: &str) -> String {
+    format!("qdhcp-{network}")
+}
+pub fn router_namespace(router: &str) -> String {
+    format!("qrouter-{router}")
+}
+fn vxlan_name(vni: i64) -> String {
+    format!("vxlan-{vni}")
+}
+
+#[derive(Default)]
+struct Net {
+    info: Option<NetworkInfo>,
+    dnsmasq: Option<Dnsmasq>,
+    /// Peers whose flood entries are written.
+    peers: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct Plane {
+    ports: BTreeMap<String, PortBound>,
+    nets: BTreeMap<String, Net>,
+    routers: BTreeMap<String, RouterUpdated>,
+    fips: BTreeMap<String, FloatingIpChanged>,
+    /// Floating IPs told deleted (ids are never reused: a late notice is ignored).
+    gone: BTreeSet<String>,
+}
+
+struct Inner {
+    opts: AgentOptions,
+    bus: Bus,
+    root: Netlink,
+    plane: Mutex<Plane>,
+    /// The namespaces and links this agent made (kept in its state
+    /// directory): a resync removes only those, never another cloud's on
+    /// the same machine.
+    owned: std::sync::Mutex<BTreeSet<String>>,
+}
+
+/// A running agent (its tasks stop when it is dropped; what it programmed stays).
+pub struct Agent {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Can this process program the kernel (root, netlink, `ip`, `nft`, dnsmasq)?
+pub fn usable(dnsmasq: &str) -> Result<(), String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err("not root".into());
+    }
+    for b in ["ip", "nft", dnsmasq] {
+        if which(b).is_none() {
+            return Err(format!("{b} is not installed"));
+        }
+    }
+    Ok(())
+}
+
+fn which(b: &str) -> Option<PathBuf> {
+    if b.contains('/') {
+        return Some(PathBuf::from(b)).filter(|p| p.exists());
+    }
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(b)).find(|p| p.exists()))
+        .unwrap_or(None)
+        .or_else(|| ["/usr/sbin", "/sbin"].iter().map(|d| PathBuf::from(d).join(b)).find(|p| p.exists()))
+}
+
+/// The file (in the state directory) of what the agent made.
+const OWNED: &str = "owned.json";
+
+const AGENTS: &[(&str, &str, &str, bool)] = &[
+    ("Linux bridge agent", "neutron-linuxbridge-agent", "N/A", false),
+    ("DHCP agent", "neutron-dhcp-agent", "dhcp_agent", true),
+    ("L3 agent", "neutron-l3-agent", "l3_agent", true),
+];
+
+impl Agent {
+    /// Report alive, converge the host to the service's state, then serve.
+    pub async fn start(bus: Bus, opts: AgentOptions) -> anyhow::Result<Agent> {
+        let root = Netlink::root()?;
+        let owned = std::fs::read(opts.state_dir.join(OWNED))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let inner = Arc::new(Inner {
+            opts,
+            bus: bus.clone(),
+            root,
+            plane: Mutex::new(Plane::default()),
+            owned: std::sync::Mutex::new(owned),
+        });
+        inner.report(true).await?;
+        inner.ensure_external().await?;
+        let mut tasks = Vec::new();
+        tasks.push(bus.serve(&rpc::agent_topic(&inner.opts.host), Arc::new(Serve(inner.clone()))).await?);
+        if let Err(e) = inner.sync().await {
+            tracing::warn!(error = %format!("{e:#}"), "network agent: first sync failed (retried with the heartbeats)");
+        }
+        let i = inner.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(i.opts.report_interval.max(Duration::from_millis(100)));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = i.report(false).await {
+                    tracing::warn!(error = %e, "network agent heartbeat failed");
+                }
+            }
+        }));
+        tracing::info!(host = %inner.opts.host, "network agent up (Linux bridge, dnsmasq, nftables)");
+        Ok(Agent { tasks, inner })
+    }
+
+    /// Converge again (what a reconnect does).
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        self.inner.sync().await
+    }
+
+    /// Remove everything this agent programs on the host (for tests and
+    /// `stratus down`): namespaces, bridges, VXLAN devices, dnsmasq, tables.
+    pub async fn teardown(&self) -> anyhow::Result<()> {
+        let mut p = self.inner.plane.lock().await;
+        for (_, n) in std::mem::take(&mut p.nets) {
+            if let Some(d) = n.dnsmasq {
+                d.stop().await;
+            }
+        }
+        p.ports.clear();
+        p.routers.clear();
+        p.fips.clear();
+        drop(p);
+        self.inner.remove_unknown(&BTreeSet::new(), &BTreeSet::new(), &BTreeSet::new()).await?;
+        nat::delete_table(None, "inet", nat::CONTAIN_TABLE).await?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Note (`true`) or forget a namespace or link this agent made.
+    fn own(&self, name: &str, made: bool) {
+        let Ok(mut o) = self.owned.lock() else { return };
+        let changed = if made { o.insert(name.to_string()) } else { o.remove(name) };
+        if changed {
+            let _ = std::fs::create_dir_all(&self.opts.state_dir);
+            let tmp = self.opts.state_dir.join("owned.tmp");
+            if let Ok(b) = serde_json::to_vec(&*o)
+                && std::fs::write(&tmp, b).is_ok()
+            {
+                let _ = std::fs::rename(&tmp, self.opts.state_dir.join(OWNED));
+            }
+        }
+    }
+
+    fn owns(&self, name: &str) -> bool {
+        self.owned.lock().map(|o| o.contains(name)).unwrap_or(false)
+    }
+
+    async fn make_namespace(&self, ns: &str) -> anyhow::Result<()> {
+        self.own(ns, true);
+        kernel::ensure_namespace(ns).await
+    }
+
+    async fn remove_namespace(&self, ns: &str) -> anyhow::Result<()> {
+        kernel::delete_namespace(ns).await?;
+        self.own(ns, false);
+        Ok(())
+    }
+
+    async fn remove_link(&self, name: &str) -> anyhow::Result<()> {
+        self.root.delete(name).await?;
+        self.own(name, false);
+        Ok(())
+    }
+
+    async fn report(&self, start: bool) -> anyhow::Result<()> {
+        let p = self.plane.lock().await;
+        let (ports, routers, fips, nets) = (p.ports.len(), p.routers.len(), p.fips.len(), p.nets.len());
+        drop(p);
+        for (agent_type, binary, topic, zoned) in AGENTS {
+            let configurations = match *agent_type {
+                "Linux bridge agent" => json!({
+                    "bridge_mappings": self.opts.bridge_mappings,
+                    "interface_mappings": {},
+                    "tunnel_types": if self.opts.local_ip.is_some() { json!(["vxlan"]) } else { json!([]) },
+                    "tunneling_ip": self.opts.local_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    "l2_population": true,
+                    "devices": ports,
+                }),
+                "DHCP agent" => json!({
+                    "dhcp_driver": "dnsmasq", "dhcp_lease_duration": 86400, "networks": nets,
+                    "notifies_port_ready": true,
+                }),
+                _ => json!({
+                    "agent_mode": "legacy", "routers": routers, "floating_ips": fips,
+                    "handle_internal_only_routers": true, "interface_driver": "linuxbridge",
+                }),
+            };
+            let m = AgentHeartbeat {
+                host: self.opts.host.clone(),
+                binary: binary.to_string(),
+                agent_type: agent_type.to_string(),
+                topic: topic.to_string(),
+                configurations,
+                availability_zone: zoned.then(|| self.opts.availability_zone.clone()),
+                start_flag: start,
+            };
+            // a call: the first report is listed when start returns
+            self.bus.call::<_, Value>(rpc::PLUGIN, &m, &req(), Duration::from_secs(10)).await?;
+        }
+        Ok(())
+    }
+
+    /// The mapped bridges exist, and the containment rule holds for them.
+    async fn ensure_external(&self) -> anyhow::Result<()> {
+        let bridges: Vec<String> = self.opts.bridge_mappings.values().cloned().collect();
+        for b in &bridges {
+            self.root.ensure_bridge(b, None).await?;
+        }
+        nat::apply(None, &nat::containment(&bridges)).await.context("containment rule")
+    }
+
+    async fn get_network(&self, network_id: &str, dhcp: bool) -> anyhow::Result<NetworkInfo> {
+        let m = GetNetwork { network_id: network_id.to_string(), host: self.opts.host.clone(), dhcp };
+        Ok(self.bus.call(rpc::PLUGIN, &m, &req(), Duration::from_secs(30)).await?)
+    }
+
+    /// The bridge of a segment on this host (made, with its tunnel, when missing).
+    async fn ensure_segment(&self, seg: &Segment) -> anyhow::Result<(String, u32)> {
+        if seg.network_type == "flat"
+            && let Some(b) = self.opts.bridge_mappings.get(&seg.physical_network)
+        {
+            let idx = self.root.ensure_bridge(b, None).await?;
+            return Ok((b.clone(), idx));
+        }
+        let br = bridge_name(&seg.network_id);
+        let mtu = u32::try_from(seg.mtu).ok().filter(|m| *m >= 68);
+        self.own(&br, true);
+        let idx = self.root.ensure_bridge(&br, mtu).await?;
+        if seg.network_type == "vxlan"
+            && let (Some(local), Some(vni)) = (self.opts.local_ip, seg.segmentation_id)
+        {
+            let vx = vxlan_name(vni);
+            self.own(&vx, true);
+            self.root.ensure_vxlan(&vx, vni as u32, local, mtu).await?;
+            self.root.set_up(&vx, Some(idx), None).await?;
+        }
+        Ok((br, idx))
+    }
+
+    /// Write the flood entries to the network's peers.
+    async fn set_peers(&self, net: &mut Net, seg: &Segment, peers: &[String]) -> anyhow::Result<()> {
+        let (Some(_), Some(vni)) = (self.opts.local_ip, seg.segmentation_id) else { return Ok(()) };
+        if seg.network_type != "vxlan" {
+            return Ok(());
+        }
+        let vx = vxlan_name(vni);
+        for p in peers {
+            if net.peers.contains(p) {
+                continue;
+            }
+            let Ok(ip) = p.parse::<Ipv4Addr>() else { continue };
+            self.root.fdb_append(&vx, [0; 6], ip).await?;
+            net.peers.insert(p.clone());
+        }
+        Ok(())
+    }
+
+    /// The network's DHCP server on this host, in step with `info`.
+    async fn ensure_dhcp(&self, net: &mut Net, info: &NetworkInfo) -> anyhow::Result<()> {
+        let Some(port) = &info.dhcp_port else { return Ok(()) };
+        let nid = &info.segment.network_id;
+        if let Some(d) = &net.dnsmasq {
+            return d.reload(info, Some(port)).await;
+        }
+        let ns = dhcp_namespace(nid);
+        self.make_namespace(&ns).await?;
+        let (_, br) = self.ensure_segment(&info.segment).await?;
+        let (tap, inner) = (tap_name(&port.id), format!("ns-{}", short(&port.id)));
+        self.own(&tap, true);
+        let mtu = u32::try_from(info.segment.mtu).ok().filter(|m| *m >= 68);
+        let nsl = Netlink::in_namespace(&ns).await?;
+        if nsl.link(&inner).await?.is_none() {
+            self.root.delete(&tap).await?;
+            self.root.ensure_veth(&tap, &inner, mtu).await?;
+            self.root.move_to(&inner, &ns).await?;
+        }
+        self.root.set_up(&tap, Some(br), mtu).await?;
+        let mut addrs = Vec::new();
+        for f in &port.fixed_ips {
+            let Some(s) = info.subnets.iter().find(|s| s.id == f.subnet_id) else { continue };
+            let (Ok(ip), Ok(net)) = (f.ip_address.parse::<IpAddr>(), s.cidr.parse::<ipnet::IpNet>()) else { continue };
+            addrs.push((ip, net.prefix_len()));
+        }
+        addrs.push((IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 32));
+        nsl.set_up(&inner, None, mtu).await?;
+        nsl.set_addresses(&inner, &addrs).await?;
+        let dir = self.opts.state_dir.join("dhcp").join(nid);
+        net.dnsmasq = Some(Dnsmasq::start(&self.opts.dnsmasq, &ns, &inner, dir, info, Some(port)).await?);
+        self.wired(&port.id).await;
+        Ok(())
+    }
+
+    /// Fetch a network again and bring its DHCP and tunnels in step.
+    async fn refresh_network(&self, p: &mut Plane, network_id: &str) -> anyhow::Result<()> {
+        let used = p.ports.values().any(|x| x.segment.network_id == network_id)
+            || p.routers.values().any(|r| router_networks(r).contains(network_id));
+        if !used {
+            return self.drop_network(p, network_id).await;
+        }
+        let serves_dhcp = p.ports.values().any(|x| x.segment.network_id == network_id);
+        let info = self.get_network(network_id, serves_dhcp).await?;
+        if !info.exists {
+            return self.drop_network(p, network_id).await;
+        }
+        let net = p.nets.entry(network_id.to_string()).or_default();
+        self.ensure_segment(&info.segment).await?;
+        self.set_peers(net, &info.segment, &info.tunnel_peers).await?;
+        if serves_dhcp {
+            self.ensure_dhcp(net, &info).await?;
+        }
+        net.info = Some(info);
+        Ok(())
+    }
+
+    /// Nothing of this host uses the network any more: its DHCP server,
+    /// namespace, tunnel and bridge go.
+    async fn drop_network(&self, p: &mut Plane, network_id: &str) -> anyhow::Result<()> {
+        let Some(n) = p.nets.remove(network_id) else { return Ok(()) };
+        if let Some(d) = n.dnsmasq {
+            d.stop().await;
+        }
+        self.remove_namespace(&dhcp_namespace(network_id)).await?;
+        if let Some(info) = &n.info {
+            if let Some(port) = &info.dhcp_port {
+                self.remove_link(&tap_name(&port.id)).await?;
+            }
+            if let Some(vni) = info.segment.segmentation_id
+                && info.segment.network_type == "vxlan"
+            {
+                self.remove_link(&vxlan_name(vni)).await?;
+            }
+        }
+        self.remove_bridge_if_idle(&bridge_name(network_id)).await
+    }
+
+    async fn remove_bridge_if_idle(&self, br: &str) -> anyhow::Result<()> {
+        let Some(b) = self.root.link(br).await? else { return Ok(()) };
+        let links = self.root.links().await?;
+        let ports: Vec<&kernel::Link> = links.iter().filter(|l| l.master == Some(b.index)).collect();
+        if ports.iter().all(|l| l.name.starts_with("vxlan-")) {
+            for l in ports {
+                self.remove_link(&l.name).await?;
+            }
+            self.remove_link(br).await?;
+        }
+        Ok(())
+    }
+
+    async fn wired(&self, port_id: &str) {
+        let m = PortWired { port_id: port_id.to_string(), host: self.opts.host.clone() };
+        if let Err(e) = self.bus.cast(rpc::PLUGIN, &m, &req()).await {
+            tracing::warn!(%port_id, error = %e, "could not report a port wired");
+        }
+    }
+
+    async fn port_bound(&self, p: &mut Plane, m: PortBound) -> anyhow::Result<()> {
+        let nid = m.segment.network_id.clone();
+        self.ensure_segment(&m.segment).await?;
+        let first = !p.nets.contains_key(&nid) || p.nets.get(&nid).and_then(|n| n.dnsmasq.as_ref()).is_none();
+        p.ports.insert(m.port_id.clone(), m.clone());
+        // the lease must be there before the guest asks: with a running
+        // dnsmasq the port is added to its hosts at once
+        if !first
+            && let Some(n) = p.nets.get_mut(&nid)
+            && let Some(info) = &mut n.info
+        {
+            if !info.ports.iter().any(|x| x.id == m.port_id) {
+                info.ports.push(rpc::NetworkPort {
+                    id: m.port_id.clone(),
+                    mac_address: m.mac_address.clone(),
+                    fixed_ips: m.fixed_ips.clone(),
+                    host: m.host.clone(),
+                    device_owner: m.device_owner.clone(),
+                    extra_dhcp_opts: Vec::new(),
+                });
+            }
+            let info = info.clone();
+            if let Some(d) = &n.dnsmasq {
+                d.reload(&info, info.dhcp_port.as_ref()).await?;
+            }
+        } else {
+            self.refresh_network(p, &nid).await?;
+        }
+        Ok(())
+    }
+
+    async fn port_unbound(&self, p: &mut Plane, m: &PortUnbound) -> anyhow::Result<()> {
+        let Some(old) = p.ports.remove(&m.port_id) else { return Ok(()) };
+        self.refresh_network(p, &old.segment.network_id).await
+    }
+
+    /// A router as the service says it is now.
+    async fn router_updated(&self, p: &mut Plane, m: RouterUpdated) -> anyhow::Result<()> {
+        let ns = router_namespace(&m.router_id);
+        if m.deleted {
+            let old = p.routers.remove(&m.router_id);
+            self.remove_namespace(&ns).await?;
+            if let Some(old) = old {
+                for rp in old.interfaces.iter().chain(old.gateway.iter()) {
+                    self.remove_link(&tap_name(&rp.port_id)).await?;
+                }
+                for n in router_networks(&old) {
+                    self.refresh_network(p, &n).await?;
+                }
+            }
+            return Ok(());
+        }
+        self.make_namespace(&ns).await?;
+        kernel::sysctl_in(&ns, "net.ipv4.ip_forward", "1").await?;
+        let nsl = Netlink::in_namespace(&ns).await?;
+        let old = p.routers.insert(m.router_id.clone(), m.clone());
+        let mut keep = BTreeSet::new();
+        for rp in &m.interfaces {
+            let dev = format!("qr-{}", short(&rp.port_id));
+            self.plug_router_port(&nsl, &ns, rp, &dev).await?;
+            keep.insert(dev);
+        }
+        if let Some(gw) = &m.gateway {
+            let dev = format!("qg-{}", short(&gw.port_id));
+            self.plug_router_port(&nsl, &ns, gw, &dev).await?;
+            keep.insert(dev);
+            if let Some(next) = gw.gateway_ips.iter().find(|g| !g.is_empty() && !g.contains(':'))
+                && let Ok(ip) = next.parse::<Ipv4Addr>()
+            {
+                self.ensure_external_address(gw).await?;
+                nsl.replace_route(Ipv4Addr::UNSPECIFIED, 0, ip).await?;
+            }
+        }
+        for r in &m.routes {
+            let (Some(d), Some(n)) = (r["destination"].as_str(), r["nexthop"].as_str()) else { continue };
+            if let (Ok(net), Ok(hop)) = (d.parse::<ipnet::Ipv4Net>(), n.parse::<Ipv4Addr>()) {
+                nsl.replace_route(net.network(), net.prefix_len(), hop).await?;
+            }
+        }
+        if let Some(old) = &old {
+            for r in &old.routes {
+                if m.routes.contains(r) {
+                    continue;
+                }
+                if let Some(net) = r["destination"].as_str().and_then(|d| d.parse::<ipnet::Ipv4Net>().ok()) {
+                    nsl.delete_route(net.network(), net.prefix_len()).await?;
+                }
+            }
+            // interfaces gone: their veths go (the namespace end with its peer)
+            for rp in old.interfaces.iter().chain(old.gateway.iter()) {
+                let still = m.interfaces.iter().chain(m.gateway.iter()).any(|x| x.port_id == rp.port_id);
+                if !still {
+                    self.remove_link(&tap_name(&rp.port_id)).await?;
+                }
+            }
+        }
+        self.program_nat(p, &m.router_id).await?;
+        for rp in m.interfaces.iter().chain(m.gateway.iter()) {
+            self.wired(&rp.port_id).await;
+        }
+        let nets: BTreeSet<String> =
+            router_networks(&m).into_iter().chain(old.as_ref().map(router_networks).unwrap_or_default()).collect();
+        for n in nets {
+            if let Err(e) = self.refresh_network(p, &n).await {
+                tracing::warn!(network = %n, error = %format!("{e:#}"), "could not refresh a router's network");
+            }
+        }
+        Ok(())
+    }
+
+    /// A router port: a veth, the namespace end `dev` with the port's
+    /// addresses, the host end `tap<port>` on the network's bridge.
+    async fn plug_router_port(&self, nsl: &Netlink, ns: &str, rp: &RouterPort, dev: &str) -> anyhow::Result<()> {
+        let (_, br) = self.ensure_segment(&rp.segment).await?;
+        let tap = tap_name(&rp.port_id);
+        self.own(&tap, true);
+        let mtu = u32::try_from(rp.segment.mtu).ok().filter(|m| *m >= 68);
+        if nsl.link(dev).await?.is_none() {
+            self.root.delete(&tap).await?;
+            self.root.ensure_veth(&tap, dev, mtu).await?;
+            self.root.move_to(dev, ns).await?;
+        }
+        self.root.set_up(&tap, Some(br), mtu).await?;
+        if let Ok(mac) = kernel::parse_mac(&rp.mac_address) {
+            nsl.set_mac(dev, mac).await?;
+        }
+        nsl.set_up(dev, None, mtu).await?;
+        let mut want = Vec::new();
+        for (i, f) in rp.fixed_ips.iter().enumerate() {
+            let prefix = rp.cidrs.get(i).and_then(|c| c.parse::<ipnet::IpNet>().ok()).map(|n| n.prefix_len());
+            if let (Ok(ip), Some(len)) = (f.ip_address.parse::<IpAddr>(), prefix) {
+                want.push((ip, len));
+            }
+        }
+        if dev.starts_with("qg-") {
+            // the floating addresses live on the gateway too: keep them
+            let have = nsl.addresses(dev).await?;
+            let extra: Vec<(IpAddr, u8)> = have
+                .into_iter()
+                .filter(|(ip, len)| *len == 32 && ip.is_ipv4() && !want.iter().any(|w| w.0 == *ip))
+                .collect();
+            want.extend(extra);
+        }
+        nsl.set_addresses(dev, &want).await
+    }
+
+    /// A mapped external bridge holds its subnet's gateway address, so the
+    /// host reaches the floating IPs behind it.
+    async fn ensure_external_address(&self, gw: &RouterPort) -> anyhow::Result<()> {
+        let Some(b) = (gw.segment.network_type == "flat")
+            .then(|| self.opts.bridge_mappings.get(&gw.segment.physical_network))
+            .flatten()
+        else {
+            return Ok(());
+        };
+        for (i, g) in gw.gateway_ips.iter().enumerate() {
+            let (Ok(ip), Some(net)) =
+                (g.parse::<IpAddr>(), gw.cidrs.get(i).and_then(|c| c.parse::<ipnet::IpNet>().ok()))
+            else {
+                continue;
+            };
+            if let Some(why) = host_needs(&net) {
+                anyhow::bail!(
+                    "the external subnet {net} covers {why}: its gateway address is not put on {b} (the host would \
+                     route that address into the cloud); give the external network another range"
+                );
+            }
+            let have = self.root.addresses(b).await?;
+            if !have.contains(&(ip, net.prefix_len())) {
+                let mut all = have;
+                all.push((ip, net.prefix_len()));
+                self.root.set_addresses(b, &all).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A router's NAT and floating addresses, from its gateway and floating IPs.
+    async fn program_nat(&self, p: &Plane, router_id: &str) -> anyhow::Result<()> {
+        let Some(r) = p.routers.get(router_id) else { return Ok(()) };
+        let ns = router_namespace(router_id);
+        let fips: Vec<(&String, FloatingNat)> = p
+            .fips
+            .iter()
+            .filter(|(_, f)| f.router_id.as_deref() == Some(router_id))
+            .filter_map(|(id, f)| {
+                Some((id, FloatingNat { floating: f.floating_ip_address.clone(), fixed: f.fixed_ip_address.clone()? }))
+            })
+            .collect();
+        let gw_dev = r.gateway.as_ref().map(|g| format!("qg-{}", short(&g.port_id)));
+        let gw_ip = r
+            .gateway
+            .as_ref()
+            .and_then(|g| g.fixed_ips.iter().find(|f| !f.ip_address.contains(':')))
+            .map(|f| f.ip_address.clone());
+        let list: Vec<FloatingNat> = fips.iter().map(|(_, f)| f.clone()).collect();
+        nat::apply(Some(&ns), &nat::router_nat(gw_dev.as_deref(), gw_ip.as_deref(), r.enable_snat, &list)).await?;
+        if let (Some(dev), Some(g)) = (&gw_dev, &r.gateway) {
+            let nsl = Netlink::in_namespace(&ns).await?;
+            let mut want = Vec::new();
+            for (i, f) in g.fixed_ips.iter().enumerate() {
+                let prefix = g.cidrs.get(i).and_then(|c| c.parse::<ipnet::IpNet>().ok()).map(|n| n.prefix_len());
+                if let (Ok(ip), Some(len)) = (f.ip_address.parse::<IpAddr>(), prefix) {
+                    want.push((ip, len));
+                }
+            }
+            for f in &list {
+                if let Ok(ip) = f.floating.parse::<IpAddr>() {
+                    want.push((ip, 32));
+                }
+            }
+            nsl.set_addresses(dev, &want).await?;
+        }
+        Ok(())
+    }
+
+    async fn floating_ip_changed(&self, p: &mut Plane, m: FloatingIpChanged) -> anyhow::Result<()> {
+        if m.deleted {
+            p.gone.insert(m.floating_ip_id.clone());
+        }
+        let old = p.fips.remove(&m.floating_ip_id);
+        let active = !m.deleted && m.fixed_ip_address.is_some() && !p.gone.contains(&m.floating_ip_id);
+        if active {
+            p.fips.insert(m.floating_ip_id.clone(), m.clone());
+        }
+        let routers: BTreeSet<String> =
+            old.iter().chain(std::iter::once(&m)).filter_map(|f| f.router_id.clone()).collect();
+        for r in routers {
+            self.program_nat(p, &r).await?;
+        }
+        if !m.deleted {
+            let programmed = active && m.router_id.as_ref().is_some_and(|r| p.routers.contains_key(r));
+            let status = if programmed { "ACTIVE" } else { "DOWN" };
+            let s = FloatingIpStatus { floating_ip_id: m.floating_ip_id.clone(), status: status.into() };
+            if let Err(e) = self.bus.cast(rpc::PLUGIN, &s, &req()).await {
+                tracing::warn!(floating_ip = %m.floating_ip_id, error = %e, "could not report a floating IP's status");
+            }
+        }
+        Ok(())
+    }
+
+    /// Converge to the service's state for this host.
+    async fn sync(&self) -> anyhow::Result<()> {
+        let t = Instant::now();
+        let st: HostState = self
+            .bus
+            .call(rpc::PLUGIN, &SyncHost { host: self.opts.host.clone() }, &req(), Duration::from_secs(60))
+            .await?;
+        let mut p = self.plane.lock().await;
+        let known_ports: BTreeSet<String> = st.ports.iter().map(|x| x.port_id.clone()).collect();
+        let stale: Vec<String> = p.ports.keys().filter(|k| !known_ports.contains(*k)).cloned().collect();
+        for id in stale {
+            let old = p.ports.remove(&id);
+            if let Some(old) = old {
+                self.refresh_network(&mut p, &old.segment.network_id).await?;
+            }
+        }
+        for m in st.ports.clone() {
+            p.ports.insert(m.port_id.clone(), m.clone());
+            self.ensure_segment(&m.segment).await?;
+        }
+        let known_routers: BTreeSet<String> = st.routers.iter().map(|r| r.router_id.clone()).collect();
+        let stale: Vec<String> = p.routers.keys().filter(|k| !known_routers.contains(*k)).cloned().collect();
+        for id in stale {
+            self.router_updated(&mut p, RouterUpdated { router_id: id, deleted: true, ..Default::default() }).await?;
+        }
+        p.fips = st.floating_ips.iter().map(|f| (f.floating_ip_id.clone(), f.clone())).collect();
+        for r in st.routers.clone() {
+            self.router_updated(&mut p, r).await?;
+        }
+        let nets: BTreeSet<String> = st.ports.iter().map(|x| x.segment.network_id.clone()).collect();
+        for n in &nets {
+            self.refresh_network(&mut p, n).await?;
+        }
+        for f in st.floating_ips.clone() {
+            self.floating_ip_changed(&mut p, f).await?;
+        }
+        for m in &st.ports {
+            self.wired(&m.port_id).await;
+        }
+        let used_nets: BTreeSet<String> = p.nets.keys().cloned().collect();
+        let routers: BTreeSet<String> = p.routers.keys().cloned().collect();
+        let dhcp_ports: BTreeSet<String> = p
+            .nets
+            .values()
+            .filter_map(|n| n.info.as_ref()?.dhcp_port.as_ref().map(|d| d.id.clone()))
+            .chain(
+                p.routers.values().flat_map(|r| r.interfaces.iter().chain(r.gateway.iter()).map(|x| x.port_id.clone())),
+            )
+            .collect();
+        drop(p);
+        self.remove_unknown(&used_nets, &routers, &dhcp_ports).await?;
+        tracing::info!(ports = known_ports.len(), routers = known_routers.len(), took = ?t.elapsed(), "network agent in sync");
+        Ok(())
+    }
+
+    /// Remove what this agent makes and no longer knows: namespaces of other
+    /// networks and routers, veth ends of their ports, bridges of networks
+    /// without a port here (guests' taps are the hypervisor's: a bridge with
+    /// one stays), their tunnels.
+    async fn remove_unknown(
+        &self,
+        nets: &BTreeSet<String>,
+        routers: &BTreeSet<String>,
+        agent_ports: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        for ns in kernel::namespaces() {
+            let keep = match (ns.strip_prefix("qdhcp-"), ns.strip_prefix("qrouter-")) {
+                (Some(n), _) => nets.contains(n),
+                (_, Some(r)) => routers.contains(r),
+                _ => true,
+            };
+            if !keep && self.owns(&ns) {
+                self.remove_namespace(&ns).await?;
+            }
+        }
+        let links = self.root.links().await?;
+        let known_taps: BTreeSet<String> = agent_ports.iter().map(|p| tap_name(p)).collect();
+        let bridges: BTreeSet<String> = nets.iter().map(|n| bridge_name(n)).collect();
+        for l in &links {
+            // veth ends of agent ports (their peers are in namespaces) that no longer exist
+            if l.name.starts_with("tap") && !known_taps.contains(&l.name) && self.owns(&l.name) && is_veth(&l.name) {
+                self.remove_link(&l.name).await?;
+            }
+        }
+        for l in &links {
+            if l.name.starts_with("brq") && !bridges.contains(&l.name) && self.owns(&l.name) {
+                self.remove_bridge_if_idle(&l.name).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What of the host's own addressing a subnet covers, if anything: a name
+/// server, an `/etc/hosts` address, an address of a route of the host's own
+/// interfaces (its default route's gateway, its links' networks).
+pub fn host_needs(net: &ipnet::IpNet) -> Option<String> {
+    let mut addrs: Vec<(IpAddr, String)> = Vec::new();
+    if let Ok(r) = std::fs::read_to_string("/etc/resolv.conf") {
+        for l in r.lines() {
+            if let Some(ip) = l.strip_prefix("nameserver").and_then(|x| x.trim().parse().ok()) {
+                addrs.push((ip, "the name server".into()));
+            }
+        }
+    }
+    if let Ok(h) = std::fs::read_to_string("/etc/hosts") {
+        for l in h.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            let mut it = l.split_whitespace();
+            if let (Some(ip), Some(name)) = (it.next().and_then(|x| x.parse::<IpAddr>().ok()), it.next()) {
+                addrs.push((ip, format!("{name} ({ip}, /etc/hosts)")));
+            }
+        }
+    }
+    if let Ok(routes) = std::fs::read_to_string("/proc/net/route") {
+        for l in routes.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 3 || f[0].starts_with("br-") || f[0].starts_with("brq") {
+                continue;
+            }
+            for hex in [f[1], f[2]] {
+                if let Ok(v) = u32::from_str_radix(hex, 16)
+                    && v != 0
+                {
+                    let ip = IpAddr::V4(Ipv4Addr::from(v.to_le_bytes()));
+                    addrs.push((ip, format!("{ip}, a route of {}", f[0])));
+                }
+            }
+        }
+    }
+    addrs.into_iter().find(|(ip, _)| net.contains(ip)).map(|(_, why)| why)
+}
+
+fn is_veth(link: &str) -> bool {
+    std::fs::read_link(format!("/sys/class/net/{link}/device")).is_err()
+        && std::fs::read_to_string(format!("/sys/class/net/{link}/type")).is_ok()
+        && std::path::Path::new(&format!("/sys/class/net/{link}/brport")).exists()
+        && std::fs::read_to_string(format!("/sys/class/net/{link}/tun_flags")).is_err()
+}
+
+/// The networks a router has ports on.
+fn router_networks(r: &RouterUpdated) -> BTreeSet<String> {
+    r.interfaces.iter().chain(r.gateway.iter()).map(|p| p.segment.network_id.clone()).collect()
+}
+
+fn req() -> String {
+    format!("req-{}", uuid::Uuid::new_v4())
+}
+
+struct Serve(Arc<Inner>);
+
+fn failed(e: anyhow::Error) -> RemoteError {
+    RemoteError::new("DataPlaneError", format!("{e:#}"))
+}
+
+#[async_trait::async_trait]
+impl Handler for Serve {
+    async fn handle(&self, env: Envelope) -> Result<Value, RemoteError> {
+        let i = &self.0;
+        match env.name.as_str() {
+            PortBound::NAME => {
+                let m: PortBound = env.decode()?;
+                if m.host != i.opts.host {
+                    return Err(RemoteError::new("WrongHost", format!("port {} is bound to {}", m.port_id, m.host)));
+                }
+                let id = m.port_id.clone();
+                let mut p = i.plane.lock().await;
+                i.port_bound(&mut p, m).await.map_err(failed)?;
+                drop(p);
+                i.wired(&id).await;
+                serde_json::to_value(PortWired { port_id: id, host: i.opts.host.clone() })
+                    .map_err(|e| RemoteError::new("BadReply", e.to_string()))
+            }
+            PortUnbound::NAME => {
+                let m: PortUnbound = env.decode()?;
+                let mut p = i.plane.lock().await;
+                i.port_unbound(&mut p, &m).await.map_err(failed)?;
+                Ok(Value::Null)
+            }
+            NetworkChanged::NAME => {
+                let m: NetworkChanged = env.decode()?;
+                let mut p = i.plane.lock().await;
+                i.refresh_network(&mut p, &m.network_id).await.map_err(failed)?;
+                Ok(Value::Null)
+            }
+            RouterUpdated::NAME => {
+                let m: RouterUpdated = env.decode()?;
+                let mut p = i.plane.lock().await;
+                i.router_updated(&mut p, m).await.map_err(failed)?;
+                Ok(Value::Null)
+            }
+            FloatingIpChanged::NAME => {
+                let m: FloatingIpChanged = env.decode()?;
+                let mut p = i.plane.lock().await;
+                i.floating_ip_changed(&mut p, m).await.map_err(failed)?;
+                Ok(Value::Null)
+            }
+            other => Err(RemoteError::new("UnexpectedMessage", format!("network agent: unknown message {other}"))),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! DHCP for one network: dnsmasq in the network's `qdhcp-<network>`
+//! namespace, on the host's DHCP port, with static leases from the ports
+//! (MAC, address, host name) and per-subnet options (gateway, DNS servers,
+//! host routes, MTU, the metadata route); supervised (restarted when it
+//! dies) and told of port changes by SIGHUP (it rereads its host and option
+//! files without restarting).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use stratus_network::rpc::{NetworkInfo, NetworkPort, SubnetInfo};
+
+/// The metadata service's address, answered in DHCP and router namespaces.
+pub const METADATA_IP: &str = "169.254.169.254";
+
+/// A supervised dnsmasq.
+pub struct Dnsmasq {
+    pub dir: PathBuf,
+    pid: Arc<AtomicI32>,
+    stopped: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The files of a network's dnsmasq under `dir`.
+fn hosts_file(dir: &Path) -> PathBuf {
+    dir.join("host")
+}
+fn opts_file(dir: &Path) -> PathBuf {
+    dir.join("opts")
+}
+
+fn tag(s: &SubnetInfo) -> String {
+    format!("subnet-{}", s.id)
+}
+
+/// Lease seconds.
+const LEASE: u32 = 86400;
+
+/// The host file: one static lease per port with an address on a
+/// DHCP-enabled subnet (the DHCP ports themselves excluded).
+pub fn hosts(info: &NetworkInfo) -> String {
+    let mut out = String::new();
+    for p in &info.ports {
+        if p.device_owner == "network:dhcp" {
+            continue;
+        }
+        for ip in &p.fixed_ips {
+            let Some(s) = info.subnets.iter().find(|s| s.id == ip.subnet_id && s.enable_dhcp) else { continue };
+            let name = format!("host-{}", ip.ip_address.replace(['.', ':'], "-"));
+            let addr = if s.ip_version == 6 { format!("[{}]", ip.ip_address) } else { ip.ip_address.clone() };
+            let _ = writeln!(out, "{},set:port-{},{name},{addr}", p.mac_address, p.id);
+        }
+    }
+    out
+}
+
+/// The option file: per subnet its gateway (none when the subnet has none),
+/// DNS servers, MTU and classless routes (host routes, the metadata route via
+/// the DHCP port, and the default route, which RFC 3442 clients take from
+/// here only); per port its extra DHCP options.
+pub fn options(info: &NetworkInfo, dhcp: Option<&NetworkPort>) -> String {
+    let mut out = String::new();
+    for s in info.subnets.iter().filter(|s| s.enable_dhcp && s.ip_version == 4) {
+        let t = tag(s);
+        let _ = writeln!(out, "tag:{t},option:mtu,{}", info.segment.mtu.max(68));
+        if !s.dns_nameservers.is_empty() {
+            let _ = writeln!(out, "tag:{t},option:dns-server,{}", s.dns_nameservers.join(","));
+        }
+        let mut routes: Vec<(String, String)> = s
+            .host_routes
+            .iter()
+            .filter_map(|r| Some((r["destination"].as_str()?.to_string(), r["nexthop"].as_str()?.to_string())))
+            .filter(|(d, _)| !d.contains(':'))
+            .collect();
+        let dhcp_ip = dhcp.and_then(|d| d.fixed_ips.iter().find(|f| f.subnet_id == s.id)).map(|f| f.ip_address.clone());
+        if let Some(ip) = &dhcp_ip
+            && !routes.iter().any(|(d, _)| d == "169.254.169.254/32")
+            && s.gateway_ip.is_none()
+        {
+            // with a router, metadata is answered there too; without one, here
+            routes.push((format!("{METADATA_IP}/32"), ip.clone()));
+        }
+        match &s.gateway_ip {
+            Some(gw) => {
+                let _ = writeln!(out, "tag:{t},option:router,{gw}");
+                if !routes.is_empty() {
+                    routes.push(("0.0.0.0/0".into(), gw.clone()));
+                }
+            }
+            None => {
+                let _ = writeln!(out, "tag:{t},option:router");
+            }
+        }
+        if !routes.is_empty() {
+            let list: Vec<String> = routes.iter().map(|(d, n)| format!("{d},{n}")).collect();
+            let _ = writeln!(out, "tag:{t},option:classless-static-route,{}", list.join(","));
+        }
+    }
+    for p in &info.ports {
+        for o in &p.extra_dhcp_opts {
+            let (Some(name), Some(value)) = (o["opt_name"].as_str(), o["opt_value"].as_str()) else { continue };
+            let v6 = o["ip_version"].as_i64() == Some(6);
+            let name = if name.chars().all(|c| c.is_ascii_digit()) || name.starts_with("option") {
+                name.to_string()
+            } else {
+                format!("option{}:{name}", if v6 { "6" } else { "" })
+            };
+            let _ = writeln!(out, "tag:port-{},{name},{value}", p.id);
+        }
+    }
+    out
+}
+
+/// dnsmasq's arguments for a network served on interface `iface`.
+pub fn arguments(info: &NetworkInfo, dir: &Path, iface: &str) -> Vec<String> {
+    let d = |p: PathBuf| p.to_string_lossy().into_owned();
+    let mut a = vec![
+        "--no-hosts".to_string(),
+        "--no-resolv".into(),
+        "--keep-in-foreground".into(),
+        "--port=0".into(),
+        format!("--pid-file={}", d(dir.join("pid"))),
+        format!("--dhcp-hostsfile={}", d(hosts_file(dir))),
+        format!("--dhcp-optsfile={}", d(opts_file(dir))),
+        "--leasefile-ro".into(),
+        format!("--interface={iface}"),
+        "--bind-interfaces".into(),
+        "--dhcp-authoritative".into(),
+        "--dhcp-broadcast".into(),
+    ];
+    for s in info.subnets.iter().filter(|s| s.enable_dhcp) {
+        let Ok(net) = s.cidr.parse::<ipnet::IpNet>() else { continue };
+        if s.ip_version == 4 {
+            a.push(format!("--dhcp-range=set:{},{},static,{},{LEASE}s", tag(s), net.network(), net.netmask()));
+        } else {
+            let mode = match s.ipv6_address_mode.as_str() {
+                "slaac" => "ra-only",
+                "dhcpv6-stateless" => "ra-stateless",
+                _ => "static",
+            };
+            a.push(format!("--dhcp-range=set:{},{},{mode},{},{LEASE}s", tag(s), net.network(), net.prefix_len()));
+        }
+    }
+    a
+}
+
+impl Dnsmasq {
+    /// Write the files and start dnsmasq in namespace `ns` on `iface`.
+    pub async fn start(
+        binary: &str,
+        ns: &str,
+        iface: &str,
+        dir: PathBuf,
+        info: &NetworkInfo,
+        dhcp: Option<&NetworkPort>,
+    ) -> anyhow::Result<Dnsmasq> {
+        tokio::fs::create_dir_all(&dir).await.with_context(|| format!("create {}", dir.display()))?;
+        write_files(&dir, info, dhcp).await?;
+        // one left by an agent that died: ours replaces it
+        if let Ok(s) = tokio::fs::read_to_string(dir.join("pid")).await
+            && let Ok(pid) = s.trim().parse::<i32>()
+        {
+            signal(pid, rustix::process::Signal::TERM);
+        }
+        let mut cmd = vec!["netns".to_string(), "exec".into(), ns.to_string(), binary.to_string()];
+        cmd.extend(arguments(info, &dir, iface));
+        let pid = Arc::new(AtomicI32::new(0));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let (p, st, ns_name) = (pid.clone(), stopped.clone(), ns.to_string());
+        let log = dir.join("log");
+        let task = tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            while !st.load(Ordering::SeqCst) {
+                let err = std::fs::OpenOptions::new().create(true).append(true).open(&log).ok();
+                let mut c = tokio::process::Command::new("ip");
+                c.args(&cmd).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).kill_on_drop(true);
+                if let Some(f) = err {
+                    c.stderr(f);
+                }
+                match c.spawn() {
+                    Ok(mut child) => {
+                        p.store(child.id().map(|x| x as i32).unwrap_or(0), Ordering::SeqCst);
+                        let status = child.wait().await;
+                        p.store(0, Ordering::SeqCst);
+                        if st.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        tracing::warn!(namespace = %ns_name, ?status, "dnsmasq exited: restarting it");
+                    }
+                    Err(e) => tracing::warn!(namespace = %ns_name, error = %e, "could not start dnsmasq"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        });
+        Ok(Dnsmasq { dir, pid, stopped, task })
+    }
+
+    /// New ports or options: rewrite the files, SIGHUP (no restart).
+    pub async fn reload(&self, info: &NetworkInfo, dhcp: Option<&NetworkPort>) -> anyhow::Result<()> {
+        write_files(&self.dir, info, dhcp).await?;
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid > 0 {
+            signal(pid, rustix::process::Signal::HUP);
+        }
+        Ok(())
+    }
+
+    /// The running process, if any.
+    pub fn pid(&self) -> Option<i32> {
+        Some(self.pid.load(Ordering::SeqCst)).filter(|p| *p > 0)
+    }
+
+    /// Stop it for good.
+    pub async fn stop(self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Some(pid) = self.pid() {
+            signal(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        let mut task = self.task;
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+        }
+        let _ = tokio::fs::remove_dir_all(&self.dir).await;
+    }
+}
+
+fn signal(pid: i32, sig: rustix::process::Signal) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+async fn write_files(dir: &Path, info: &NetworkInfo, dhcp: Option<&NetworkPort>) -> anyhow::Result<()> {
+    // written whole then renamed: dnsmasq never reads half a file
+    for (path, body) in [(hosts_file(dir), hosts(info)), (opts_file(dir), options(info, dhcp))] {
+        let tmp = path.with_extension("tmp");
+        tokio::fs::write(&tmp, body).await.with_context(|| format!("write {}", tmp.display()))?;
+        tokio::fs::rename(&tmp, &path).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_network::rpc::{FixedIp, Segment};
+
+    fn info() -> NetworkInfo {
+        NetworkInfo {
+            exists: true,
+            segment: Segment { network_id: "n".into(), network_type: "vxlan".into(), mtu: 1450, ..Default::default() },
+            subnets: vec![SubnetInfo {
+                id: "s1".into(),
+                cidr: "198.18.1.0/24".into(),
+                ip_version: 4,
+                gateway_ip: Some("198.18.1.1".into()),
+                enable_dhcp: true,
+                dns_nameservers: vec!["198.18.0.53".into()],
+                ..Default::default()
+            }],
+            ports: vec![
+                NetworkPort {
+                    id: "p1".into(),
+                    mac_address: "fa:16:3e:00:00:01".into(),
+                    fixed_ips: vec![FixedIp { subnet_id: "s1".into(), ip_address: "198.18.1.5".into() }],
+                    device_owner: "compute:nova".into(),
+                    extra_dhcp_opts: vec![serde_json::json!({"opt_name": "tftp-server", "opt_value": "198.18.1.9"})],
+                    ..Default::default()
+                },
+                NetworkPort {
+                    id: "d".into(),
+                    mac_address: "fa:16:3e:00:00:02".into(),
+                    fixed_ips: vec![FixedIp { subnet_id: "s1".into(), ip_address: "198.18.1.2".into() }],
+                    device_owner: "network:dhcp".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hosts_have_a_static_lease_per_port_but_not_the_dhcp_port() {
+        let h = hosts(&info());
+        assert_eq!(h, "fa:16:3e:00:00:01,set:port-p1,host-198-18-1-5,198.18.1.5\n");
+    }
+
+    #[test]
+    fn options_give_gateway_dns_mtu_and_extra_options() {
+        let i = info();
+        let o = options(&i, i.ports.get(1));
+        assert!(o.contains("tag:subnet-s1,option:router,198.18.1.1\n"), "{o}");
+        assert!(o.contains("tag:subnet-s1,option:dns-server,198.18.0.53\n"), "{o}");
+        assert!(o.contains("tag:subnet-s1,option:mtu,1450\n"), "{o}");
+        assert!(o.contains("tag:port-p1,option:tftp-server,198.18.1.9\n"), "{o}");
+        // a subnet with a gateway: the metadata route goes through the router
+        assert!(!o.contains("classless"), "{o}");
+    }
+
+    #[test]
+    fn an_isolated_subnet_gets_the_metadata_route_via_the_dhcp_port() {
+        let mut i = info();
+        i.subnets[0].gateway_ip = None;
+        let o = options(&i, i.ports.get(1));
+        assert!(o.contains("option:classless-static-route,169.254.169.254/32,198.18.1.2"), "{o}");
+        assert!(o.contains("tag:subnet-s1,option:router\n"), "{o}");
+    }
+
+    #[test]
+    fn arguments_serve_static_ranges_only_on_the_port() {
+        let a = arguments(&info(), Path::new("/d"), "ns-x");
+        assert!(a.contains(&"--dhcp-range=set:subnet-s1,198.18.1.0,static,255.255.255.0,86400s".to_string()));
+        assert!(a.contains(&"--interface=ns-x".to_string()));
+        assert!(a.contains(&"--dhcp-hostsfile=/d/host".to_string()));
+    }
+}

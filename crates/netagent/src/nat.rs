@@ -1,0 +1,190 @@
+//! nftables through its JSON interface (`nft -j -f -`): a router's NAT
+//! (SNAT to the gateway, floating IPs as DNAT + SNAT pairs, port
+//! forwardings) inside its namespace, and the host's containment rule (no
+//! forwarding between the external bridge and any other interface).
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+/// A floating IP as the router's NAT needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloatingNat {
+    pub floating: String,
+    pub fixed: String,
+}
+
+/// The table a router's NAT lives in (inside its namespace).
+pub const NAT_TABLE: &str = "stratus-nat";
+
+fn eq(left: Value, right: Value) -> Value {
+    json!({"match": {"op": "==", "left": left, "right": right}})
+}
+fn ne(left: Value, right: Value) -> Value {
+    json!({"match": {"op": "!=", "left": left, "right": right}})
+}
+fn meta(key: &str) -> Value {
+    json!({"meta": {"key": key}})
+}
+fn ip(field: &str) -> Value {
+    json!({"payload": {"protocol": "ip", "field": field}})
+}
+fn rule(family: &str, table: &str, chain: &str, expr: Vec<Value>) -> Value {
+    json!({"add": {"rule": {"family": family, "table": table, "chain": chain, "expr": expr}}})
+}
+
+/// The whole NAT of a router, replacing what was there in one transaction:
+/// DNAT of each floating IP to its fixed address (prerouting, and output
+/// for the namespace's own traffic), SNAT of each fixed address with a
+/// floating IP to it, then (with `snat`) everything else leaving through the
+/// gateway `gw_dev` to `gw_ip`.
+pub fn router_nat(gw_dev: Option<&str>, gw_ip: Option<&str>, snat: bool, fips: &[FloatingNat]) -> Value {
+    let t = NAT_TABLE;
+    let mut cmds = vec![
+        json!({"add": {"table": {"family": "ip", "name": t}}}),
+        json!({"delete": {"table": {"family": "ip", "name": t}}}),
+        json!({"add": {"table": {"family": "ip", "name": t}}}),
+    ];
+    for (name, hook, prio) in
+        [("prerouting", "prerouting", -100), ("output", "output", -100), ("postrouting", "postrouting", 100)]
+    {
+        cmds.push(json!({"add": {"chain": {"family": "ip", "table": t, "name": name, "type": "nat", "hook": hook, "prio": prio, "policy": "accept"}}}));
+    }
+    for f in fips {
+        for chain in ["prerouting", "output"] {
+            cmds.push(rule(
+                "ip",
+                t,
+                chain,
+                vec![eq(ip("daddr"), json!(f.floating)), json!({"dnat": {"addr": f.fixed}})],
+            ));
+        }
+    }
+    if let Some(dev) = gw_dev {
+        for f in fips {
+            cmds.push(rule(
+                "ip",
+                t,
+                "postrouting",
+                vec![
+                    eq(meta("oifname"), json!(dev)),
+                    eq(ip("saddr"), json!(f.fixed)),
+                    json!({"snat": {"addr": f.floating}}),
+                ],
+            ));
+        }
+        if snat && let Some(gw) = gw_ip {
+            // what came in through a floating IP's DNAT keeps its source
+            cmds.push(rule(
+                "ip",
+                t,
+                "postrouting",
+                vec![
+                    eq(meta("oifname"), json!(dev)),
+                    ne(json!({"ct": {"key": "status"}}), json!("dnat")),
+                    json!({"snat": {"addr": gw}}),
+                ],
+            ));
+        }
+    }
+    json!({"nftables": cmds})
+}
+
+/// The host's containment table: nothing is forwarded from the external
+/// bridge to another interface, nor from another interface to it (bridged
+/// traffic between the bridge's own ports stays).
+pub const CONTAIN_TABLE: &str = "stratus-contain";
+
+pub fn containment(bridges: &[String]) -> Value {
+    let t = CONTAIN_TABLE;
+    let mut cmds = vec![
+        json!({"add": {"table": {"family": "inet", "name": t}}}),
+        json!({"delete": {"table": {"family": "inet", "name": t}}}),
+        json!({"add": {"table": {"family": "inet", "name": t}}}),
+        json!({"add": {"chain": {"family": "inet", "table": t, "name": "forward", "type": "filter", "hook": "forward", "prio": -10, "policy": "accept"}}}),
+    ];
+    for b in bridges {
+        cmds.push(rule(
+            "inet",
+            t,
+            "forward",
+            vec![eq(meta("iifname"), json!(b)), ne(meta("oifname"), json!(b)), json!({"drop": null})],
+        ));
+        cmds.push(rule(
+            "inet",
+            t,
+            "forward",
+            vec![eq(meta("oifname"), json!(b)), ne(meta("iifname"), json!(b)), json!({"drop": null})],
+        ));
+    }
+    json!({"nftables": cmds})
+}
+
+/// Apply a JSON document with `nft -j -f -`, in namespace `ns` when given.
+pub async fn apply(ns: Option<&str>, doc: &Value) -> anyhow::Result<()> {
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "nft", "-j", "-f", "-"]);
+            c
+        }
+        None => {
+            let mut c = tokio::process::Command::new("nft");
+            c.args(["-j", "-f", "-"]);
+            c
+        }
+    };
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| anyhow::anyhow!("nft: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(doc.to_string().as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "nft{}: {}",
+            ns.map(|n| format!(" in {n}")).unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Delete a table (nothing when it is not there).
+pub async fn delete_table(ns: Option<&str>, family: &str, table: &str) -> anyhow::Result<()> {
+    let doc = json!({"nftables": [
+        {"add": {"table": {"family": family, "name": table}}},
+        {"delete": {"table": {"family": family, "name": table}}},
+    ]});
+    apply(ns, &doc).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_nats_floating_ips_both_ways_and_snats_the_rest() {
+        let fips = vec![FloatingNat { floating: "203.0.113.10".into(), fixed: "198.18.1.5".into() }];
+        let doc = router_nat(Some("qg-x"), Some("203.0.113.3"), true, &fips);
+        let cmds = doc["nftables"].as_array().cloned().unwrap_or_default();
+        let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
+        assert_eq!(rules.len(), 4, "{doc}");
+        assert_eq!(rules[0]["expr"][1]["dnat"]["addr"], "198.18.1.5");
+        assert_eq!(rules[2]["expr"][2]["snat"]["addr"], "203.0.113.10");
+        assert_eq!(rules[3]["expr"][2]["snat"]["addr"], "203.0.113.3");
+        // without SNAT only the floating IPs' pairs
+        let doc = router_nat(Some("qg-x"), Some("203.0.113.3"), false, &fips);
+        assert_eq!(
+            doc["nftables"].as_array().map(|c| c.iter().filter(|c| c["add"].get("rule").is_some()).count()),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn containment_drops_both_directions_per_bridge() {
+        let doc = containment(&["br-ex".into()]);
+        let s = doc.to_string();
+        assert_eq!(s.matches("\"drop\"").count(), 2, "{s}");
+        assert!(s.contains("\"hook\":\"forward\""));
+    }
+}

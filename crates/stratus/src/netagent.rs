@@ -1,0 +1,62 @@
+//! Which network agent a host runs (`[network.agent] driver`), and the real
+//! one's options from the configuration.
+
+use std::time::Duration;
+
+use stratus_core::Config;
+use stratus_netagent::agent::{Agent, AgentOptions};
+
+/// `real` or `fake`, with why (`auto` resolved: real when this process can
+/// program the kernel).
+pub fn mode(cfg: &Config) -> anyhow::Result<(bool, String)> {
+    let a = &cfg.network.agent;
+    match a.driver.as_str() {
+        "fake" => Ok((false, "fake (network.agent.driver = \"fake\": no data plane)".into())),
+        "real" => {
+            stratus_netagent::agent::usable(&a.dnsmasq)
+                .map_err(|e| anyhow::anyhow!("network.agent.driver = \"real\" cannot run here: {e}"))?;
+            Ok((true, "real (Linux bridges, VXLAN, dnsmasq, nftables)".into()))
+        }
+        "auto" => match stratus_netagent::agent::usable(&a.dnsmasq) {
+            Ok(()) => Ok((true, "real (Linux bridges, VXLAN, dnsmasq, nftables)".into())),
+            Err(e) => Ok((false, format!("fake ({e}: no data plane; scripts/install installs dnsmasq and nftables)"))),
+        },
+        other => anyhow::bail!("network.agent.driver: '{other}' is not one of auto, real, fake"),
+    }
+}
+
+/// The real agent's options for `host`.
+pub fn options(cfg: &Config, host: &str) -> anyhow::Result<AgentOptions> {
+    let a = &cfg.network.agent;
+    let local_ip = if a.local_ip.is_empty() {
+        None
+    } else {
+        Some(
+            a.local_ip
+                .parse()
+                .map_err(|_| anyhow::anyhow!("network.agent.local_ip: '{}' is not an IPv4 address", a.local_ip))?,
+        )
+    };
+    let mut bridge_mappings = std::collections::BTreeMap::new();
+    for m in &a.bridge_mappings {
+        let (net, br) = m
+            .split_once(':')
+            .filter(|(n, b)| !n.is_empty() && !b.is_empty() && b.len() <= 15)
+            .ok_or_else(|| anyhow::anyhow!("network.agent.bridge_mappings: '{m}' is not physnet:bridge"))?;
+        bridge_mappings.insert(net.to_string(), br.to_string());
+    }
+    Ok(AgentOptions {
+        host: host.to_string(),
+        report_interval: Duration::from_secs(cfg.network.agent_report_interval.max(1)),
+        availability_zone: cfg.network.agent_availability_zone.clone(),
+        local_ip,
+        bridge_mappings,
+        state_dir: cfg.data_dir.join("netagent").join(host),
+        dnsmasq: a.dnsmasq.clone(),
+    })
+}
+
+/// Start the real agent of `host` on `bus`.
+pub async fn start(cfg: &Config, bus: stratus_bus::Bus, host: &str) -> anyhow::Result<Agent> {
+    Agent::start(bus, options(cfg, host)?).await
+}

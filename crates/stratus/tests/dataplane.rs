@@ -1,0 +1,399 @@
+//! The network data plane end to end, with the real agent and a real guest:
+//! `stratus up` (real network agent, QEMU under TCG, the tiny guest), a key
+//! pair and SSH allowed in the default group, a server on `private`, a
+//! floating IP from `public`; then from the host, through the external bridge
+//! only: `ssh root@FIP hostname` prints the server's name; the guest got its
+//! address and MTU by DHCP and reaches the external gateway through SNAT;
+//! disassociating the floating IP cuts it (status DOWN); an agent restarted
+//! (the cloud stopped and started) keeps the guest reachable; `stratus down`
+//! leaves no namespace, bridge or dnsmasq of the cloud behind.
+//!
+//! Every send to a cloud address is checked first with `ip route get`: it
+//! must lead to the external bridge the cloud made, never the default route.
+//! Needs root, QEMU, the tiny guest, dnsmasq, nft and ssh; without them it
+//! says SKIPPING loudly, and with STRATUS_REQUIRE_QEMU=1 (scripts/test) it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stratus");
+const EXTERNAL_BRIDGE: &str = "br-ex";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn on_path(b: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).chain([PathBuf::from("/usr/sbin")]).any(|d| d.join(b).is_file()))
+        .unwrap_or(false)
+}
+
+fn prerequisites() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/tiny-guest/out");
+    let mut why = None;
+    for b in ["qemu-system-x86_64", "dnsmasq", "nft", "ssh", "ssh-keygen"] {
+        if !on_path(b) {
+            why = Some(format!("{b} is not installed"));
+        }
+    }
+    if !d.join("vmlinuz").is_file() {
+        why = Some("the tiny guest is not built (scripts/tiny-guest/build)".into());
+    }
+    if !rustix_is_root() {
+        why = Some("not root".into());
+    }
+    match why {
+        None => Some(std::path::absolute(d).unwrap()),
+        Some(w) => {
+            if std::env::var("STRATUS_REQUIRE_QEMU").as_deref() == Ok("1") {
+                panic!("STRATUS_REQUIRE_QEMU=1 but {w}");
+            }
+            eprintln!("!!! SKIPPING the data plane test: {w}");
+            None
+        }
+    }
+}
+
+fn rustix_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// Stops the cloud and removes what it made (`stratus down`), pass or fail.
+struct Cleanup {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    up: Option<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.up.take() {
+            let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = stratus(&self.dir, &self.env).arg("down").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new("pkill").args(["-9", "-f", &self.dir.display().to_string()]).status();
+    }
+}
+
+fn stratus(dir: &Path, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).env("NO_COLOR", "1").env_remove("STRATUS_DATA_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The address must lead to the cloud's external bridge, else nothing is sent.
+fn guard(ip: &str) {
+    let out = Command::new("ip").args(["route", "get", ip]).output().unwrap();
+    let route = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        route.contains(&format!(" dev {EXTERNAL_BRIDGE} ")),
+        "refusing to send to {ip}: it routes as `{}`, not through {EXTERNAL_BRIDGE}",
+        route.trim()
+    );
+}
+
+fn ssh(key: &Path, ip: &str, cmd: &str, timeout: u32) -> std::process::Output {
+    guard(ip);
+    Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &format!("ConnectTimeout={timeout}"),
+            &format!("root@{ip}"),
+            cmd,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+struct Api {
+    client: reqwest::Client,
+    tok: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.client.request(method, url).header("x-auth-token", &self.tok);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    }
+    async fn get(&self, url: &str) -> Value {
+        let (s, v) = self.call(reqwest::Method::GET, url, None).await;
+        assert_eq!(s, 200, "GET {url}: {v}");
+        v
+    }
+    async fn post(&self, url: &str, body: Value) -> Value {
+        let (s, v) = self.call(reqwest::Method::POST, url, Some(body)).await;
+        assert!((200..300).contains(&s), "POST {url}: {s} {v}");
+        v
+    }
+}
+
+fn namespaces() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left() {
+    let Some(tiny) = prerequisites() else { return };
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
+    let (identity, image, compute, network) = (free_port(), free_port(), free_port(), free_port());
+    let env: Vec<(String, String)> = [
+        ("STRATUS_IDENTITY__LISTEN", format!("127.0.0.1:{identity}")),
+        ("STRATUS_IMAGE__LISTEN", format!("127.0.0.1:{image}")),
+        ("STRATUS_PLACEMENT__LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("STRATUS_COMPUTE__LISTEN", format!("127.0.0.1:{compute}")),
+        ("STRATUS_COMPUTE__METADATA_LISTEN", format!("0.0.0.0:{}", free_port())),
+        ("STRATUS_COMPUTE__CONSOLE_LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("STRATUS_NETWORK__LISTEN", format!("127.0.0.1:{network}")),
+        ("STRATUS_VOLUME__LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("STRATUS_IDENTITY__PASSWORD_HASH_ROUNDS", "4".into()),
+        ("STRATUS_COMPUTE__DRIVER", "qemu".into()),
+        ("STRATUS_COMPUTE__QEMU_ACCEL", "tcg".into()),
+        ("STRATUS_COMPUTE__TINY_GUEST_DIR", tiny.display().to_string()),
+        ("STRATUS_NETWORK__AGENT__DRIVER", "real".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut guard_ = Cleanup { dir: dir.clone(), env: env.clone(), up: None };
+    let before: Vec<String> = namespaces();
+
+    let key = dir.join("key");
+    assert!(
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap().success()
+    );
+    let public_key = std::fs::read_to_string(dir.join("key.pub")).unwrap();
+
+    let log = std::fs::File::create(dir.join("up.log")).unwrap();
+    let child = stratus(&dir, &env)
+        .args(["up", "--admin-password", "dataplane"])
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    guard_.up = Some(child);
+
+    let client = reqwest::Client::new();
+    let idurl = format!("http://127.0.0.1:{identity}");
+    let tok: String = eventually("a token", 90, || {
+        let (client, idurl) = (client.clone(), idurl.clone());
+        async move {
+            let r = client
+                .post(format!("{idurl}/v3/auth/tokens"))
+                .json(&json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin",
+                    "domain": {"id": "default"}, "password": "dataplane"}}},
+                    "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 201).then(|| r.headers()["x-subject-token"].to_str().unwrap().to_string())
+        }
+    })
+    .await;
+    let api = Api { client: client.clone(), tok };
+    let (nova, neutron) = (format!("http://127.0.0.1:{compute}/v2.1"), format!("http://127.0.0.1:{network}/v2.0"));
+    let up_log = || std::fs::read_to_string(dir.join("up.log")).unwrap_or_default();
+    eventually("stratus up to say it is up", 120, || {
+        let l = up_log();
+        async move { l.contains("Stratus is up").then_some(()) }
+    })
+    .await;
+    assert!(up_log().contains("network agent: real"), "{}", up_log());
+
+    let img = api.get(&format!("http://127.0.0.1:{image}/v2/images?name=tiny")).await["images"][0]["id"].clone();
+    let flavors = api.get(&format!("{nova}/flavors")).await;
+    let flavor = flavors["flavors"].as_array().unwrap().iter().find(|f| f["name"] == "m1.tiny").unwrap()["id"].clone();
+    let private = api.get(&format!("{neutron}/networks?name=private")).await["networks"][0].clone();
+    let public = api.get(&format!("{neutron}/networks?name=public")).await["networks"][0]["id"].clone();
+    api.post(&format!("{nova}/os-keypairs"), json!({"keypair": {"name": "k", "public_key": public_key}})).await;
+    let project = private["project_id"].as_str().unwrap().to_string();
+    let sg = api.get(&format!("{neutron}/security-groups?name=default&project_id={project}")).await["security_groups"]
+        [0]["id"]
+        .clone();
+    let ssh_rule = api
+        .post(
+            &format!("{neutron}/security-group-rules"),
+            json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress", "protocol": "tcp",
+                "port_range_min": 22, "port_range_max": 22}}),
+        )
+        .await["security_group_rule"]["id"]
+        .clone();
+    api.post(
+        &format!("{neutron}/security-group-rules"),
+        json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress", "protocol": "icmp"}}),
+    )
+    .await;
+    let _ = ssh_rule;
+
+    let t0 = Instant::now();
+    let server = api
+        .post(
+            &format!("{nova}/servers"),
+            json!({"server": {"name": "vm1", "imageRef": img, "flavorRef": flavor, "key_name": "k",
+                "networks": [{"uuid": private["id"]}]}}),
+        )
+        .await;
+    let uuid = server["server"]["id"].as_str().unwrap().to_string();
+    let st = eventually("vm1 to leave BUILD", 120, || {
+        let (api, u) = (&api, format!("{nova}/servers/{uuid}"));
+        async move {
+            let s = api.call(reqwest::Method::GET, &u, None).await.1;
+            let st = s["server"]["status"].as_str()?.to_string();
+            (st != "BUILD").then(|| (st, s["server"]["fault"].clone()))
+        }
+    })
+    .await;
+    assert_eq!(st.0, "ACTIVE", "fault: {}", st.1);
+    let port = api.get(&format!("{neutron}/ports?device_id={uuid}")).await["ports"][0].clone();
+    let fixed = port["fixed_ips"][0]["ip_address"].as_str().unwrap().to_string();
+    let console = eventually("the guest's DHCP lease and SSH server", 120, || {
+        let (api, u) = (&api, format!("{nova}/servers/{uuid}/action"));
+        async move {
+            let v = api.call(reqwest::Method::POST, &u, Some(json!({"os-getConsoleOutput": {"length": 200}}))).await.1;
+            let out = v["output"].as_str()?.to_string();
+            (out.contains("STRATUS-SSH-READY") && out.contains("STRATUS-IP eth0")).then_some(out)
+        }
+    })
+    .await;
+    assert!(console.contains(&format!("STRATUS-IP eth0 {fixed}/24")), "the lease is the port's address: {console}");
+
+    let fip = api
+        .post(
+            &format!("{neutron}/floatingips"),
+            json!({"floatingip": {"floating_network_id": public, "port_id": port["id"]}}),
+        )
+        .await["floatingip"]
+        .clone();
+    let (fip_id, fip_ip) =
+        (fip["id"].as_str().unwrap().to_string(), fip["floating_ip_address"].as_str().unwrap().to_string());
+    eventually("the floating IP to go ACTIVE", 30, || {
+        let (api, u) = (&api, format!("{neutron}/floatingips/{fip_id}"));
+        async move { (api.call(reqwest::Method::GET, &u, None).await.1["floatingip"]["status"] == "ACTIVE").then_some(()) }
+    })
+    .await;
+
+    // from the host, through the external bridge only
+    let name = eventually("ssh root@FIP hostname", 60, || {
+        let o = ssh(&key, &fip_ip, "hostname", 5);
+        async move { o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string()) }
+    })
+    .await;
+    assert_eq!(name, "vm1");
+    eprintln!("server create to ssh: {:?}", t0.elapsed());
+    let o = ssh(&key, &fip_ip, "cat /sys/class/net/eth0/mtu; ip route | grep default", 5);
+    let said = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(said.starts_with(&format!("{}\n", private["mtu"])), "MTU from DHCP: {said}");
+    assert!(said.contains("default via 10.0.0.1"), "gateway from DHCP: {said}");
+    // SNAT: the guest reaches the external network's gateway (the host's bridge address)
+    let o = ssh(&key, &fip_ip, "ping -c1 -W3 198.51.100.1", 5);
+    assert!(o.status.success(), "SNAT to the external gateway: {}", String::from_utf8_lossy(&o.stdout));
+    // containment: the host forwards nothing between the external bridge and its other interfaces
+    let t = Command::new("nft").args(["-j", "list", "table", "inet", "stratus-contain"]).output().unwrap();
+    let rules = String::from_utf8_lossy(&t.stdout).to_string();
+    assert!(rules.contains(EXTERNAL_BRIDGE) && rules.matches("\"drop\"").count() >= 2, "{rules}");
+
+    // the agent restarted (the whole cloud): the guest stays reachable
+    let mut c = guard_.up.take().unwrap();
+    let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+    let _ = c.wait();
+    let o = ssh(&key, &fip_ip, "hostname", 5);
+    assert!(o.status.success(), "reachable while the agent is down");
+    std::fs::write(dir.join("up.log"), "").unwrap();
+    let log = std::fs::OpenOptions::new().append(true).open(dir.join("up.log")).unwrap();
+    guard_.up = Some(
+        stratus(&dir, &env)
+            .args(["up", "--admin-password", "dataplane"])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    eventually("stratus up again", 120, || {
+        let l = up_log();
+        async move { l.contains("network agent in sync").then_some(()) }
+    })
+    .await;
+    let o = ssh(&key, &fip_ip, "hostname", 5);
+    assert!(o.status.success(), "reachable after the agent's resync: {}", String::from_utf8_lossy(&o.stderr));
+
+    // disassociated: DOWN, and the address no longer answers
+    let (s, v) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("{neutron}/floatingips/{fip_id}"),
+            Some(json!({"floatingip": {"port_id": null}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    eventually("the floating IP to go DOWN", 30, || {
+        let (api, u) = (&api, format!("{neutron}/floatingips/{fip_id}"));
+        async move { (api.call(reqwest::Method::GET, &u, None).await.1["floatingip"]["status"] == "DOWN").then_some(()) }
+    })
+    .await;
+    let o = ssh(&key, &fip_ip, "hostname", 3);
+    assert!(!o.status.success(), "a disassociated floating IP still reaches the guest");
+
+    // everything the cloud made goes with `stratus down`
+    let (s, _) = api.call(reqwest::Method::DELETE, &format!("{nova}/servers/{uuid}"), None).await;
+    assert_eq!(s, 204);
+    let mut c = guard_.up.take().unwrap();
+    let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+    let _ = c.wait();
+    let out = stratus(&dir, &env).arg("down").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left: Vec<String> =
+        namespaces().into_iter().filter(|n| !before.contains(n)).filter(|n| n.starts_with('q')).collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    let bridge = format!("brq{}", private["id"].as_str().unwrap().chars().take(11).collect::<String>());
+    assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "{bridge} left");
+    let procs = Command::new("pgrep").args(["-f", &dir.display().to_string()]).output().unwrap();
+    assert!(procs.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&procs.stdout));
+}
