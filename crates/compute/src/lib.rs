@@ -13,6 +13,7 @@ pub mod entity;
 pub mod error;
 pub mod image_cache;
 pub mod manager;
+pub mod metadata;
 pub mod migration;
 pub mod migration_block_devices;
 pub mod migration_resources;

@@ -8,6 +8,7 @@ pub mod config;
 pub mod extract;
 pub mod fault;
 pub mod http;
+pub mod metadata_proxy;
 pub mod microversion;
 pub mod time;
 

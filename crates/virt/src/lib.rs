@@ -10,6 +10,7 @@
 //! already runs, or destroying one that is gone, succeeds.
 
 pub mod fake;
+pub mod metadata;
 pub mod qemu;
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! `/servers/{id}/os-server-password`: the encrypted admin password a guest
-//! posts to the metadata service. Stratus has no metadata service, so no
-//! guest ever posts one: show answers the empty password Nova shows until
-//! then, and clear (which only ever empties it) has nothing to remove.
+//! posts to the metadata service (`openstack/<version>/password`, kept by
+//! [`crate::metadata::password`]). Show answers it ('' until the guest
+//! posted one); clear forgets it, so the guest may post again.
 
 use axum::Router;
 use axum::extract::{Path, State as S};
@@ -22,11 +22,12 @@ pub fn routes() -> Router<State> {
 async fn show(S(svc): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let inst = visible(&svc, &ctx, &id).await?;
     authorize(&svc, &ctx, "os_compute_api:os-server-password:show", &project_target(&inst.project_id))?;
-    Ok(ok(json!({"password": ""})))
+    Ok(ok(json!({"password": crate::metadata::password::of(&inst)})))
 }
 
 async fn clear(S(svc): S<State>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     let inst = visible(&svc, &ctx, &id).await?;
     authorize(&svc, &ctx, "os_compute_api:os-server-password:clear", &project_target(&inst.project_id))?;
+    crate::metadata::password::clear(&svc.db, &inst.uuid).await?;
     Ok(no_content())
 }
