@@ -51,6 +51,11 @@ pub struct AgentOptions {
     /// dnsmasq's files, per network.
     pub state_dir: PathBuf,
     pub dnsmasq: String,
+    /// The nftables tables of the security groups (None: no filtering).
+    pub firewall_table: Option<String>,
+    /// The compute metadata API and the proxies' shared secret (None: no
+    /// metadata proxies).
+    pub metadata: Option<(String, String)>,
 }
 
 impl Default for AgentOptions {
@@ -63,6 +68,8 @@ impl Default for AgentOptions {
             bridge_mappings: BTreeMap::from([("public".to_string(), "br-ex".to_string())]),
             state_dir: std::env::temp_dir().join("stratus-netagent"),
             dnsmasq: "dnsmasq".into(),
+            firewall_table: Some(crate::sg::DEFAULT_TABLE.into()),
+            metadata: None,
         }
     }
 }
@@ -110,6 +117,7 @@ pub async fn teardown_host(state_dir: &std::path::Path, mapped: &[String]) -> an
     }
     if removed_all {
         nat::delete_table(None, "inet", nat::CONTAIN_TABLE).await?;
+        crate::sg::Firewall::default().clear().await?;
     }
     Ok(n)
 }
@@ -161,6 +169,9 @@ struct Inner {
     /// directory): a resync removes only those, never another cloud's on
     /// the same machine.
     owned: std::sync::Mutex<BTreeSet<String>>,
+    firewall: Option<crate::sg::Firewall>,
+    /// The metadata proxy of each namespace.
+    proxies: std::sync::Mutex<BTreeMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 /// A running agent (its tasks stop when it is dropped; what it programmed stays).
@@ -213,6 +224,7 @@ impl Agent {
     /// Report alive, converge the host to the service's state, then serve.
     pub async fn start(bus: Bus, opts: AgentOptions) -> anyhow::Result<Agent> {
         let root = Netlink::root()?;
+        let opts_firewall = opts.firewall_table.as_deref().map(crate::sg::Firewall::new);
         let owned = std::fs::read(opts.state_dir.join(OWNED))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -223,7 +235,12 @@ impl Agent {
             root,
             plane: Mutex::new(Plane::default()),
             owned: std::sync::Mutex::new(owned),
+            firewall: opts_firewall,
+            proxies: std::sync::Mutex::new(BTreeMap::new()),
         });
+        if let Some(fw) = &inner.firewall {
+            fw.ensure().await.context("security groups")?;
+        }
         inner.report(true).await?;
         inner.ensure_external().await?;
         let mut tasks = Vec::new();
@@ -431,8 +448,39 @@ impl Inner {
         nsl.set_addresses(&inner, &addrs).await?;
         let dir = self.opts.state_dir.join("dhcp").join(nid);
         net.dnsmasq = Some(Dnsmasq::start(&self.opts.dnsmasq, &ns, &inner, dir, info, Some(port)).await?);
+        let listen = std::net::SocketAddr::from((Ipv4Addr::new(169, 254, 169, 254), 80));
+        self.start_proxy(&ns, listen, crate::metadata::Scope::Network(nid.clone())).await;
         self.wired(&port.id).await;
         Ok(())
+    }
+
+    /// A metadata proxy in `ns` (once; a failure is logged: guests then
+    /// read their config drive).
+    async fn start_proxy(&self, ns: &str, listen: std::net::SocketAddr, scope: crate::metadata::Scope) {
+        let Some((url, secret)) = &self.opts.metadata else { return };
+        if self.proxies.lock().map(|p| p.contains_key(ns)).unwrap_or(true) {
+            return;
+        }
+        let upstream = crate::metadata::Upstream {
+            url: url.clone(),
+            shared_secret: secret.clone(),
+            scope,
+            lookup: Arc::new(crate::metadata::BusLookup { bus: self.bus.clone(), timeout: Duration::from_secs(10) }),
+        };
+        match crate::metadata::serve_in_namespace(ns, listen, upstream).await {
+            Ok(h) => {
+                if let Ok(mut p) = self.proxies.lock() {
+                    p.insert(ns.to_string(), h);
+                }
+            }
+            Err(e) => tracing::warn!(namespace = %ns, error = %format!("{e:#}"), "no metadata proxy"),
+        }
+    }
+
+    fn stop_proxy(&self, ns: &str) {
+        if let Some(h) = self.proxies.lock().ok().and_then(|mut p| p.remove(ns)) {
+            h.abort();
+        }
     }
 
     /// Fetch a network again and bring its DHCP and tunnels in step.
@@ -464,6 +512,7 @@ impl Inner {
         if let Some(d) = n.dnsmasq {
             d.stop().await;
         }
+        self.stop_proxy(&dhcp_namespace(network_id));
         self.remove_namespace(&dhcp_namespace(network_id)).await?;
         if let Some(info) = &n.info {
             if let Some(port) = &info.dhcp_port {
@@ -501,6 +550,9 @@ impl Inner {
     async fn port_bound(&self, p: &mut Plane, m: PortBound) -> anyhow::Result<()> {
         let nid = m.segment.network_id.clone();
         self.ensure_segment(&m.segment).await?;
+        if let Some(fw) = &self.firewall {
+            fw.set_port(&m, &tap_name(&m.port_id)).await?;
+        }
         let first = !p.nets.contains_key(&nid) || p.nets.get(&nid).and_then(|n| n.dnsmasq.as_ref()).is_none();
         p.ports.insert(m.port_id.clone(), m.clone());
         // the lease must be there before the guest asks: with a running
@@ -530,6 +582,9 @@ impl Inner {
     }
 
     async fn port_unbound(&self, p: &mut Plane, m: &PortUnbound) -> anyhow::Result<()> {
+        if let Some(fw) = &self.firewall {
+            fw.remove_port(&m.port_id).await?;
+        }
         let Some(old) = p.ports.remove(&m.port_id) else { return Ok(()) };
         self.refresh_network(p, &old.segment.network_id).await
     }
@@ -539,6 +594,7 @@ impl Inner {
         let ns = router_namespace(&m.router_id);
         if m.deleted {
             let old = p.routers.remove(&m.router_id);
+            self.stop_proxy(&ns);
             self.remove_namespace(&ns).await?;
             if let Some(old) = old {
                 for rp in old.interfaces.iter().chain(old.gateway.iter()) {
@@ -595,6 +651,8 @@ impl Inner {
             }
         }
         self.program_nat(p, &m.router_id).await?;
+        let listen = std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, nat::METADATA_PORT));
+        self.start_proxy(&ns, listen, crate::metadata::Scope::Router(m.router_id.clone())).await;
         for rp in m.interfaces.iter().chain(m.gateway.iter()) {
             self.wired(&rp.port_id).await;
         }
@@ -758,6 +816,16 @@ impl Inner {
         for m in st.ports.clone() {
             p.ports.insert(m.port_id.clone(), m.clone());
             self.ensure_segment(&m.segment).await?;
+            if let Some(fw) = &self.firewall {
+                fw.set_port(&m, &tap_name(&m.port_id)).await?;
+            }
+        }
+        if let Some(fw) = &self.firewall {
+            for id in fw.ports().await? {
+                if !known_ports.contains(&id) {
+                    fw.remove_port(&id).await?;
+                }
+            }
         }
         let known_routers: BTreeSet<String> = st.routers.iter().map(|r| r.router_id.clone()).collect();
         let stale: Vec<String> = p.routers.keys().filter(|k| !known_routers.contains(*k)).cloned().collect();

@@ -13,6 +13,10 @@ pub struct FloatingNat {
     pub fixed: String,
 }
 
+/// Where a router namespace's metadata proxy listens: requests of its
+/// guests to 169.254.169.254:80 are redirected there.
+pub const METADATA_PORT: u16 = 9697;
+
 /// The table a router's NAT lives in (inside its namespace).
 pub const NAT_TABLE: &str = "stratus-nat";
 
@@ -49,6 +53,17 @@ pub fn router_nat(gw_dev: Option<&str>, gw_ip: Option<&str>, snat: bool, fips: &
     {
         cmds.push(json!({"add": {"chain": {"family": "ip", "table": t, "name": name, "type": "nat", "hook": hook, "prio": prio, "policy": "accept"}}}));
     }
+    // the guests' metadata requests, to the namespace's proxy
+    cmds.push(rule(
+        "ip",
+        t,
+        "prerouting",
+        vec![
+            eq(ip("daddr"), json!("169.254.169.254")),
+            eq(json!({"payload": {"protocol": "tcp", "field": "dport"}}), json!(80)),
+            json!({"redirect": {"port": METADATA_PORT}}),
+        ],
+    ));
     for f in fips {
         for chain in ["prerouting", "output"] {
             cmds.push(rule(
@@ -168,10 +183,11 @@ mod tests {
         let doc = router_nat(Some("qg-x"), Some("203.0.113.3"), true, &fips);
         let cmds = doc["nftables"].as_array().cloned().unwrap_or_default();
         let rules: Vec<&Value> = cmds.iter().filter_map(|c| c["add"].get("rule")).collect();
-        assert_eq!(rules.len(), 4, "{doc}");
-        assert_eq!(rules[0]["expr"][1]["dnat"]["addr"], "198.18.1.5");
-        assert_eq!(rules[2]["expr"][2]["snat"]["addr"], "203.0.113.10");
-        assert_eq!(rules[3]["expr"][2]["snat"]["addr"], "203.0.113.3");
+        assert_eq!(rules.len(), 5, "{doc}");
+        assert_eq!(rules[0]["expr"][2]["redirect"]["port"], METADATA_PORT);
+        assert_eq!(rules[1]["expr"][1]["dnat"]["addr"], "198.18.1.5");
+        assert_eq!(rules[3]["expr"][2]["snat"]["addr"], "203.0.113.10");
+        assert_eq!(rules[4]["expr"][2]["snat"]["addr"], "203.0.113.3");
         // without SNAT only the floating IPs' pairs
         let doc = router_nat(Some("qg-x"), Some("203.0.113.3"), false, &fips);
         assert_eq!(

@@ -53,6 +53,8 @@ pub fn options(cfg: &Config, host: &str) -> anyhow::Result<AgentOptions> {
         bridge_mappings,
         state_dir: cfg.data_dir.join("netagent").join(host),
         dnsmasq: a.dnsmasq.clone(),
+        firewall_table: Some(stratus_netagent::sg::DEFAULT_TABLE.into()),
+        metadata: Some((cfg.metadata_url(), stratus_core::metadata_proxy::shared_secret(cfg)?)),
     })
 }
 

@@ -271,7 +271,6 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
         json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress", "protocol": "icmp"}}),
     )
     .await;
-    let _ = ssh_rule;
 
     let t0 = Instant::now();
     let server = api
@@ -339,6 +338,48 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     let t = Command::new("nft").args(["-j", "list", "table", "inet", "stratus-contain"]).output().unwrap();
     let rules = String::from_utf8_lossy(&t.stdout).to_string();
     assert!(rules.contains(EXTERNAL_BRIDGE) && rules.matches("\"drop\"").count() >= 2, "{rules}");
+
+    // metadata: the guest's own, through its router's proxy (signed for its instance)
+    let o = ssh(&key, &fip_ip, "wget -qO- http://169.254.169.254/openstack/latest/meta_data.json", 5);
+    let md = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(md.contains(&uuid) && md.contains("\"name\""), "metadata: {md} {}", String::from_utf8_lossy(&o.stderr));
+
+    // security groups: without the SSH rule an established session is cut and no new one gets in
+    let held = Command::new("ssh")
+        .arg("-i")
+        .arg(&key)
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2", "-o", "BatchMode=yes"])
+        .arg(format!("root@{fip_ip}"))
+        .arg("echo before; sleep 6; echo after")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (s, _) = api
+        .call(reqwest::Method::DELETE, &format!("{neutron}/security-group-rules/{}", ssh_rule.as_str().unwrap()), None)
+        .await;
+    assert_eq!(s, 204);
+    let out = tokio::task::spawn_blocking(move || held.wait_with_output().unwrap()).await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("before") && !said.contains("after"), "the held session went on: {said:?}");
+    let o = ssh(&key, &fip_ip, "hostname", 3);
+    assert!(!o.status.success(), "ssh got in without a rule allowing it");
+    let ssh_rule = api
+        .post(
+            &format!("{neutron}/security-group-rules"),
+            json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress", "protocol": "tcp",
+                "port_range_min": 22, "port_range_max": 22}}),
+        )
+        .await["security_group_rule"]["id"]
+        .clone();
+    let _ = ssh_rule;
+    eventually("ssh allowed again", 30, || {
+        let o = ssh(&key, &fip_ip, "hostname", 3);
+        async move { o.status.success().then_some(()) }
+    })
+    .await;
 
     // the agent restarted (the whole cloud): the guest stays reachable
     let mut c = guard_.up.take().unwrap();
