@@ -234,6 +234,10 @@ pub struct NetworkAgentConfig {
     pub bridge_mappings: Vec<String>,
     /// The dnsmasq binary.
     pub dnsmasq: String,
+    /// The nftables tables of the security groups (`bridge` and `inet`): one
+    /// per agent on a machine (a second cloud on the same machine, as a test
+    /// makes, takes another).
+    pub firewall_table: String,
 }
 
 impl Default for NetworkAgentConfig {
@@ -243,6 +247,7 @@ impl Default for NetworkAgentConfig {
             local_ip: String::new(),
             bridge_mappings: vec!["public:br-ex".into()],
             dnsmasq: "dnsmasq".into(),
+            firewall_table: "stratus-sg".into(),
         }
     }
 }

@@ -79,7 +79,11 @@ impl Default for AgentOptions {
 /// namespaces, veths, bridges and tunnels (guests' taps are the
 /// hypervisor's, stopped first), then the mapped bridges once idle, with
 /// the containment rule. Returns how many namespaces and links went.
-pub async fn teardown_host(state_dir: &std::path::Path, mapped: &[String]) -> anyhow::Result<usize> {
+pub async fn teardown_host(
+    state_dir: &std::path::Path,
+    mapped: &[String],
+    firewall_table: Option<&str>,
+) -> anyhow::Result<usize> {
     if let Ok(d) = std::fs::read_dir(state_dir.join("dhcp")) {
         for e in d.flatten() {
             if let Some(pid) =
@@ -105,19 +109,17 @@ pub async fn teardown_host(state_dir: &std::path::Path, mapped: &[String]) -> an
     }
     let _ = std::fs::remove_dir_all(state_dir);
     let links = root.links().await?;
-    let mut removed_all = true;
     for b in mapped {
         let Some(l) = links.iter().find(|l| &l.name == b) else { continue };
         if links.iter().any(|x| x.master == Some(l.index)) {
-            removed_all = false;
             continue;
         }
         root.delete(b).await?;
+        nat::delete_table(None, "inet", &nat::contain_table(b)).await?;
         n += 1;
     }
-    if removed_all {
-        nat::delete_table(None, "inet", nat::CONTAIN_TABLE).await?;
-        crate::sg::Firewall::default().clear().await?;
+    if let Some(t) = firewall_table {
+        crate::sg::Firewall::new(t).clear().await?;
     }
     Ok(n)
 }
@@ -282,7 +284,12 @@ impl Agent {
         p.fips.clear();
         drop(p);
         self.inner.remove_unknown(&BTreeSet::new(), &BTreeSet::new(), &BTreeSet::new()).await?;
-        nat::delete_table(None, "inet", nat::CONTAIN_TABLE).await?;
+        for b in self.inner.opts.bridge_mappings.values() {
+            nat::delete_table(None, "inet", &nat::contain_table(b)).await?;
+        }
+        if let Some(fw) = &self.inner.firewall {
+            fw.clear().await?;
+        }
         Ok(())
     }
 }
@@ -367,8 +374,9 @@ impl Inner {
         let bridges: Vec<String> = self.opts.bridge_mappings.values().cloned().collect();
         for b in &bridges {
             self.root.ensure_bridge(b, None).await?;
+            nat::apply(None, &nat::containment(b)).await.context("containment rule")?;
         }
-        nat::apply(None, &nat::containment(&bridges)).await.context("containment rule")
+        Ok(())
     }
 
     async fn get_network(&self, network_id: &str, dhcp: bool) -> anyhow::Result<NetworkInfo> {
@@ -717,7 +725,7 @@ impl Inner {
             else {
                 continue;
             };
-            if let Some(why) = host_needs(&net) {
+            if let Some(why) = host_needs(&net, &self.opts.bridge_mappings.values().cloned().collect::<Vec<_>>()) {
                 anyhow::bail!(
                     "the external subnet {net} covers {why}: its gateway address is not put on {b} (the host would \
                      route that address into the cloud); give the external network another range"
@@ -902,8 +910,9 @@ impl Inner {
 
 /// What of the host's own addressing a subnet covers, if anything: a name
 /// server, an `/etc/hosts` address, an address of a route of the host's own
-/// interfaces (its default route's gateway, its links' networks).
-pub fn host_needs(net: &ipnet::IpNet) -> Option<String> {
+/// interfaces (its default route's gateway, its links' networks; the
+/// agent's own external bridges are not the host's).
+pub fn host_needs(net: &ipnet::IpNet, own_bridges: &[String]) -> Option<String> {
     let mut addrs: Vec<(IpAddr, String)> = Vec::new();
     if let Ok(r) = std::fs::read_to_string("/etc/resolv.conf") {
         for l in r.lines() {
@@ -923,7 +932,7 @@ pub fn host_needs(net: &ipnet::IpNet) -> Option<String> {
     if let Ok(routes) = std::fs::read_to_string("/proc/net/route") {
         for l in routes.lines().skip(1) {
             let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 3 || f[0].starts_with("br-") || f[0].starts_with("brq") {
+            if f.len() < 3 || own_bridges.iter().any(|b| b == f[0]) || f[0].starts_with("brq") {
                 continue;
             }
             for hex in [f[1], f[2]] {
@@ -1005,5 +1014,35 @@ impl Handler for Serve {
             }
             other => Err(RemoteError::new("UnexpectedMessage", format!("network agent: unknown message {other}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_external_range_must_not_cover_what_the_host_needs() {
+        // this machine's name server, whatever it is, is covered by 0.0.0.0/0 and by its own /32
+        let Some(ns) = std::fs::read_to_string("/etc/resolv.conf").ok().and_then(|r| {
+            r.lines().find_map(|l| l.strip_prefix("nameserver").and_then(|x| x.trim().parse::<IpAddr>().ok()))
+        }) else {
+            return;
+        };
+        let own: ipnet::IpNet = format!("{ns}/32").parse().unwrap_or_else(|_| "0.0.0.0/0".parse().expect("a net"));
+        assert!(host_needs(&own, &[]).is_some_and(|w| w.contains("name server") || w.contains("route")));
+        // the benchmark range a test would use is the host's by no means
+        let free: ipnet::IpNet = "198.18.251.0/24".parse().expect("a net");
+        assert_eq!(host_needs(&free, &[]), None);
+    }
+
+    #[test]
+    fn names_fit_linux_interface_names() {
+        let id = "0123456789abcdef-0000";
+        assert_eq!(bridge_name(id), "brq0123456789a");
+        assert_eq!(tap_name(id), "tap0123456789a");
+        assert!(bridge_name(id).len() <= 15 && tap_name(id).len() <= 15);
+        assert_eq!(dhcp_namespace("n"), "qdhcp-n");
+        assert_eq!(router_namespace("r"), "qrouter-r");
     }
 }

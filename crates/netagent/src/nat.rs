@@ -104,13 +104,19 @@ pub fn router_nat(gw_dev: Option<&str>, gw_ip: Option<&str>, snat: bool, fips: &
     json!({"nftables": cmds})
 }
 
-/// The host's containment table: nothing is forwarded from the external
-/// bridge to another interface, nor from another interface to it (bridged
-/// traffic between the bridge's own ports stays).
-pub const CONTAIN_TABLE: &str = "stratus-contain";
+/// The containment table of an external bridge (`inet contain-<bridge>`):
+/// nothing is forwarded from the bridge to another interface, nor from
+/// another interface to it (bridged traffic between the bridge's own ports
+/// stays). One table per bridge, so two clouds on a machine never rewrite
+/// each other's.
+pub fn contain_table(bridge: &str) -> String {
+    format!("contain-{bridge}")
+}
 
-pub fn containment(bridges: &[String]) -> Value {
-    let t = CONTAIN_TABLE;
+pub fn containment(bridge: &str) -> Value {
+    let t = contain_table(bridge);
+    let t = t.as_str();
+    let bridges = [bridge.to_string()];
     let mut cmds = vec![
         json!({"add": {"table": {"family": "inet", "name": t}}}),
         json!({"delete": {"table": {"family": "inet", "name": t}}}),
@@ -192,13 +198,13 @@ mod tests {
         let doc = router_nat(Some("qg-x"), Some("203.0.113.3"), false, &fips);
         assert_eq!(
             doc["nftables"].as_array().map(|c| c.iter().filter(|c| c["add"].get("rule").is_some()).count()),
-            Some(3)
+            Some(4)
         );
     }
 
     #[test]
     fn containment_drops_both_directions_per_bridge() {
-        let doc = containment(&["br-ex".into()]);
+        let doc = containment("br-ex");
         let s = doc.to_string();
         assert_eq!(s.matches("\"drop\"").count(), 2, "{s}");
         assert!(s.contains("\"hook\":\"forward\""));

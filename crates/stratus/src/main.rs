@@ -620,7 +620,7 @@ async fn down(cfg: &Config) -> anyhow::Result<()> {
             continue;
         }
         let mapped: Vec<String> = opts.bridge_mappings.values().cloned().collect();
-        match stratus_netagent::agent::teardown_host(&opts.state_dir, &mapped).await {
+        match stratus_netagent::agent::teardown_host(&opts.state_dir, &mapped, opts.firewall_table.as_deref()).await {
             Ok(n) => println!("removed the network data plane of {host} ({n} namespaces and links)"),
             Err(e) => failed.push(format!("network data plane of {host}: {e:#}")),
         }

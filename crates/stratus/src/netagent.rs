@@ -53,7 +53,7 @@ pub fn options(cfg: &Config, host: &str) -> anyhow::Result<AgentOptions> {
         bridge_mappings,
         state_dir: cfg.data_dir.join("netagent").join(host),
         dnsmasq: a.dnsmasq.clone(),
-        firewall_table: Some(stratus_netagent::sg::DEFAULT_TABLE.into()),
+        firewall_table: Some(a.firewall_table.clone()).filter(|t| !t.is_empty()),
         metadata: Some((cfg.metadata_url(), stratus_core::metadata_proxy::shared_secret(cfg)?)),
     })
 }

@@ -22,7 +22,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stratus");
-const EXTERNAL_BRIDGE: &str = "br-ex";
+/// The test's own external network: a bridge, a range and tables of its
+/// own, so it never meets another cloud on the machine (whose `br-ex`
+/// holds 198.51.100.0/24).
+const EXTERNAL_CIDR: &str = "198.18.250.0/24";
+const EXTERNAL_GATEWAY: &str = "198.18.250.1";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -113,11 +117,12 @@ where
 
 /// The address must lead to the cloud's external bridge, else nothing is sent.
 fn guard(ip: &str) {
+    let bridge = external_bridge();
     let out = Command::new("ip").args(["route", "get", ip]).output().unwrap();
     let route = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        route.contains(&format!(" dev {EXTERNAL_BRIDGE} ")),
-        "refusing to send to {ip}: it routes as `{}`, not through {EXTERNAL_BRIDGE}",
+        route.contains(&format!(" dev {bridge} ")),
+        "refusing to send to {ip}: it routes as `{}`, not through {bridge}",
         route.trim()
     );
 }
@@ -173,6 +178,11 @@ impl Api {
     }
 }
 
+/// The external bridge of this test process.
+fn external_bridge() -> String {
+    format!("brdp{}", std::process::id() % 100_000)
+}
+
 fn namespaces() -> Vec<String> {
     std::fs::read_dir("/run/netns")
         .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
@@ -199,6 +209,9 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
         ("STRATUS_COMPUTE__QEMU_ACCEL", "tcg".into()),
         ("STRATUS_COMPUTE__TINY_GUEST_DIR", tiny.display().to_string()),
         ("STRATUS_NETWORK__AGENT__DRIVER", "real".into()),
+        ("STRATUS_NETWORK__AGENT__BRIDGE_MAPPINGS", format!("[\"public:{}\"]", external_bridge())),
+        ("STRATUS_NETWORK__AGENT__FIREWALL_TABLE", format!("sgdp{}", std::process::id())),
+        ("STRATUS_NETWORK__BOOTSTRAP__PUBLIC_CIDR", EXTERNAL_CIDR.into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -332,12 +345,15 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     assert!(said.starts_with(&format!("{}\n", private["mtu"])), "MTU from DHCP: {said}");
     assert!(said.contains("default via 10.0.0.1"), "gateway from DHCP: {said}");
     // SNAT: the guest reaches the external network's gateway (the host's bridge address)
-    let o = ssh(&key, &fip_ip, "ping -c1 -W3 198.51.100.1", 5);
+    let o = ssh(&key, &fip_ip, &format!("ping -c1 -W3 {EXTERNAL_GATEWAY}"), 5);
     assert!(o.status.success(), "SNAT to the external gateway: {}", String::from_utf8_lossy(&o.stdout));
     // containment: the host forwards nothing between the external bridge and its other interfaces
-    let t = Command::new("nft").args(["-j", "list", "table", "inet", "stratus-contain"]).output().unwrap();
+    let t = Command::new("nft")
+        .args(["-j", "list", "table", "inet", &format!("contain-{}", external_bridge())])
+        .output()
+        .unwrap();
     let rules = String::from_utf8_lossy(&t.stdout).to_string();
-    assert!(rules.contains(EXTERNAL_BRIDGE) && rules.matches("\"drop\"").count() >= 2, "{rules}");
+    assert!(rules.contains(&external_bridge()) && rules.matches("\"drop\"").count() >= 2, "{rules}");
 
     // metadata: the guest's own, through its router's proxy (signed for its instance)
     let o = ssh(&key, &fip_ip, "wget -qO- http://169.254.169.254/openstack/latest/meta_data.json", 5);
@@ -435,6 +451,10 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     assert!(left.is_empty(), "namespaces left: {left:?}");
     let bridge = format!("brq{}", private["id"].as_str().unwrap().chars().take(11).collect::<String>());
     assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "{bridge} left");
+    assert!(!Path::new("/sys/class/net").join(external_bridge()).exists(), "the external bridge left");
+    let t =
+        Command::new("nft").args(["list", "table", "inet", &format!("sgdp{}", std::process::id())]).output().unwrap();
+    assert!(!t.status.success(), "the security group table is left");
     let procs = Command::new("pgrep").args(["-f", &dir.display().to_string()]).output().unwrap();
     assert!(procs.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&procs.stdout));
 }
