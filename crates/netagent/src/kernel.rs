@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::neighbour::NeighbourFlags;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
@@ -29,6 +29,8 @@ pub struct Link {
     /// Index of the bridge it is a port of.
     pub master: Option<u32>,
     pub up: bool,
+    /// Its kind (`veth`, `tun`, `bridge`, `vxlan`...; empty for a physical link).
+    pub kind: String,
 }
 
 /// A netlink session in one namespace.
@@ -82,6 +84,21 @@ impl Netlink {
         })
         .await??;
         Ok(Netlink { handle, task: tokio::spawn(conn), namespace: Some(ns.to_string()) })
+    }
+
+    /// A session in `ns` when given, else in the agent's own namespace.
+    pub async fn of(ns: Option<&str>) -> anyhow::Result<Netlink> {
+        match ns {
+            Some(ns) => Self::in_namespace(ns).await,
+            None => Self::root(),
+        }
+    }
+
+    /// The name of the bridge `link` is a port of, if any.
+    pub async fn master_of(&self, link: &str) -> anyhow::Result<Option<String>> {
+        let Some(l) = self.link(link).await? else { return Ok(None) };
+        let Some(m) = l.master else { return Ok(None) };
+        Ok(self.links().await?.into_iter().find(|x| x.index == m).map(|x| x.name))
     }
 
     /// Every link.
@@ -295,12 +312,24 @@ fn is_link_local(ip: &IpAddr) -> bool {
 }
 
 fn link_of(m: &LinkMessage) -> Link {
-    let mut l =
-        Link { name: String::new(), index: m.header.index, master: None, up: m.header.flags.contains(LinkFlags::Up) };
+    let mut l = Link {
+        name: String::new(),
+        index: m.header.index,
+        master: None,
+        up: m.header.flags.contains(LinkFlags::Up),
+        kind: String::new(),
+    };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
             LinkAttribute::Controller(c) => l.master = Some(*c),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        l.kind = k.to_string();
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -318,6 +347,18 @@ fn enter(path: &Path) -> anyhow::Result<()> {
     rustix::thread::move_into_link_name_space(f.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
         .with_context(|| format!("setns {}", path.display()))?;
     Ok(())
+}
+
+/// Run `f` on a thread of its own inside namespace `ns` (sockets it makes
+/// stay in that namespace), and give back its result.
+pub fn run_in_namespace<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> anyhow::Result<R> {
+    let path = netns_path(ns);
+    std::thread::spawn(move || -> anyhow::Result<R> {
+        enter(&path)?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| anyhow!("the thread in namespace {ns} panicked"))?
 }
 
 /// The named namespaces.

@@ -929,6 +929,9 @@ pub struct Firewall {
     table: String,
     nft: PathBuf,
     conntrack: PathBuf,
+    /// The host's network namespace when it is not the agent's own (a host
+    /// simulated as a namespace): `nft` and `conntrack` run in it.
+    namespace: Option<String>,
     /// What the tables hold, read once from the kernel then kept current.
     state: Mutex<Option<State>>,
 }
@@ -965,7 +968,43 @@ impl Firewall {
             table: table.into(),
             nft: find_program("nft"),
             conntrack: find_program("conntrack"),
+            namespace: None,
             state: Mutex::new(None),
+        }
+    }
+
+    /// A firewall of the host that is network namespace `ns`.
+    pub fn in_namespace(table: impl Into<String>, ns: impl Into<String>) -> Self {
+        Self { namespace: Some(ns.into()), ..Self::new(table) }
+    }
+
+    /// `program`, run in the host's namespace.
+    fn command(&self, program: &Path) -> Command {
+        match &self.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// The bridge an interface of the host is a port of.
+    async fn bridge_of(&self, ifname: &str) -> Option<String> {
+        match &self.namespace {
+            None => bridge_of(ifname).await,
+            Some(ns) => crate::kernel::Netlink::in_namespace(ns).await.ok()?.master_of(ifname).await.ok()?,
+        }
+    }
+
+    async fn link_exists(&self, ifname: &str) -> bool {
+        match &self.namespace {
+            None => link_exists(ifname).await,
+            Some(ns) => match crate::kernel::Netlink::in_namespace(ns).await {
+                Ok(nl) => !matches!(nl.link(ifname).await, Ok(None)),
+                Err(_) => true,
+            },
         }
     }
 
@@ -979,6 +1018,13 @@ impl Firewall {
     pub async fn ensure(&self) -> Result<()> {
         check_id("table", &self.table)?;
         for v in ["iptables", "ip6tables"] {
+            if let Some(ns) = &self.namespace {
+                // per namespace since Linux 5.3
+                crate::kernel::sysctl_in(ns, &format!("net.bridge.bridge-nf-call-{v}"), "1")
+                    .await
+                    .with_context(|| format!("bridge-nf-call-{v} in {ns}: br_netfilter is needed"))?;
+                continue;
+            }
             let path = format!("/proc/sys/net/bridge/bridge-nf-call-{v}");
             let cur = tokio::fs::read_to_string(&path)
                 .await
@@ -992,7 +1038,7 @@ impl Firewall {
         let mut st = self.load().await?;
         let mut prune = Vec::new();
         for (bridge, zone) in st.zones.clone() {
-            if !link_exists(&bridge).await {
+            if !self.link_exists(&bridge).await {
                 prune.extend(unset_vmap(INET, &self.table, ZONE_MAP, &bridge, &zone_chain(zone)));
                 let chain = chain_obj(INET, &self.table, &zone_chain(zone));
                 prune.push(json!({"flush": {"chain": chain.clone()}}));
@@ -1030,7 +1076,7 @@ impl Firewall {
         if let Some(old_tap) = old.as_ref().and_then(|m| m.tap.as_deref()).filter(|t| *t != tap) {
             cmds.extend(unset_maps(&self.table, old_tap, &port.port_id));
         }
-        let bridge = bridge_of(tap).await;
+        let bridge = self.bridge_of(tap).await;
         let mut new_zone = None;
         let zone = match &bridge {
             Some(b) => match st.zones.get(b) {
@@ -1094,6 +1140,35 @@ impl Firewall {
         Ok(())
     }
 
+    /// [`Firewall::set_port`] unless the tables already hold this port's
+    /// rules as `port` gives them (same tap, rules, addresses, remote group
+    /// members): what an agent's resync after a restart does, where nearly
+    /// every port is unchanged. (The port's MAC is not in what the tables are
+    /// read back as: a MAC change comes as a [`PortBound`] of its own, which
+    /// goes through `set_port`.) True when it wrote.
+    pub async fn ensure_port(&self, port: &PortBound, tap: &str) -> Result<bool> {
+        let plan = port_plan(&self.table, port, tap)?;
+        let bridge = bridge_of(tap).await;
+        {
+            let mut guard = self.state.lock().await;
+            let st = self.loaded(&mut guard).await?;
+            let zone = bridge.as_ref().and_then(|b| st.zones.get(b).copied());
+            if let Some(old) = st.ports.get(&port.port_id)
+                && old.secured == plan.secured
+                && old.tap.as_deref() == plan.secured.then_some(tap)
+                && old.rule_keys == plan.rule_keys
+                && old.addresses == plan.addresses
+                && old.zone == zone
+                && (zone.is_some() || bridge.is_none())
+                && plan.sets.iter().all(|(n, m)| st.sets.get(n) == Some(m))
+            {
+                return Ok(false);
+            }
+        }
+        self.set_port(port, tap).await?;
+        Ok(true)
+    }
+
     /// Remove the port's chains (and the remote groups' sets no other port
     /// uses), and delete its flows' conntrack entries.
     pub async fn remove_port(&self, port_id: &str) -> Result<()> {
@@ -1136,7 +1211,7 @@ impl Firewall {
 
         let zone = match (&memo.zone, &memo.tap) {
             (Some(z), _) => Some(*z),
-            (None, Some(tap)) => match bridge_of(tap).await {
+            (None, Some(tap)) => match self.bridge_of(tap).await {
                 Some(b) => st.zones.get(&b).copied(),
                 None => None,
             },
@@ -1226,7 +1301,7 @@ impl Firewall {
         let mut st = parse_state(&bridge.unwrap_or_default(), &inet.unwrap_or_default());
         for memo in st.ports.values_mut() {
             if let Some(tap) = &memo.tap
-                && let Some(b) = bridge_of(tap).await
+                && let Some(b) = self.bridge_of(tap).await
             {
                 memo.zone = st.zones.get(&b).copied();
             }
@@ -1241,7 +1316,8 @@ impl Firewall {
 
     /// `nft -j <args>`; None when nft says there is no such object.
     async fn nft_json(&self, args: &[&str]) -> Result<Option<Value>> {
-        let out = Command::new(&self.nft)
+        let out = self
+            .command(&self.nft)
             .arg("-j")
             .args(args)
             .stdin(Stdio::null())
@@ -1262,7 +1338,8 @@ impl Firewall {
     /// Run `commands` as one transaction (`nft -j -f -`).
     async fn apply(&self, commands: Vec<Value>) -> Result<()> {
         let doc = serde_json::to_vec(&json!({"nftables": commands}))?;
-        let mut child = Command::new(&self.nft)
+        let mut child = self
+            .command(&self.nft)
             .args(["-j", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1284,7 +1361,7 @@ impl Firewall {
     /// every zone).
     async fn forget_flows(&self, addresses: &BTreeSet<IpAddr>, zone: Option<u16>) -> Result<()> {
         let runs = addresses.iter().flat_map(|a| ["-s", "-d"].map(|dir| (a, dir))).map(|(a, dir)| {
-            let mut cmd = Command::new(&self.conntrack);
+            let mut cmd = self.command(&self.conntrack);
             cmd.arg("-D");
             if let Some(z) = zone {
                 cmd.args(["-w", &z.to_string()]);

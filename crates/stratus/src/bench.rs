@@ -42,6 +42,10 @@ pub enum BenchCommand {
     /// Real guests (the tiny guest) on the QEMU driver: time from POST /servers to the guest's
     /// marker on its console, p50/p90, and the host-side memory of each guest's QEMU.
     Boot(crate::bench_boot::BootBench),
+    /// The real network agent of one host (needs root): PortBound -> wired p50/p99 over
+    /// --ports ports, the resync time after a restart with --resync-ports ports (and pings lost
+    /// meanwhile), TCP between two stand-in guests through the bridge and security groups.
+    Dataplane(crate::bench_dataplane::DataplaneBench),
 }
 
 #[derive(Args)]
@@ -85,6 +89,7 @@ pub async fn run(cmd: BenchCommand, cfg: &Config) -> anyhow::Result<()> {
         BenchCommand::Network(b) => crate::bench_network::run(b).await,
         BenchCommand::Volume(b) => crate::bench_volume::run(b).await,
         BenchCommand::Boot(b) => crate::bench_boot::run(b).await,
+        BenchCommand::Dataplane(b) => crate::bench_dataplane::run(b).await,
         BenchCommand::Placement(b) => {
             println!("{}", stratus_placement::bench::run(b.providers, b.requests, b.concurrency).await?);
             Ok(())

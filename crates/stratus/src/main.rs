@@ -13,6 +13,7 @@ mod bench;
 mod bench_boot;
 mod bench_cloud;
 mod bench_compute;
+mod bench_dataplane;
 mod bench_network;
 mod bench_volume;
 mod files;
