@@ -56,6 +56,11 @@ pub struct AgentOptions {
     /// The compute metadata API and the proxies' shared secret (None: no
     /// metadata proxies).
     pub metadata: Option<(String, String)>,
+    /// The network namespace that is this host (None: the agent's own), for
+    /// several hosts simulated on one machine: its bridges, tunnels and
+    /// tables go there; the DHCP and router namespaces it makes are named
+    /// `<name>@<host namespace>`, since named namespaces are machine-wide.
+    pub host_namespace: Option<String>,
 }
 
 impl Default for AgentOptions {
@@ -70,6 +75,7 @@ impl Default for AgentOptions {
             dnsmasq: "dnsmasq".into(),
             firewall_table: Some(crate::sg::DEFAULT_TABLE.into()),
             metadata: None,
+            host_namespace: None,
         }
     }
 }
@@ -225,8 +231,11 @@ const AGENTS: &[(&str, &str, &str, bool)] = &[
 impl Agent {
     /// Report alive, converge the host to the service's state, then serve.
     pub async fn start(bus: Bus, opts: AgentOptions) -> anyhow::Result<Agent> {
-        let root = Netlink::root()?;
-        let opts_firewall = opts.firewall_table.as_deref().map(crate::sg::Firewall::new);
+        let root = Netlink::of(opts.host_namespace.as_deref()).await?;
+        let opts_firewall = opts.firewall_table.as_deref().map(|t| match &opts.host_namespace {
+            Some(ns) => crate::sg::Firewall::in_namespace(t, ns),
+            None => crate::sg::Firewall::new(t),
+        });
         let owned = std::fs::read(opts.state_dir.join(OWNED))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -241,7 +250,9 @@ impl Agent {
             proxies: std::sync::Mutex::new(BTreeMap::new()),
         });
         if let Some(fw) = &inner.firewall {
+            let t = Instant::now();
             fw.ensure().await.context("security groups")?;
+            tracing::info!(took = ?t.elapsed(), "security group tables read back");
         }
         inner.report(true).await?;
         inner.ensure_external().await?;
@@ -259,10 +270,18 @@ impl Agent {
                 if let Err(e) = i.report(false).await {
                     tracing::warn!(error = %e, "network agent heartbeat failed");
                 }
+                if let Err(e) = i.tidy().await {
+                    tracing::warn!(error = %format!("{e:#}"), "network agent: removing what is unused failed");
+                }
             }
         }));
         tracing::info!(host = %inner.opts.host, "network agent up (Linux bridge, dnsmasq, nftables)");
         Ok(Agent { tasks, inner })
+    }
+
+    /// The name of `network`'s DHCP namespace on this host.
+    pub fn dhcp_namespace(&self, network: &str) -> String {
+        self.inner.dhcp_ns(network)
     }
 
     /// Converge again (what a reconnect does).
@@ -285,7 +304,7 @@ impl Agent {
         drop(p);
         self.inner.remove_unknown(&BTreeSet::new(), &BTreeSet::new(), &BTreeSet::new()).await?;
         for b in self.inner.opts.bridge_mappings.values() {
-            nat::delete_table(None, "inet", &nat::contain_table(b)).await?;
+            nat::delete_table(self.inner.host_ns(), "inet", &nat::contain_table(b)).await?;
         }
         if let Some(fw) = &self.inner.firewall {
             fw.clear().await?;
@@ -294,7 +313,38 @@ impl Agent {
     }
 }
 
+/// The metadata proxies are the agent's tasks: they stop with it.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.proxies.lock() {
+            for (_, h) in std::mem::take(&mut *p) {
+                h.abort();
+            }
+        }
+    }
+}
+
 impl Inner {
+    /// The host's namespace when it is not the agent's own.
+    fn host_ns(&self) -> Option<&str> {
+        self.opts.host_namespace.as_deref()
+    }
+
+    /// A DHCP or router namespace's name: Neutron's, scoped to the host
+    /// when the host is a namespace.
+    fn scoped(&self, name: String) -> String {
+        match self.host_ns() {
+            Some(h) => format!("{name}@{h}"),
+            None => name,
+        }
+    }
+    fn dhcp_ns(&self, network: &str) -> String {
+        self.scoped(dhcp_namespace(network))
+    }
+    fn router_ns(&self, router: &str) -> String {
+        self.scoped(router_namespace(router))
+    }
+
     /// Note (`true`) or forget a namespace or link this agent made.
     fn own(&self, name: &str, made: bool) {
         let Ok(mut o) = self.owned.lock() else { return };
@@ -374,7 +424,7 @@ impl Inner {
         let bridges: Vec<String> = self.opts.bridge_mappings.values().cloned().collect();
         for b in &bridges {
             self.root.ensure_bridge(b, None).await?;
-            nat::apply(None, &nat::containment(b)).await.context("containment rule")?;
+            nat::apply(self.host_ns(), &nat::containment(b)).await.context("containment rule")?;
         }
         Ok(())
     }
@@ -432,7 +482,7 @@ impl Inner {
         if let Some(d) = &net.dnsmasq {
             return d.reload(info, Some(port)).await;
         }
-        let ns = dhcp_namespace(nid);
+        let ns = self.dhcp_ns(nid);
         self.make_namespace(&ns).await?;
         let (_, br) = self.ensure_segment(&info.segment).await?;
         let (tap, inner) = (tap_name(&port.id), format!("ns-{}", short(&port.id)));
@@ -520,8 +570,8 @@ impl Inner {
         if let Some(d) = n.dnsmasq {
             d.stop().await;
         }
-        self.stop_proxy(&dhcp_namespace(network_id));
-        self.remove_namespace(&dhcp_namespace(network_id)).await?;
+        self.stop_proxy(&self.dhcp_ns(network_id));
+        self.remove_namespace(&self.dhcp_ns(network_id)).await?;
         if let Some(info) = &n.info {
             if let Some(port) = &info.dhcp_port {
                 self.remove_link(&tap_name(&port.id)).await?;
@@ -599,7 +649,7 @@ impl Inner {
 
     /// A router as the service says it is now.
     async fn router_updated(&self, p: &mut Plane, m: RouterUpdated) -> anyhow::Result<()> {
-        let ns = router_namespace(&m.router_id);
+        let ns = self.router_ns(&m.router_id);
         if m.deleted {
             let old = p.routers.remove(&m.router_id);
             self.stop_proxy(&ns);
@@ -744,7 +794,7 @@ impl Inner {
     /// A router's NAT and floating addresses, from its gateway and floating IPs.
     async fn program_nat(&self, p: &Plane, router_id: &str) -> anyhow::Result<()> {
         let Some(r) = p.routers.get(router_id) else { return Ok(()) };
-        let ns = router_namespace(router_id);
+        let ns = self.router_ns(router_id);
         let fips: Vec<(&String, FloatingNat)> = p
             .fips
             .iter()
@@ -825,7 +875,7 @@ impl Inner {
             p.ports.insert(m.port_id.clone(), m.clone());
             self.ensure_segment(&m.segment).await?;
             if let Some(fw) = &self.firewall {
-                fw.set_port(&m, &tap_name(&m.port_id)).await?;
+                fw.ensure_port(&m, &tap_name(&m.port_id)).await?;
             }
         }
         if let Some(fw) = &self.firewall {
@@ -854,20 +904,21 @@ impl Inner {
         for m in &st.ports {
             self.wired(&m.port_id).await;
         }
-        let used_nets: BTreeSet<String> = p.nets.keys().cloned().collect();
-        let routers: BTreeSet<String> = p.routers.keys().cloned().collect();
-        let dhcp_ports: BTreeSet<String> = p
-            .nets
-            .values()
-            .filter_map(|n| n.info.as_ref()?.dhcp_port.as_ref().map(|d| d.id.clone()))
-            .chain(
-                p.routers.values().flat_map(|r| r.interfaces.iter().chain(r.gateway.iter()).map(|x| x.port_id.clone())),
-            )
-            .collect();
+        let (used_nets, routers, dhcp_ports) = in_use(&p);
         drop(p);
         self.remove_unknown(&used_nets, &routers, &dhcp_ports).await?;
         tracing::info!(ports = known_ports.len(), routers = known_routers.len(), took = ?t.elapsed(), "network agent in sync");
         Ok(())
+    }
+
+    /// What a resync's last step does, with every heartbeat: a bridge whose
+    /// last guest tap went after its network left the host (the hypervisor
+    /// unplugs when it likes, a veth in a dying namespace goes later still)
+    /// was not idle when the network went, and is now.
+    async fn tidy(&self) -> anyhow::Result<()> {
+        let p = self.plane.lock().await;
+        let (nets, routers, agent_ports) = in_use(&p);
+        self.remove_unknown(&nets, &routers, &agent_ports).await
     }
 
     /// Remove what this agent makes and no longer knows: namespaces of other
@@ -880,13 +931,11 @@ impl Inner {
         routers: &BTreeSet<String>,
         agent_ports: &BTreeSet<String>,
     ) -> anyhow::Result<()> {
+        let wanted: BTreeSet<String> =
+            nets.iter().map(|n| self.dhcp_ns(n)).chain(routers.iter().map(|r| self.router_ns(r))).collect();
         for ns in kernel::namespaces() {
-            let keep = match (ns.strip_prefix("qdhcp-"), ns.strip_prefix("qrouter-")) {
-                (Some(n), _) => nets.contains(n),
-                (_, Some(r)) => routers.contains(r),
-                _ => true,
-            };
-            if !keep && self.owns(&ns) {
+            let ours = ns.starts_with("qdhcp-") || ns.starts_with("qrouter-");
+            if ours && !wanted.contains(&ns) && self.owns(&ns) {
                 self.remove_namespace(&ns).await?;
             }
         }
@@ -895,7 +944,12 @@ impl Inner {
         let bridges: BTreeSet<String> = nets.iter().map(|n| bridge_name(n)).collect();
         for l in &links {
             // veth ends of agent ports (their peers are in namespaces) that no longer exist
-            if l.name.starts_with("tap") && !known_taps.contains(&l.name) && self.owns(&l.name) && is_veth(&l.name) {
+            if l.name.starts_with("tap")
+                && !known_taps.contains(&l.name)
+                && self.owns(&l.name)
+                && l.kind == "veth"
+                && l.master.is_some()
+            {
                 self.remove_link(&l.name).await?;
             }
         }
@@ -948,11 +1002,18 @@ pub fn host_needs(net: &ipnet::IpNet, own_bridges: &[String]) -> Option<String> 
     addrs.into_iter().find(|(ip, _)| net.contains(ip)).map(|(_, why)| why)
 }
 
-fn is_veth(link: &str) -> bool {
-    std::fs::read_link(format!("/sys/class/net/{link}/device")).is_err()
-        && std::fs::read_to_string(format!("/sys/class/net/{link}/type")).is_ok()
-        && std::path::Path::new(&format!("/sys/class/net/{link}/brport")).exists()
-        && std::fs::read_to_string(format!("/sys/class/net/{link}/tun_flags")).is_err()
+/// What the agent's state uses: networks (with a port, a router port or a
+/// DHCP server here), routers, and the agent's own ports (DHCP, routers').
+fn in_use(p: &Plane) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let nets = p.nets.keys().cloned().chain(p.ports.values().map(|x| x.segment.network_id.clone())).collect();
+    let routers = p.routers.keys().cloned().collect();
+    let agent_ports = p
+        .nets
+        .values()
+        .filter_map(|n| n.info.as_ref()?.dhcp_port.as_ref().map(|d| d.id.clone()))
+        .chain(p.routers.values().flat_map(|r| r.interfaces.iter().chain(r.gateway.iter()).map(|x| x.port_id.clone())))
+        .collect();
+    (nets, routers, agent_ports)
 }
 
 /// The networks a router has ports on.

@@ -22,7 +22,18 @@ pub struct Dnsmasq {
     pub dir: PathBuf,
     pid: Arc<AtomicI32>,
     stopped: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+    /// The supervisor (None once stopped).
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A dropped supervisor (its agent stopped) stops, and its dnsmasq with it:
+/// it would otherwise go on restarting dnsmasq beside the next agent's.
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
 }
 
 /// The files of a network's dnsmasq under `dir`.
@@ -197,7 +208,7 @@ impl Dnsmasq {
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         });
-        Ok(Dnsmasq { dir, pid, stopped, task })
+        Ok(Dnsmasq { dir, pid, stopped, task: Some(task) })
     }
 
     /// New ports or options: rewrite the files, SIGHUP (no restart).
@@ -216,14 +227,15 @@ impl Dnsmasq {
     }
 
     /// Stop it for good.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stopped.store(true, Ordering::SeqCst);
         if let Some(pid) = self.pid() {
             signal(pid, rustix::process::Signal::TERM);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        let mut task = self.task;
-        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout_at(deadline, &mut task).await.is_err()
+        {
             task.abort();
         }
         let _ = tokio::fs::remove_dir_all(&self.dir).await;

@@ -55,6 +55,7 @@ pub fn options(cfg: &Config, host: &str) -> anyhow::Result<AgentOptions> {
         dnsmasq: a.dnsmasq.clone(),
         firewall_table: Some(a.firewall_table.clone()).filter(|t| !t.is_empty()),
         metadata: Some((cfg.metadata_url(), stratus_core::metadata_proxy::shared_secret(cfg)?)),
+        host_namespace: None,
     })
 }
 
