@@ -348,7 +348,19 @@ impl ComputeHost {
     /// fetched into this host's image cache first. A server booted from a
     /// volume has no image.
     async fn with_images(&self, mut spec: GuestSpec) -> anyhow::Result<GuestSpec> {
-        if !self.driver.needs_images() || spec.image_id.is_empty() {
+        if !self.driver.needs_images() {
+            return Ok(spec);
+        }
+        if spec.image_id.is_empty() {
+            // volume-backed: the volume is the disk, but the kernel and ramdisk its image
+            // metadata names (copied from the image) still boot it
+            let prop = |k: &str| spec.image_properties.get(k).and_then(Value::as_str).map(str::to_string);
+            if let Some(kernel) = prop("kernel_id") {
+                spec.kernel_path = Some(self.image_cache.fetch(&kernel).await?.path);
+                if let Some(ramdisk) = prop("ramdisk_id") {
+                    spec.ramdisk_path = Some(self.image_cache.fetch(&ramdisk).await?.path);
+                }
+            }
             return Ok(spec);
         }
         let boot = self.image_cache.boot_images(&spec.image_id).await?;

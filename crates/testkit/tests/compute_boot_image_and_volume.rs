@@ -75,3 +75,37 @@ async fn an_image_boot_takes_an_empty_volume_at_boot_index_zero() {
     c.wait_server(&tok, &server, 30, |s| s.is_null()).await;
     wait_volume_status(&c, &tok, &vol, "available").await;
 }
+
+/// A volume made from an image keeps how the image boots (Cinder copies the image's
+/// properties into the volume's image metadata): `kernel_id`, `ramdisk_id` and
+/// `os_command_line`, so a server booted from the volume boots the same kernel.
+#[tokio::test]
+async fn a_volume_from_an_image_keeps_its_kernel_and_ramdisk() {
+    let (backend, url) = fresh_urls().await.remove(0);
+    let c = Cloud::start_compute(backend, &url, &["host-a"], |cfg| {
+        cfg.compute.block_storage = true;
+    })
+    .await;
+    let admin = c.admin_token().await;
+    let (_, _, tok) = c.user_with_role(&admin, "member").await;
+    let img = c
+        .create_image(
+            &admin,
+            json!({"name": "split", "disk_format": "raw", "container_format": "bare", "visibility": "public",
+                "kernel_id": "k-1", "ramdisk_id": "r-1", "os_command_line": "console=ttyS0", "other": "x"}),
+        )
+        .await;
+    let id = img["id"].as_str().unwrap().to_string();
+    let r = c.upload(&admin, &id, vec![7u8; 4096]).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    let r = c.cinder(Method::POST, "/volumes", &tok, VMV, Some(json!({"volume": {"size": 1, "imageRef": id}}))).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let vol = r.body["volume"]["id"].as_str().unwrap().to_string();
+    let v = wait_volume_status(&c, &tok, &vol, "available").await;
+    let meta = &v["volume_image_metadata"];
+    assert_eq!(meta["image_id"], id.as_str(), "{v}");
+    assert_eq!(meta["kernel_id"], "k-1", "{v}");
+    assert_eq!(meta["ramdisk_id"], "r-1", "{v}");
+    assert_eq!(meta["os_command_line"], "console=ttyS0", "{v}");
+}

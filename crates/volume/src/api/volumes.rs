@@ -304,6 +304,13 @@ async fn create(
                 image_meta.insert(k.into(), Value::String(s));
             }
         }
+        // how the image boots, as Cinder copies an image's properties: a server booted
+        // from the volume boots the same kernel and ramdisk
+        for k in ["kernel_id", "ramdisk_id", "os_command_line"] {
+            if let Some(v) = image.get(k).and_then(Value::as_str) {
+                image_meta.insert(k.into(), json!(v));
+            }
+        }
         image_meta.insert("image_id".into(), json!(image_id));
         if let Some(n) = image.get("name").and_then(Value::as_str) {
             image_meta.insert("image_name".into(), json!(n));
