@@ -196,6 +196,7 @@ pub async fn port_bound<Cn: ConnectionTrait>(conn: &Cn, port: &Port) -> Result<P
         port_security_enabled: port.port_security_enabled,
         allowed_address_pairs: serde_json::from_str(&port.allowed_address_pairs).unwrap_or_default(),
         security_group_rules,
+        revision_number: port.revision_number,
     })
 }
 

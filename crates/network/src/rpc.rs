@@ -81,6 +81,10 @@ pub struct PortBound {
     /// Every rule of every group of the port.
     #[serde(default)]
     pub security_group_rules: Vec<SecurityGroupRule>,
+    /// The port's revision when this was read: an agent ignores a notice
+    /// older than one it applied (notices of one topic may arrive out of order).
+    #[serde(default)]
+    pub revision_number: i64,
 }
 
 impl Message for PortBound {

@@ -143,6 +143,7 @@ fn port(i: usize, host: &str, segment: &Segment) -> PortBound {
         port_security_enabled: true,
         allowed_address_pairs: Vec::new(),
         security_group_rules: rules(),
+        revision_number: 0,
     }
 }
 
