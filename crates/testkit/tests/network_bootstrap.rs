@@ -72,7 +72,9 @@ async fn bootstrap_makes_public_private_and_router1_once_on_every_database() {
         assert_eq!(public["router:external"], true, "{backend}: {public}");
         assert_eq!(public["shared"], false, "{backend}: {public}");
         assert_eq!(public["project_id"], project.as_str(), "{backend}: {public}");
-        assert_eq!(public["provider:network_type"], "vxlan", "{backend}: {public}");
+        // flat on the physical network the agents map to their external bridge (br-ex)
+        assert_eq!(public["provider:network_type"], "flat", "{backend}: {public}");
+        assert_eq!(public["provider:physical_network"], "public", "{backend}: {public}");
         assert_eq!(public["subnets"].as_array().unwrap().len(), 1, "{backend}: {public}");
         assert_eq!(public["is_default"], true, "{backend}: {public}");
         let pool = one(&c, "subnetpool", "shared-default-subnetpool-v4", &admin).await;
