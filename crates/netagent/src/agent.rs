@@ -607,9 +607,10 @@ impl Inner {
 
     async fn port_bound(&self, p: &mut Plane, m: PortBound) -> anyhow::Result<()> {
         let nid = m.segment.network_id.clone();
-        self.ensure_segment(&m.segment).await?;
+        let (br, _) = self.ensure_segment(&m.segment).await?;
         if let Some(fw) = &self.firewall {
-            fw.set_port(&m, &tap_name(&m.port_id)).await?;
+            // the tap may come later: its bridge is known now
+            fw.set_port_on(&m, &tap_name(&m.port_id), Some(&br)).await?;
         }
         let first = !p.nets.contains_key(&nid) || p.nets.get(&nid).and_then(|n| n.dnsmasq.as_ref()).is_none();
         p.ports.insert(m.port_id.clone(), m.clone());

@@ -1058,6 +1058,13 @@ impl Firewall {
     /// conntrack entries are deleted afterwards (so established flows meet
     /// the new rules).
     pub async fn set_port(&self, port: &PortBound, tap: &str) -> Result<()> {
+        self.set_port_on(port, tap, None).await
+    }
+
+    /// [`Firewall::set_port`], `bridge` being the bridge the tap is to join
+    /// when it is on none yet (the hypervisor plugs it after the port is
+    /// bound): the bridge's conntrack zone is set up at once.
+    pub async fn set_port_on(&self, port: &PortBound, tap: &str, bridge: Option<&str>) -> Result<()> {
         let plan = port_plan(&self.table, port, tap)?;
         for why in &plan.skipped {
             tracing::warn!(port_id = %port.port_id, "security group rule left out: {why}");
@@ -1076,7 +1083,10 @@ impl Firewall {
         if let Some(old_tap) = old.as_ref().and_then(|m| m.tap.as_deref()).filter(|t| *t != tap) {
             cmds.extend(unset_maps(&self.table, old_tap, &port.port_id));
         }
-        let bridge = self.bridge_of(tap).await;
+        let bridge = match self.bridge_of(tap).await {
+            Some(b) => Some(b),
+            None => bridge.map(str::to_string),
+        };
         let mut new_zone = None;
         let zone = match &bridge {
             Some(b) => match st.zones.get(b) {
@@ -1148,7 +1158,7 @@ impl Firewall {
     /// goes through `set_port`.) True when it wrote.
     pub async fn ensure_port(&self, port: &PortBound, tap: &str) -> Result<bool> {
         let plan = port_plan(&self.table, port, tap)?;
-        let bridge = bridge_of(tap).await;
+        let bridge = self.bridge_of(tap).await;
         {
             let mut guard = self.state.lock().await;
             let st = self.loaded(&mut guard).await?;
