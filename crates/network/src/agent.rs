@@ -276,7 +276,7 @@ impl Handler for Serve {
                 Ok(Value::Null)
             }
             // the fake serves no DHCP and has no tunnels: nothing to refresh
-            rpc::NetworkChanged::NAME => Ok(Value::Null),
+            rpc::NetworkChanged::NAME | rpc::GroupMembers::NAME => Ok(Value::Null),
             other => Err(RemoteError::new("UnexpectedMessage", format!("network agent: unknown message {other}"))),
         }
     }

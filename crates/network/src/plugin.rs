@@ -458,17 +458,48 @@ fn note_members(svc: &State, groups: Vec<String>, new_ports: Vec<String>) {
             }
         }
         if !groups.is_empty() {
-            resend(&svc, &bus, Affected::Admitting(groups.into_iter().collect()), &BTreeSet::new()).await;
+            send_members(&svc, &bus, groups.into_iter().collect()).await;
         }
     });
+}
+
+/// The members of `groups` as sets ([`GroupMembers`]), once to each host
+/// with a bound port whose rules admit one of them.
+async fn send_members(svc: &NetworkService, bus: &stratus_bus::Bus, groups: Vec<String>) {
+    let conn = &svc.db.read;
+    let r: anyhow::Result<()> = async {
+        let hosts: BTreeSet<String> = security_groups::bound_ports_admitting(conn, &groups)
+            .await?
+            .into_iter()
+            .map(|p| p.host_id)
+            .filter(|h| !h.is_empty())
+            .collect();
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let members = ports::addresses_in_groups(conn, &groups).await?;
+        for g in &groups {
+            let ips = members.get(g).cloned().unwrap_or_default();
+            let (ipv6, ipv4): (Vec<String>, Vec<String>) = ips.into_iter().partition(|ip| ip.contains(':'));
+            let m = rpc::GroupMembers { group_id: g.clone(), ipv4, ipv6 };
+            for h in &hosts {
+                if let Err(e) = bus.cast(&rpc::agent_topic(h), &m, &request_id()).await {
+                    tracing::warn!(group = %g, host = %h, error = %e, "could not tell an agent a group's members");
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "could not tell the agents of a security group's members");
+    }
 }
 
 /// Which bound ports a security group change reaches.
 enum Affected {
     /// The ports in these groups.
     In(Vec<String>),
-    /// The ports in groups with a rule whose remote group is one of these.
-    Admitting(Vec<String>),
 }
 
 fn spawn_resend(svc: &State, which: Affected, except: BTreeSet<String>) {
@@ -484,7 +515,6 @@ async fn resend(svc: &NetworkService, bus: &stratus_bus::Bus, which: Affected, e
     let r: anyhow::Result<()> = async {
         let affected = match which {
             Affected::In(g) => security_groups::bound_ports_in(conn, &g).await?,
-            Affected::Admitting(g) => security_groups::bound_ports_admitting(conn, &g).await?,
         };
         for p in affected {
             if except.contains(&p.id) {

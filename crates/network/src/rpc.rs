@@ -339,6 +339,22 @@ pub struct PortOwner {
     pub project_id: String,
 }
 
+/// service -> `network-agent.<host>` (cast): the members of a security
+/// group changed; the host has ports whose rules admit that group
+/// (`remote_group_id`). Sent once per host and group, not as every
+/// admitting port again: the agent updates the group's address sets in place.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct GroupMembers {
+    pub group_id: String,
+    pub ipv4: Vec<String>,
+    pub ipv6: Vec<String>,
+}
+
+impl Message for GroupMembers {
+    const NAME: &'static str = "network_agent.group_members";
+    const VERSION: u32 = 1;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
