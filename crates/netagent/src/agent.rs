@@ -640,6 +640,24 @@ impl Inner {
         Ok(())
     }
 
+    /// A remote group's members, as sets in place (only for groups this
+    /// host's ports' rules admit); the ports' notices are kept in step.
+    async fn group_members(&self, p: &mut Plane, m: &rpc::GroupMembers) -> anyhow::Result<()> {
+        let mut used = false;
+        for port in p.ports.values_mut() {
+            for r in port.security_group_rules.iter_mut().filter(|r| r.remote_group_id.as_deref() == Some(&m.group_id))
+            {
+                r.remote_group_ips = if r.ethertype == "IPv6" { m.ipv6.clone() } else { m.ipv4.clone() };
+                used = true;
+            }
+        }
+        if let (true, Some(fw)) = (used, &self.firewall) {
+            fw.set_group_members(&m.group_id, "IPv4", &m.ipv4).await?;
+            fw.set_group_members(&m.group_id, "IPv6", &m.ipv6).await?;
+        }
+        Ok(())
+    }
+
     async fn port_unbound(&self, p: &mut Plane, m: &PortUnbound) -> anyhow::Result<()> {
         if let Some(fw) = &self.firewall {
             fw.remove_port(&m.port_id).await?;
@@ -1054,6 +1072,12 @@ impl Handler for Serve {
                 let m: PortUnbound = env.decode()?;
                 let mut p = i.plane.lock().await;
                 i.port_unbound(&mut p, &m).await.map_err(failed)?;
+                Ok(Value::Null)
+            }
+            rpc::GroupMembers::NAME => {
+                let m: rpc::GroupMembers = env.decode()?;
+                let mut p = i.plane.lock().await;
+                i.group_members(&mut p, &m).await.map_err(failed)?;
                 Ok(Value::Null)
             }
             NetworkChanged::NAME => {
