@@ -66,6 +66,8 @@ pub const SERVER_RULES: &[(&str, &str)] = &[
     ("os_compute_api:os-console-auth-tokens", "rule:admin_api"),
     ("os_compute_api:os-admin-actions:reset_state", "rule:admin_api"),
     ("os_compute_api:os-admin-actions:inject_network_info", "rule:admin_api"),
+    ("os_compute_api:os-multinic:add", "rule:project_member_or_admin"),
+    ("os_compute_api:os-multinic:remove", "rule:project_member_or_admin"),
     ("os_compute_api:os-shelve:shelve", "rule:project_member_or_admin"),
     ("os_compute_api:os-shelve:unshelve", "rule:project_member_or_admin"),
     ("os_compute_api:os-shelve:shelve_offload", "rule:admin_api"),

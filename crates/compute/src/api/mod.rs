@@ -20,6 +20,7 @@ pub mod floating_ips;
 pub mod image_metadata;
 pub mod images;
 pub mod instance_actions;
+pub mod multinic;
 pub mod network_proxy;
 pub mod networks;
 pub mod remote_consoles;

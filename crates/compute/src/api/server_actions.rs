@@ -255,6 +255,8 @@ async fn action(
         }
         "addFloatingIp" => super::floating_ips::add_floating_ip(svc, ctx, mv, &inst, arg).await,
         "removeFloatingIp" => super::floating_ips::remove_floating_ip(svc, ctx, mv, &inst, arg).await,
+        "addFixedIp" => super::multinic::add_fixed_ip(svc, ctx, mv, &inst, arg).await,
+        "removeFixedIp" => super::multinic::remove_fixed_ip(svc, ctx, mv, &inst, arg).await,
         "addSecurityGroup" => super::security_groups::add_security_group(svc, ctx, &inst, arg).await,
         "removeSecurityGroup" => super::security_groups::remove_security_group(svc, ctx, &inst, arg).await,
         other => Err(bad(format!("There is no such action: {other}"))),
