@@ -166,6 +166,23 @@ struct Plane {
     fips: BTreeMap<String, FloatingIpChanged>,
     /// Floating IPs told deleted (ids are never reused: a late notice is ignored).
     gone: BTreeSet<String>,
+    /// Routers told deleted, likewise: notices are handled side by side, so the
+    /// update of a router's last change can come after its deletion, and must
+    /// not make its namespace again (its gateway address, handed out anew as a
+    /// floating IP, would answer there).
+    routers_gone: BTreeSet<String>,
+}
+
+impl Plane {
+    /// Whether to apply a router notice: not an update of a router told
+    /// deleted before (a late one); a deletion is remembered.
+    fn admit_router(&mut self, m: &RouterUpdated) -> bool {
+        if m.deleted {
+            self.routers_gone.insert(m.router_id.clone());
+            return true;
+        }
+        !self.routers_gone.contains(&m.router_id)
+    }
 }
 
 struct Inner {
@@ -669,6 +686,10 @@ impl Inner {
     /// A router as the service says it is now.
     async fn router_updated(&self, p: &mut Plane, m: RouterUpdated) -> anyhow::Result<()> {
         let ns = self.router_ns(&m.router_id);
+        if !p.admit_router(&m) {
+            tracing::debug!(router_id = %m.router_id, "update of a deleted router ignored");
+            return Ok(());
+        }
         if m.deleted {
             let old = p.routers.remove(&m.router_id);
             self.stop_proxy(&ns);
@@ -1106,6 +1127,18 @@ impl Handler for Serve {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_update_of_a_deleted_router_is_ignored() {
+        let mut p = Plane::default();
+        let update = RouterUpdated { router_id: "r1".into(), ..Default::default() };
+        let deleted = RouterUpdated { router_id: "r1".into(), deleted: true, ..Default::default() };
+        assert!(p.admit_router(&update));
+        assert!(p.admit_router(&deleted));
+        assert!(!p.admit_router(&update), "the router's last change, handled after its deletion");
+        assert!(p.admit_router(&deleted), "deleting again is harmless");
+        assert!(p.admit_router(&RouterUpdated { router_id: "r2".into(), ..Default::default() }));
+    }
 
     #[test]
     fn the_external_range_must_not_cover_what_the_host_needs() {
