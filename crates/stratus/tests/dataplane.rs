@@ -217,7 +217,6 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let mut guard_ = Cleanup { dir: dir.clone(), env: env.clone(), up: None };
-    let before: Vec<String> = namespaces();
 
     let key = dir.join("key");
     assert!(
@@ -266,6 +265,9 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     let flavor = flavors["flavors"].as_array().unwrap().iter().find(|f| f["name"] == "m1.tiny").unwrap()["id"].clone();
     let private = api.get(&format!("{neutron}/networks?name=private")).await["networks"][0].clone();
     let public = api.get(&format!("{neutron}/networks?name=public")).await["networks"][0]["id"].clone();
+    let router =
+        api.get(&format!("{neutron}/routers?name=router1")).await["routers"][0]["id"].as_str().unwrap().to_string();
+    assert!(namespaces().contains(&format!("qrouter-{router}")), "the router's namespace");
     api.post(&format!("{nova}/os-keypairs"), json!({"keypair": {"name": "k", "public_key": public_key}})).await;
     let project = private["project_id"].as_str().unwrap().to_string();
     let sg = api.get(&format!("{neutron}/security-groups?name=default&project_id={project}")).await["security_groups"]
@@ -446,8 +448,9 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     let _ = c.wait();
     let out = stratus(&dir, &env).arg("down").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let left: Vec<String> =
-        namespaces().into_iter().filter(|n| !before.contains(n)).filter(|n| n.starts_with('q')).collect();
+    // this cloud's: its router's and its network's (other clouds on the machine may make theirs meanwhile)
+    let ours = [format!("qrouter-{router}"), format!("qdhcp-{}", private["id"].as_str().unwrap())];
+    let left: Vec<String> = namespaces().into_iter().filter(|n| ours.contains(n)).collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
     let bridge = format!("brq{}", private["id"].as_str().unwrap().chars().take(11).collect::<String>());
     assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "{bridge} left");
