@@ -71,6 +71,8 @@ use std::process::Stdio;
 use anyhow::{Context, Result, anyhow, bail};
 use ipnet::IpNet;
 use serde_json::{Value, json};
+// IP protocol names Neutron accepts, with their numbers: the API's own table
+use stratus_network::model::security_group_rules::PROTOCOLS;
 use stratus_network::rpc::{PortBound, SecurityGroupRule};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -115,33 +117,6 @@ const ICMPV6_INGRESS: [u8; 4] = [130, 134, 135, 136];
 const ICMPV6_UNSPECIFIED: [u8; 3] = [131, 135, 143];
 const ICMPV6_ROUTER_ADVERTISEMENT: u8 = 134;
 
-/// IP protocol names Neutron accepts, with their numbers.
-const PROTOCOLS: [(&str, u8); 24] = [
-    ("ah", 51),
-    ("dccp", 33),
-    ("egp", 8),
-    ("esp", 50),
-    ("gre", 47),
-    ("hopopt", 0),
-    ("icmp", 1),
-    ("icmpv6", 58),
-    ("igmp", 2),
-    ("ipip", 4),
-    ("ipv6-encap", 41),
-    ("ipv6-frag", 44),
-    ("ipv6-icmp", 58),
-    ("ipv6-nonxt", 59),
-    ("ipv6-opts", 60),
-    ("ipv6-route", 43),
-    ("ospf", 89),
-    ("pgm", 113),
-    ("rsvp", 46),
-    ("sctp", 132),
-    ("tcp", 6),
-    ("udp", 17),
-    ("udplite", 136),
-    ("vrrp", 112),
-];
 /// Protocols with ports at the usual place (port ranges apply to them).
 const PORT_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
 
