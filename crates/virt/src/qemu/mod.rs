@@ -105,8 +105,10 @@ const DEFAULT_CMDLINE: &str = "console=ttyS0";
 /// How often the ACPI power button is pressed while a guest shuts down.
 const ACPI_RETRY: Duration = Duration::from_secs(2);
 /// How long a guest may take to release a hot-unplugged device, and how
-/// often it is asked again meanwhile.
-const UNPLUG_TIMEOUT: Duration = Duration::from_secs(60);
+/// often it is asked again meanwhile. A guest still booting under TCG on a
+/// busy host (two Tempest workers) can take over a minute to reach ACPI;
+/// Tempest waits 120 s for a detach, Nova's libvirt driver up to 160 s.
+const UNPLUG_TIMEOUT: Duration = Duration::from_secs(110);
 const UNPLUG_RETRY: Duration = Duration::from_secs(3);
 /// TCG's translation cache per guest in MiB (QEMU's default is 1 GiB).
 const TCG_TB_SIZE_MB: u32 = 64;
