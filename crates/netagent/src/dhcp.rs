@@ -142,6 +142,13 @@ pub fn arguments(info: &NetworkInfo, dir: &Path, iface: &str) -> Vec<String> {
         "--bind-interfaces".into(),
         "--dhcp-authoritative".into(),
         "--dhcp-broadcast".into(),
+        // dnsmasq reads its hosts and options files after dropping to user
+        // nobody, and they live in the agent's state dir under the cloud's
+        // data dir, which is private (0700: keys, the database); as nobody it
+        // could not read them and would answer no guest ("no address
+        // available"). It stays root, confined to its namespace.
+        "--user=root".into(),
+        format!("--log-facility={}", d(dir.join("log"))),
     ];
     for s in info.subnets.iter().filter(|s| s.enable_dhcp) {
         let Ok(net) = s.cidr.parse::<ipnet::IpNet>() else { continue };
@@ -330,5 +337,7 @@ mod tests {
         assert!(a.contains(&"--dhcp-range=set:subnet-s1,198.18.1.0,static,255.255.255.0,86400s".to_string()));
         assert!(a.contains(&"--interface=ns-x".to_string()));
         assert!(a.contains(&"--dhcp-hostsfile=/d/host".to_string()));
+        // the files are in a private dir: dnsmasq must not drop to nobody
+        assert!(a.contains(&"--user=root".to_string()));
     }
 }
