@@ -142,11 +142,12 @@ pub fn arguments(info: &NetworkInfo, dir: &Path, iface: &str) -> Vec<String> {
         "--bind-interfaces".into(),
         "--dhcp-authoritative".into(),
         "--dhcp-broadcast".into(),
-        // dnsmasq reads its hosts and options files after dropping to user
-        // nobody, and they live in the agent's state dir under the cloud's
-        // data dir, which is private (0700: keys, the database); as nobody it
-        // could not read them and would answer no guest ("no address
-        // available"). It stays root, confined to its namespace.
+        // dnsmasq re-reads its hosts and options files on SIGHUP after it has
+        // dropped to user nobody, and they live in the agent's state dir under
+        // the cloud's data dir, which may sit under a private directory (a
+        // 0700 work dir, /root); as nobody it could not read them and answered
+        // every guest added after its start "no address available". It stays
+        // root, confined to its namespace.
         "--user=root".into(),
         format!("--log-facility={}", d(dir.join("log"))),
     ];
