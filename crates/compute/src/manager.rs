@@ -664,6 +664,7 @@ impl ComputeHost {
                 mac_address: m.vif.mac.clone(),
                 tag: m.vif.tag.clone(),
                 ips: m.vif.ips.iter().map(|(a, _)| a.clone()).collect(),
+                mtu: m.vif.mtu,
             };
             self.driver.attach_interface(id, &iface).await?;
             let vif = m.vif.clone();
@@ -1101,6 +1102,7 @@ pub fn guest_spec(inst: &Instance, default_zone: &str) -> GuestSpec {
             mac_address: v.mac,
             tag: v.tag,
             ips: v.ips.into_iter().map(|(a, _)| a).collect(),
+            mtu: v.mtu,
         })
         .collect();
     GuestSpec {

@@ -51,6 +51,9 @@ pub struct Vif {
     /// The device tag asked for (shown from microversion 2.70).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The network's MTU (the tap's, as os-vif sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 /// Why a create's networks were refused (status, message), in Nova's words.
@@ -206,9 +209,12 @@ impl Networking {
     /// A port as the server's network info keeps it (with its network's name).
     async fn vif_of(&self, token: &str, port: &Value, preserve: bool, tag: Option<String>) -> anyhow::Result<Vif> {
         let net_id = port["network_id"].as_str().unwrap_or_default().to_string();
-        let net_name = match self.client.network(token, &net_id).await.map_err(failed)? {
-            Some(n) => n["name"].as_str().unwrap_or_default().to_string(),
-            None => String::new(),
+        let (net_name, mtu) = match self.client.network(token, &net_id).await.map_err(failed)? {
+            Some(n) => (
+                n["name"].as_str().unwrap_or_default().to_string(),
+                n["mtu"].as_u64().and_then(|m| u32::try_from(m).ok()).filter(|m| *m >= 68),
+            ),
+            None => (String::new(), None),
         };
         Ok(Vif {
             port_id: port["id"].as_str().unwrap_or_default().to_string(),
@@ -224,6 +230,7 @@ impl Networking {
                 .collect(),
             preserve,
             tag,
+            mtu,
         })
     }
 
@@ -602,6 +609,7 @@ mod tests {
                 ips: vec![("10.0.0.5".into(), 4), ("fd00::5".into(), 6)],
                 preserve: false,
                 tag: None,
+                mtu: None,
             },
             Vif {
                 port_id: "p2".into(),

@@ -232,6 +232,11 @@ pub struct NetworkAgentConfig {
     /// `physnet:bridge` pairs: flat networks on `physnet` use that bridge
     /// (the external network's bridge holds its gateway address).
     pub bridge_mappings: Vec<String>,
+    /// `physnet:interface` pairs (Neutron's `physical_interface_mappings`):
+    /// a flat network on `physnet` puts the interface into its bridge, a VLAN
+    /// network the interface's 802.1Q device `<interface>.<vid>`. Empty by
+    /// default: a mapped interface carries tenant frames off the machine.
+    pub physical_interface_mappings: Vec<String>,
     /// The dnsmasq binary.
     pub dnsmasq: String,
     /// The nftables tables of the security groups (`bridge` and `inet`): one
@@ -246,6 +251,7 @@ impl Default for NetworkAgentConfig {
             driver: "auto".into(),
             local_ip: String::new(),
             bridge_mappings: vec!["public:br-ex".into()],
+            physical_interface_mappings: Vec::new(),
             dnsmasq: "dnsmasq".into(),
             firewall_table: "stratus-sg".into(),
         }

@@ -48,6 +48,11 @@ pub struct AgentOptions {
     pub local_ip: Option<Ipv4Addr>,
     /// Physical network -> bridge (`public` -> `br-ex`).
     pub bridge_mappings: BTreeMap<String, String>,
+    /// Physical network -> interface (Neutron's
+    /// `physical_interface_mappings`): a flat network on it puts the
+    /// interface itself into the network's bridge, a VLAN network its
+    /// 802.1Q device `<interface>.<vid>`.
+    pub interface_mappings: BTreeMap<String, String>,
     /// dnsmasq's files, per network.
     pub state_dir: PathBuf,
     pub dnsmasq: String,
@@ -71,6 +76,7 @@ impl Default for AgentOptions {
             availability_zone: "nova".into(),
             local_ip: None,
             bridge_mappings: BTreeMap::from([("public".to_string(), "br-ex".to_string())]),
+            interface_mappings: BTreeMap::new(),
             state_dir: std::env::temp_dir().join("stratus-netagent"),
             dnsmasq: "dnsmasq".into(),
             firewall_table: Some(crate::sg::DEFAULT_TABLE.into()),
@@ -149,6 +155,11 @@ pub fn router_namespace(router: &str) -> String {
 fn vxlan_name(vni: i64) -> String {
     format!("vxlan-{vni}")
 }
+/// The 802.1Q device of VLAN `vid` on `parent` (Neutron's naming; a parent
+/// of at most 10 characters keeps it within 15).
+pub fn vlan_name(parent: &str, vid: i64) -> String {
+    format!("{parent}.{vid}")
+}
 
 #[derive(Default)]
 struct Net {
@@ -156,6 +167,10 @@ struct Net {
     dnsmasq: Option<Dnsmasq>,
     /// Peers whose flood entries are written.
     peers: BTreeSet<String>,
+    /// Forwarding entries of the other hosts' ports (MAC, tunnel endpoint).
+    fdb: BTreeSet<(String, String)>,
+    /// Neighbour entries the VXLAN device answers with (address, MAC).
+    arp: BTreeSet<(String, String)>,
 }
 
 #[derive(Default)]
@@ -451,10 +466,12 @@ impl Inner {
         Ok(self.bus.call(rpc::PLUGIN, &m, &req(), Duration::from_secs(30)).await?)
     }
 
-    /// The bridge of a segment on this host (made, with its tunnel, when missing).
+    /// The bridge of a segment on this host (made, with its tunnel or its
+    /// physical interface, when missing).
     async fn ensure_segment(&self, seg: &Segment) -> anyhow::Result<(String, u32)> {
+        let physnet = &seg.physical_network;
         if seg.network_type == "flat"
-            && let Some(b) = self.opts.bridge_mappings.get(&seg.physical_network)
+            && let Some(b) = self.opts.bridge_mappings.get(physnet)
         {
             let idx = self.root.ensure_bridge(b, None).await?;
             return Ok((b.clone(), idx));
@@ -463,31 +480,100 @@ impl Inner {
         let mtu = u32::try_from(seg.mtu).ok().filter(|m| *m >= 68);
         self.own(&br, true);
         let idx = self.root.ensure_bridge(&br, mtu).await?;
-        if seg.network_type == "vxlan"
-            && let (Some(local), Some(vni)) = (self.opts.local_ip, seg.segmentation_id)
-        {
-            let vx = vxlan_name(vni);
-            self.own(&vx, true);
-            self.root.ensure_vxlan(&vx, vni as u32, local, mtu).await?;
-            self.root.set_up(&vx, Some(idx), None).await?;
+        match seg.network_type.as_str() {
+            "vxlan" => {
+                if let (Some(local), Some(vni)) = (self.opts.local_ip, seg.segmentation_id) {
+                    let vx = vxlan_name(vni);
+                    self.own(&vx, true);
+                    self.root.ensure_vxlan(&vx, vni as u32, local, mtu).await?;
+                    self.root.set_up(&vx, Some(idx), None).await?;
+                }
+            }
+            "vlan" => {
+                // on a mapped interface, or on a mapped bridge (as Neutron's
+                // Linux bridge agent does both)
+                let parent = self.opts.interface_mappings.get(physnet).or(self.opts.bridge_mappings.get(physnet));
+                let vid = seg.segmentation_id.and_then(|v| u16::try_from(v).ok()).filter(|v| (1..4095).contains(v));
+                match (parent, vid) {
+                    (Some(parent), Some(vid)) => {
+                        if self.opts.bridge_mappings.get(physnet) == Some(parent) {
+                            self.root.ensure_bridge(parent, None).await?;
+                        }
+                        let dev = vlan_name(parent, i64::from(vid));
+                        self.own(&dev, true);
+                        self.root.ensure_vlan(&dev, parent, vid).await?;
+                        self.root.set_up(&dev, Some(idx), mtu).await?;
+                    }
+                    _ => tracing::warn!(
+                        network_id = %seg.network_id, %physnet, vid = ?seg.segmentation_id,
+                        "VLAN network on a physical network this host does not map: its ports reach only this host"
+                    ),
+                }
+            }
+            "flat" => match self.opts.interface_mappings.get(physnet) {
+                Some(iface) => self.root.set_up(iface, Some(idx), None).await?,
+                None => tracing::warn!(
+                    network_id = %seg.network_id, %physnet,
+                    "flat network on a physical network this host does not map: its ports reach only this host"
+                ),
+            },
+            _ => {}
         }
         Ok((br, idx))
     }
 
-    /// Write the flood entries to the network's peers.
-    async fn set_peers(&self, net: &mut Net, seg: &Segment, peers: &[String]) -> anyhow::Result<()> {
+    /// The network's tunnel in step with `info` (the l2population idea):
+    /// flood entries to the other hosts with ports on it, a forwarding entry
+    /// per port of another host to that host, and a neighbour entry per
+    /// address of those ports, which the device answers ARP with; entries of
+    /// ports and hosts that left go.
+    async fn set_tunnel(&self, net: &mut Net, info: &NetworkInfo) -> anyhow::Result<()> {
+        let seg = &info.segment;
         let (Some(_), Some(vni)) = (self.opts.local_ip, seg.segmentation_id) else { return Ok(()) };
         if seg.network_type != "vxlan" {
             return Ok(());
         }
         let vx = vxlan_name(vni);
-        for p in peers {
-            if net.peers.contains(p) {
+        let peers: BTreeSet<String> =
+            info.tunnel_peers.iter().filter(|p| p.parse::<Ipv4Addr>().is_ok()).cloned().collect();
+        let mut fdb = BTreeSet::new();
+        let mut arp = BTreeSet::new();
+        for port in info.ports.iter().filter(|x| x.host != self.opts.host) {
+            let Some(dst) = info.host_tunnels.get(&port.host) else { continue };
+            if kernel::parse_mac(&port.mac_address).is_err() {
                 continue;
             }
-            let Ok(ip) = p.parse::<Ipv4Addr>() else { continue };
-            self.root.fdb_append(&vx, [0; 6], ip).await?;
+            fdb.insert((port.mac_address.clone(), dst.clone()));
+            for ip in &port.fixed_ips {
+                arp.insert((ip.ip_address.clone(), port.mac_address.clone()));
+            }
+        }
+        for p in peers.difference(&net.peers.clone()) {
+            self.root.fdb_append(&vx, [0; 6], p.parse()?).await?;
             net.peers.insert(p.clone());
+        }
+        for p in net.peers.difference(&peers).cloned().collect::<Vec<_>>() {
+            self.root.fdb_delete(&vx, [0; 6], p.parse()?).await?;
+            net.peers.remove(&p);
+        }
+        for (mac, dst) in net.fdb.difference(&fdb).cloned().collect::<Vec<_>>() {
+            self.root.fdb_delete(&vx, kernel::parse_mac(&mac)?, dst.parse()?).await?;
+            net.fdb.remove(&(mac, dst));
+        }
+        for (mac, dst) in fdb.difference(&net.fdb.clone()) {
+            self.root.fdb_append(&vx, kernel::parse_mac(mac)?, dst.parse()?).await?;
+            net.fdb.insert((mac.clone(), dst.clone()));
+        }
+        for (ip, mac) in net.arp.difference(&arp).cloned().collect::<Vec<_>>() {
+            // an address that only changed its MAC is replaced below
+            if !arp.iter().any(|(i, _)| *i == ip) {
+                self.root.neigh_delete(&vx, ip.parse()?).await?;
+            }
+            net.arp.remove(&(ip, mac));
+        }
+        for (ip, mac) in arp.difference(&net.arp.clone()) {
+            self.root.neigh_replace(&vx, ip.parse()?, kernel::parse_mac(mac)?).await?;
+            net.arp.insert((ip.clone(), mac.clone()));
         }
         Ok(())
     }
@@ -572,7 +658,7 @@ impl Inner {
         }
         let net = p.nets.entry(network_id.to_string()).or_default();
         self.ensure_segment(&info.segment).await?;
-        self.set_peers(net, &info.segment, &info.tunnel_peers).await?;
+        self.set_tunnel(net, &info).await?;
         if serves_dhcp {
             self.ensure_dhcp(net, &info).await?;
         }
@@ -606,8 +692,12 @@ impl Inner {
         let Some(b) = self.root.link(br).await? else { return Ok(()) };
         let links = self.root.links().await?;
         let ports: Vec<&kernel::Link> = links.iter().filter(|l| l.master == Some(b.index)).collect();
-        if ports.iter().all(|l| l.name.starts_with("vxlan-")) {
-            for l in ports {
+        // the network's own uplinks: its tunnel, its VLAN device, a mapped
+        // physical interface (released, not removed, with the bridge)
+        let physical = |l: &kernel::Link| self.opts.interface_mappings.values().any(|i| i == &l.name);
+        let made = |l: &kernel::Link| l.name.starts_with("vxlan-") || (l.kind == "vlan" && self.owns(&l.name));
+        if ports.iter().all(|l| made(l) || physical(l)) {
+            for l in ports.into_iter().filter(|l| made(l)) {
                 self.remove_link(&l.name).await?;
             }
             self.remove_link(br).await?;
@@ -835,12 +925,17 @@ impl Inner {
     async fn program_nat(&self, p: &Plane, router_id: &str) -> anyhow::Result<()> {
         let Some(r) = p.routers.get(router_id) else { return Ok(()) };
         let ns = self.router_ns(router_id);
-        let fips: Vec<(&String, FloatingNat)> = p
-            .fips
-            .iter()
-            .filter(|(_, f)| f.router_id.as_deref() == Some(router_id))
-            .filter_map(|(id, f)| {
-                Some((id, FloatingNat { floating: f.floating_ip_address.clone(), fixed: f.fixed_ip_address.clone()? }))
+        let mine = || p.fips.values().filter(|f| f.router_id.as_deref() == Some(router_id));
+        let list: Vec<FloatingNat> = mine()
+            .filter_map(|f| {
+                Some(FloatingNat { floating: f.floating_ip_address.clone(), fixed: f.fixed_ip_address.clone()? })
+            })
+            .collect();
+        let forwards: Vec<nat::Forward> = mine()
+            .flat_map(|f| {
+                f.port_forwardings
+                    .iter()
+                    .map(|fwd| nat::Forward { floating: f.floating_ip_address.clone(), fwd: fwd.clone() })
             })
             .collect();
         let gw_dev = r.gateway.as_ref().map(|g| format!("qg-{}", short(&g.port_id)));
@@ -849,8 +944,8 @@ impl Inner {
             .as_ref()
             .and_then(|g| g.fixed_ips.iter().find(|f| !f.ip_address.contains(':')))
             .map(|f| f.ip_address.clone());
-        let list: Vec<FloatingNat> = fips.iter().map(|(_, f)| f.clone()).collect();
-        nat::apply(Some(&ns), &nat::router_nat(gw_dev.as_deref(), gw_ip.as_deref(), r.enable_snat, &list)).await?;
+        let doc = nat::router_nat(gw_dev.as_deref(), gw_ip.as_deref(), r.enable_snat, &list, &forwards);
+        nat::apply(Some(&ns), &doc).await?;
         if let (Some(dev), Some(g)) = (&gw_dev, &r.gateway) {
             let nsl = Netlink::in_namespace(&ns).await?;
             let mut want = Vec::new();
@@ -860,12 +955,20 @@ impl Inner {
                     want.push((ip, len));
                 }
             }
-            for f in &list {
-                if let Ok(ip) = f.floating.parse::<IpAddr>() {
+            let floating: BTreeSet<&str> =
+                list.iter().map(|f| f.floating.as_str()).chain(forwards.iter().map(|f| f.floating.as_str())).collect();
+            for f in floating {
+                if let Ok(ip) = f.parse::<IpAddr>() {
                     want.push((ip, 32));
                 }
             }
+            let had = nsl.addresses(dev).await?;
             nsl.set_addresses(dev, &want).await?;
+            for (ip, _) in want.iter().filter(|a| !had.contains(a)) {
+                if let IpAddr::V4(v4) = ip {
+                    nat::announce(&ns, dev, *v4);
+                }
+            }
         }
         Ok(())
     }
@@ -875,7 +978,9 @@ impl Inner {
             p.gone.insert(m.floating_ip_id.clone());
         }
         let old = p.fips.remove(&m.floating_ip_id);
-        let active = !m.deleted && m.fixed_ip_address.is_some() && !p.gone.contains(&m.floating_ip_id);
+        let active = !m.deleted
+            && (m.fixed_ip_address.is_some() || !m.port_forwardings.is_empty())
+            && !p.gone.contains(&m.floating_ip_id);
         if active {
             p.fips.insert(m.floating_ip_id.clone(), m.clone());
         }

@@ -16,7 +16,7 @@ use anyhow::{Context, anyhow, bail};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::neighbour::NeighbourFlags;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVlan, LinkVxlan, RouteMessageBuilder};
 
 /// Where `ip netns` keeps named namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -161,14 +161,36 @@ impl Netlink {
     }
 
     /// A VXLAN device for `vni` from `local`, without learning (forwarding
-    /// entries are written for the known ports' hosts), proxying ARP.
+    /// entries are written for the known ports' hosts), answering ARP and
+    /// neighbour solicitations for them itself (`proxy`: from its neighbour
+    /// entries, which the agent writes, never over the tunnel).
     pub async fn ensure_vxlan(&self, name: &str, vni: u32, local: Ipv4Addr, mtu: Option<u32>) -> anyhow::Result<u32> {
         if self.link(name).await?.is_none() {
-            let mut m = LinkVxlan::new(name, vni).local(local).port(4789).learning(false);
+            let mut m = LinkVxlan::new(name, vni).local(local).port(4789).learning(false).proxy(true);
             if let Some(mtu) = mtu {
                 m = m.mtu(mtu);
             }
             self.add(name, m.build()).await?;
+        }
+        self.index(name).await
+    }
+
+    /// An 802.1Q device `name` of `parent` for `vid` (made when missing);
+    /// `parent` is brought up. Returns its index.
+    pub async fn ensure_vlan(&self, name: &str, parent: &str, vid: u16) -> anyhow::Result<u32> {
+        let base = self.index(parent).await.with_context(|| format!("the physical interface of VLAN {vid}"))?;
+        let up = LinkUnspec::new_with_index(base).up().build();
+        self.handle.link().set(up).execute().await.map_err(|e| anyhow!("link {parent} up: {e}"))?;
+        if self.link(name).await?.is_none() {
+            let m = LinkVlan::new(name, base, vid).build();
+            match self.handle.link().add(m).execute().await {
+                Ok(()) => {}
+                Err(e) if exists_err(&e) => {}
+                Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code() == -95 => {
+                    bail!("add link {name}: this kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q)")
+                }
+                Err(e) => bail!("add link {name}: {e}"),
+            }
         }
         self.index(name).await
     }
@@ -301,6 +323,62 @@ impl Netlink {
             }
         }
         Ok(())
+    }
+}
+
+impl Netlink {
+    /// Remove the forwarding entry `mac` -> `dst` of a VXLAN device (all
+    /// zeros: `dst` leaves the flood list); nothing when it is gone.
+    pub async fn fdb_delete(&self, vxlan: &str, mac: [u8; 6], dst: Ipv4Addr) -> anyhow::Result<()> {
+        use rtnetlink::packet_route::AddressFamily;
+        use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+        let Some(l) = self.link(vxlan).await? else { return Ok(()) };
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Bridge;
+        m.header.ifindex = l.index;
+        m.header.flags = NeighbourFlags::Own;
+        m.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
+        match self.handle.neighbours().del(m).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if missing_err(&e) => Ok(()),
+            Err(e) => Err(anyhow!("fdb {vxlan}: delete -> {dst}: {e}")),
+        }
+    }
+
+    /// A permanent neighbour entry `ip` -> `mac` on `dev` (what a proxying
+    /// VXLAN device answers ARP and neighbour solicitations with).
+    pub async fn neigh_replace(&self, dev: &str, ip: IpAddr, mac: [u8; 6]) -> anyhow::Result<()> {
+        use rtnetlink::packet_route::neighbour::NeighbourState;
+        let idx = self.index(dev).await?;
+        self.handle
+            .neighbours()
+            .add(idx, ip)
+            .link_layer_address(&mac)
+            .state(NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| anyhow!("neighbour {ip} on {dev}: {e}"))
+    }
+
+    /// Remove the neighbour entry of `ip` on `dev` (nothing when it is gone).
+    pub async fn neigh_delete(&self, dev: &str, ip: IpAddr) -> anyhow::Result<()> {
+        use rtnetlink::packet_route::AddressFamily;
+        use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+        let Some(l) = self.link(dev).await? else { return Ok(()) };
+        let mut m = NeighbourMessage::default();
+        m.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        m.header.ifindex = l.index;
+        m.attributes.push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+        match self.handle.neighbours().del(m).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if missing_err(&e) => Ok(()),
+            Err(e) => Err(anyhow!("neighbour {ip} on {dev}: delete: {e}")),
+        }
     }
 }
 

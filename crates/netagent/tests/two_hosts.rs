@@ -11,10 +11,18 @@
 //!   VXLAN; a guest of another tenant's network (same addresses) reaches
 //!   neither. Each host serves the network's DHCP from its own namespace.
 //!   Deleting ports and networks leaves nothing in either host.
+//! - Provider networks on mapped interfaces: a flat one puts a second wire
+//!   (`ph0`) into its bridge, a VLAN network tags on the underlay's wire
+//!   (`ul0.<vid>` in its bridge; only where the kernel has 802.1Q, else
+//!   that half says loudly it skipped); guests on both hosts ping each
+//!   other, no tunnel is made, and deleting them removes the VLAN device and
+//!   releases the wire.
+//! - A router's new address is announced by gratuitous ARP: a neighbour
+//!   that accepts them learns it unasked.
 //! - An agent restarted keeps the guests connected, and removes what was
 //!   deleted while it was down (security group chains, a network's bridge).
 //!
-//! Needs root, `ip`, `nft`, `conntrack`, `dnsmasq`, `ping`: without them it
+//! Needs root, `ip`, `nft`, `conntrack`, `dnsmasq`, `ping`, `arping`: without them it
 //! fails, unless STRATUS_SKIP_KERNEL_TESTS=1 (then it says loudly that it
 //! skipped). Every name carries the process id; a guard removes the
 //! namespaces (and with them every link and table made in them) and the
@@ -50,7 +58,8 @@ fn have(program: &str) -> bool {
 /// False (after a loud message) when the test may skip; panics when it may not.
 fn kernel_tests_possible() -> bool {
     let root = rustix::process::geteuid().is_root();
-    let missing: Vec<&str> = ["ip", "nft", "conntrack", "dnsmasq", "ping"].into_iter().filter(|p| !have(p)).collect();
+    let missing: Vec<&str> =
+        ["ip", "nft", "conntrack", "dnsmasq", "ping", "arping"].into_iter().filter(|p| !have(p)).collect();
     if root && missing.is_empty() {
         return true;
     }
@@ -60,7 +69,7 @@ fn kernel_tests_possible() -> bool {
         return false;
     }
     panic!(
-        "the two-host network test needs root, ip, nft, conntrack, dnsmasq and ping ({why}); STRATUS_SKIP_KERNEL_TESTS=1 skips it"
+        "the two-host network test needs root, ip, nft, conntrack, dnsmasq, ping and arping ({why}); STRATUS_SKIP_KERNEL_TESTS=1 skips it"
     );
 }
 
@@ -116,6 +125,7 @@ struct Lab {
 struct Guest {
     ns: String,
     ip: String,
+    mac: String,
     port: String,
     /// Its host's namespace and its tap there.
     host: String,
@@ -139,6 +149,9 @@ impl Lab {
             must(&["ip", "-n", h, "addr", "add", ip, "dev", "ul0"]);
             must(&["ip", "-n", h, "link", "set", "ul0", "up"]);
         }
+        // a second wire, with no address, for a flat provider network (VLAN
+        // networks tag on the underlay's wire)
+        must(&["ip", "link", "add", "ph0", "netns", &h1, "type", "veth", "peer", "name", "ph0", "netns", &h2]);
 
         let mut cloud = Cloud::start("sqlite", "sqlite::memory:").await;
         cloud.start_network().await;
@@ -155,6 +168,10 @@ impl Lab {
                 report_interval: Duration::from_secs(1),
                 local_ip: Some(ip.parse().unwrap()),
                 bridge_mappings: BTreeMap::new(),
+                interface_mappings: BTreeMap::from([
+                    ("vlan1".to_string(), "ul0".to_string()),
+                    ("flat1".to_string(), "ph0".to_string()),
+                ]),
                 state_dir: state.path().join(format!("h{}", i + 1)),
                 firewall_table: Some(format!("sg2h-{pid}-{}", i + 1)),
                 host_namespace: Some(ns.clone()),
@@ -238,7 +255,7 @@ impl Lab {
             assert!(Instant::now() < deadline, "port {port} never went ACTIVE: {p}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Guest { ns: g, ip: ip.to_string(), port, host: hns.clone(), tap }
+        Guest { ns: g, ip: ip.to_string(), mac, port, host: hns.clone(), tap }
     }
 
     /// The hypervisor unplugs the guest (its tap goes), then the port goes.
@@ -311,6 +328,21 @@ fn floods_to(ns: &str, vni: i64, peer: &str) -> bool {
     }
     let fdb: Value = serde_json::from_str(&must(&["bridge", "-j", "-n", ns, "fdb", "show", "dev", &dev])).unwrap();
     fdb.as_array().unwrap().iter().any(|e| e["mac"] == "00:00:00:00:00:00" && e["dst"].as_str() == Some(peer))
+}
+
+/// The VXLAN device of `vni` in host `ns` sends `mac` to `peer` (a
+/// forwarding entry of its own, not the flood list).
+fn forwards_to(ns: &str, vni: i64, mac: &str, peer: &str) -> bool {
+    let dev = format!("vxlan-{vni}");
+    let fdb: Value = serde_json::from_str(&must(&["bridge", "-j", "-n", ns, "fdb", "show", "dev", &dev])).unwrap();
+    fdb.as_array().unwrap().iter().any(|e| e["mac"] == mac && e["dst"].as_str() == Some(peer))
+}
+
+/// The VXLAN device of `vni` in host `ns` answers ARP for `ip` with `mac`.
+fn answers_arp(ns: &str, vni: i64, ip: &str, mac: &str) -> bool {
+    let dev = format!("vxlan-{vni}");
+    let n: Value = serde_json::from_str(&must(&["ip", "-j", "-n", ns, "neigh", "show", "dev", &dev])).unwrap();
+    n.as_array().unwrap().iter().any(|e| e["dst"] == ip && e["lladdr"].as_str() == Some(mac))
 }
 
 /// The running dnsmasq of a DHCP directory, if it runs in namespace `ns`.
@@ -391,6 +423,14 @@ async fn guests_of_a_network_on_two_hosts_talk_over_vxlan_and_other_tenants_do_n
     assert!(!reaches(&b1, &a1.ip, 2).await, "B reaches A on its own host");
     assert!(!reaches(&b1, &a2.ip, 2).await, "B reaches A on the other host");
     assert!(!ping(&a1, &b1.ip), "A reaches B");
+    // l2population: each host sends the other's guest straight to its host,
+    // and answers ARP for it without asking over the tunnel
+    let (h1_ip, h2_ip) = (lab.hosts[0].ip.clone(), lab.hosts[1].ip.clone());
+    assert!(forwards_to(lab.host(0), vni_a, &a2.mac, &h2_ip), "h1 has no forwarding entry for a2");
+    assert!(forwards_to(lab.host(1), vni_a, &a1.mac, &h1_ip), "h2 has no forwarding entry for a1");
+    assert!(answers_arp(lab.host(0), vni_a, &a2.ip, &a2.mac), "h1 does not answer ARP for a2");
+    assert!(answers_arp(lab.host(1), vni_a, &a1.ip, &a1.mac), "h2 does not answer ARP for a1");
+    assert!(!answers_arp(lab.host(0), vni_a, &a1.ip, &a1.mac), "h1 answers for its own guest over the tunnel");
 
     // DHCP: each host serves A from its own namespace, with both guests' leases
     for (i, h) in lab.hosts.iter().enumerate() {
@@ -421,8 +461,13 @@ async fn guests_of_a_network_on_two_hosts_talk_over_vxlan_and_other_tenants_do_n
         })
         .collect();
     assert_eq!(pids.len(), 2);
-    lab.delete_guest(&tok_a, &a1).await;
+    // a2 goes first: h1, which keeps a1, forgets a2's entries
     lab.delete_guest(&tok_a, &a2).await;
+    eventually("h1 forgets a2", 10, || {
+        !forwards_to(lab.host(0), vni_a, &a2.mac, &h2_ip) && !answers_arp(lab.host(0), vni_a, &a2.ip, &a2.mac)
+    })
+    .await;
+    lab.delete_guest(&tok_a, &a1).await;
     // B's guest is unplugged only after its port went: its bridge is not idle
     // when the agent drops the network, and goes with a later heartbeat
     lab.delete_port(&tok_b, &b1).await;
@@ -516,4 +561,138 @@ async fn a_restarted_agent_keeps_guests_connected_and_removes_what_went_while_it
     }
     let tag = lab.tag.clone();
     assert!(!stratus_netagent::kernel::namespaces().iter().any(|n| n.starts_with('q') && n.ends_with(&tag)));
+}
+
+/// The bridge `link` of host `ns` is a port of, if any.
+fn master_of(ns: &str, link: &str) -> Option<String> {
+    let out: Value = serde_json::from_str(&must(&["ip", "-j", "-d", "-n", ns, "link", "show", "dev", link])).unwrap();
+    out[0]["master"].as_str().map(str::to_string)
+}
+
+/// Whether this kernel makes 802.1Q devices (some are built without
+/// CONFIG_VLAN_8021Q; this project's CI machine is one).
+fn kernel_has_vlan(ns: &str) -> bool {
+    let ok = run(&["ip", "-n", ns, "link", "add", "link", "ul0", "name", "ul0.4094", "type", "vlan", "id", "4094"])
+        .status
+        .success();
+    if ok {
+        must(&["ip", "-n", ns, "link", "delete", "ul0.4094"]);
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_networks_join_hosts_over_their_mapped_interfaces() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let lab = Lab::new().await;
+    let admin = lab.admin.clone();
+    lab.allow_icmp(&admin).await;
+    let vlan = kernel_has_vlan(lab.host(0));
+    if !vlan {
+        eprintln!(
+            "!!!!!!!! this kernel has no 802.1Q support (CONFIG_VLAN_8021Q): the VLAN half of this test is \
+             SKIPPED, only the flat network is tested !!!!!!!!"
+        );
+    }
+    let provider = |name: &str, kind: &str, physnet: &str, vid: Option<i64>| {
+        let mut n =
+            json!({"network": {"name": name, "provider:network_type": kind, "provider:physical_network": physnet}});
+        if let Some(v) = vid {
+            n["network"]["provider:segmentation_id"] = json!(v);
+        }
+        n
+    };
+    let mut nets = Vec::new();
+    let n = lab.neutron(Method::POST, "/networks", &admin, Some(provider("f", "flat", "flat1", None))).await;
+    let net_f = n["network"]["id"].as_str().unwrap().to_string();
+    nets.push((net_f.clone(), "198.18.131"));
+    let mut net_v = None;
+    if vlan {
+        let n = lab.neutron(Method::POST, "/networks", &admin, Some(provider("v", "vlan", "vlan1", Some(212)))).await;
+        assert_eq!(n["network"]["provider:segmentation_id"], 212, "{n}");
+        let id = n["network"]["id"].as_str().unwrap().to_string();
+        nets.push((id.clone(), "198.18.130"));
+        net_v = Some(id);
+    }
+    let mut guests = Vec::new();
+    for (net, prefix) in &nets {
+        let body = json!({"subnet": {"network_id": net, "cidr": format!("{prefix}.0/24"), "ip_version": 4}});
+        lab.neutron(Method::POST, "/subnets", &admin, Some(body)).await;
+        let g1 = lab.guest(&admin, net, &format!("{prefix}.11"), 0, &format!("p{}1", &prefix[8..])).await;
+        let g2 = lab.guest(&admin, net, &format!("{prefix}.12"), 1, &format!("p{}2", &prefix[8..])).await;
+        guests.push((g1, g2));
+    }
+
+    let br_f = bridge_name(&net_f);
+    for i in 0..2 {
+        let h = lab.host(i);
+        assert_eq!(master_of(h, "ph0").as_deref(), Some(br_f.as_str()), "{h}: the flat wire");
+        if let Some(v) = &net_v {
+            assert_eq!(master_of(h, "ul0.212").as_deref(), Some(bridge_name(v).as_str()), "{h}: the VLAN device");
+        }
+        assert_eq!(master_of(h, "ul0"), None, "{h}: the underlay stays out of any bridge");
+        let tunnels: Vec<String> = links(h).into_iter().filter(|l| l.starts_with("vxlan-")).collect();
+        assert!(tunnels.is_empty(), "{h}: provider networks need no tunnel: {tunnels:?}");
+    }
+    for (g1, g2) in &guests {
+        assert!(reaches(g1, &g2.ip, 15).await, "{} on h1 cannot ping {} on h2", g1.ns, g2.ns);
+        assert!(reaches(g2, &g1.ip, 5).await, "{} on h2 cannot ping {} on h1", g2.ns, g1.ns);
+    }
+
+    for (g1, g2) in &guests {
+        lab.delete_guest(&admin, g1).await;
+        lab.delete_guest(&admin, g2).await;
+    }
+    for (net, _) in &nets {
+        lab.neutron(Method::DELETE, &format!("/networks/{net}"), &admin, None).await;
+    }
+    for i in 0..2 {
+        let h = lab.host(i).to_string();
+        let left = || -> Vec<String> {
+            links(&h).into_iter().filter(|l| l.starts_with("brq") || l.starts_with("ul0.")).collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !left().is_empty() {
+            assert!(Instant::now() < deadline, "{h} still holds {:?}", left());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(link_in(&h, "ph0") && link_in(&h, "ul0"), "{h}: a mapped interface was removed");
+        assert_eq!(master_of(&h, "ph0"), None, "{h}: the flat wire is still in a bridge");
+    }
+    drop(lab);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_floating_address_is_announced_by_gratuitous_arp() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let tag = format!("-{}", std::process::id());
+    let _guard = Guard { tag: tag.clone(), state_dirs: Vec::new() };
+    let (a, b) = (format!("garpa{tag}"), format!("garpb{tag}"));
+    for n in [&a, &b] {
+        must(&["ip", "netns", "add", n]);
+    }
+    must(&["ip", "link", "add", "qg-garp", "netns", &a, "type", "veth", "peer", "name", "nb0", "netns", &b]);
+    // the neighbour learns from unsolicited ARP (as a host's bridge does
+    // for addresses it already caches)
+    must(&["ip", "netns", "exec", &b, "sysctl", "-qw", "net.ipv4.conf.nb0.arp_accept=1"]);
+    must(&["ip", "-n", &a, "addr", "add", "198.18.140.1/24", "dev", "qg-garp"]);
+    must(&["ip", "-n", &a, "addr", "add", "198.18.140.77/32", "dev", "qg-garp"]);
+    must(&["ip", "-n", &b, "addr", "add", "198.18.140.2/24", "dev", "nb0"]);
+    must(&["ip", "-n", &a, "link", "set", "qg-garp", "up"]);
+    must(&["ip", "-n", &b, "link", "set", "nb0", "up"]);
+    let mac: Value = serde_json::from_str(&must(&["ip", "-j", "-n", &a, "link", "show", "dev", "qg-garp"])).unwrap();
+    let mac = mac[0]["address"].as_str().unwrap().to_string();
+    let learned = || {
+        let n: Value = serde_json::from_str(&must(&["ip", "-j", "-n", &b, "neigh", "show", "dev", "nb0"])).unwrap();
+        n.as_array().unwrap().iter().any(|e| e["dst"] == "198.18.140.77" && e["lladdr"].as_str() == Some(mac.as_str()))
+    };
+    // wait for the link to carry frames (IPv6 DAD and the like)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!learned(), "the neighbour knew the address before it was announced");
+    stratus_netagent::nat::announce(&a, "qg-garp", "198.18.140.77".parse().unwrap());
+    eventually("the neighbour learns the announced address", 10, learned).await;
 }

@@ -152,6 +152,33 @@ pub fn router_deleted(svc: &State, r: &Router) {
 /// told; when it moved to another router, the old router's agent is told it
 /// left.
 pub fn floating_ip_changed(svc: &State, before: Option<&FloatingIp>, after: &FloatingIp, deleted: bool) {
+    notify_floating_ip(svc, before, after, deleted, false)
+}
+
+/// The port forwardings of a floating IP changed (and with them, maybe, its
+/// router): its router's agent is told all of them.
+pub fn forwardings_changed(svc: &State, before: &FloatingIp, after: &FloatingIp) {
+    notify_floating_ip(svc, Some(before), after, false, true)
+}
+
+/// The forwardings of a floating IP as its agent programs them.
+pub async fn forwardings_of<C: ConnectionTrait>(conn: &C, fip: &str) -> Result<Vec<rpc::PortForwarding>> {
+    let port = |p: i64| u16::try_from(p).unwrap_or_default();
+    Ok(crate::store::port_forwardings::of_fips(conn, &[fip.to_string()])
+        .await?
+        .into_iter()
+        .map(|p| rpc::PortForwarding {
+            protocol: p.protocol,
+            internal_ip_address: p.internal_ip_address,
+            external_port_start: port(p.external_port_start),
+            external_port_end: port(p.external_port_end),
+            internal_port_start: port(p.internal_port_start),
+            internal_port_end: port(p.internal_port_end),
+        })
+        .collect())
+}
+
+fn notify_floating_ip(svc: &State, before: Option<&FloatingIp>, after: &FloatingIp, deleted: bool, force: bool) {
     let Some(bus) = svc.bus().cloned() else { return };
     let old_router = before.and_then(|b| b.router_id.clone()).filter(|r| Some(r) != after.router_id.as_ref());
     let same = before.is_some_and(|b| {
@@ -159,7 +186,7 @@ pub fn floating_ip_changed(svc: &State, before: Option<&FloatingIp>, after: &Flo
             && b.fixed_port_id == after.fixed_port_id
             && b.fixed_ip_address == after.fixed_ip_address
     });
-    if (same && !deleted) || (after.router_id.is_none() && old_router.is_none()) {
+    if (same && !deleted && !force) || (after.router_id.is_none() && old_router.is_none()) {
         return;
     }
     let (svc, after) = (svc.clone(), after.clone());
@@ -174,6 +201,7 @@ pub fn floating_ip_changed(svc: &State, before: Option<&FloatingIp>, after: &Flo
                     port_id: None,
                     fixed_ip_address: None,
                     deleted,
+                    port_forwardings: Vec::new(),
                 };
                 if let Some(r) = routers::get(&svc.db.read, &old).await?
                     && !r.l3_agent_host.is_empty()
@@ -194,6 +222,7 @@ pub fn floating_ip_changed(svc: &State, before: Option<&FloatingIp>, after: &Flo
                 port_id: after.fixed_port_id.clone(),
                 fixed_ip_address: after.fixed_ip_address.clone(),
                 deleted,
+                port_forwardings: if deleted { Vec::new() } else { forwardings_of(&svc.db.read, &after.id).await? },
             };
             bus.cast(&rpc::agent_topic(&host), &m, &request_id()).await?;
             Ok(())

@@ -219,7 +219,8 @@ pub async fn host_state(db: &Db, host: &str) -> Result<HostState> {
     for r in routers::on_host(conn, host).await? {
         st.routers.push(crate::l3::router_updated(conn, &r).await?);
         for f in floatingips::via_router(conn, &r.id).await? {
-            if f.fixed_ip_address.is_none() {
+            let port_forwardings = crate::l3::forwardings_of(conn, &f.id).await?;
+            if f.fixed_ip_address.is_none() && port_forwardings.is_empty() {
                 continue;
             }
             st.floating_ips.push(FloatingIpChanged {
@@ -229,6 +230,7 @@ pub async fn host_state(db: &Db, host: &str) -> Result<HostState> {
                 port_id: f.fixed_port_id,
                 fixed_ip_address: f.fixed_ip_address,
                 deleted: false,
+                port_forwardings,
             });
         }
     }
@@ -313,9 +315,11 @@ pub async fn network_info(db: &Db, base_mac: &str, m: &GetNetwork) -> Result<Net
     let peer_hosts: BTreeSet<&str> =
         ports.iter().map(|p| p.host.as_str()).filter(|h| !h.is_empty() && *h != m.host).collect();
     let mut tunnel_peers = Vec::new();
+    let mut host_tunnels = std::collections::BTreeMap::new();
     for h in peer_hosts {
         if let Some(ip) = agents::tunneling_ip(conn, h).await? {
-            tunnel_peers.push(ip);
+            tunnel_peers.push(ip.clone());
+            host_tunnels.insert(h.to_string(), ip);
         }
     }
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
@@ -339,6 +343,7 @@ pub async fn network_info(db: &Db, base_mac: &str, m: &GetNetwork) -> Result<Net
         ports,
         dhcp_port,
         tunnel_peers,
+        host_tunnels,
     })
 }
 

@@ -144,7 +144,8 @@ impl Message for RouterUpdated {
 }
 
 /// service -> `network-agent.<host>` (cast): a floating IP on a router hosted
-/// here was associated (`fixed_ip_address` set), disassociated or deleted.
+/// here was associated (`fixed_ip_address` set), disassociated, deleted, or
+/// its port forwardings changed (each message carries all of them).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct FloatingIpChanged {
     pub floating_ip_id: String,
@@ -154,6 +155,21 @@ pub struct FloatingIpChanged {
     pub fixed_ip_address: Option<String>,
     #[serde(default)]
     pub deleted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_forwardings: Vec<PortForwarding>,
+}
+
+/// A port forwarding of a floating IP: DNAT of `external` ports (a range:
+/// start = end for one) to the same number of `internal` ports of a fixed IP.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortForwarding {
+    /// `tcp`, `udp`, `sctp`
+    pub protocol: String,
+    pub internal_ip_address: String,
+    pub external_port_start: u16,
+    pub external_port_end: u16,
+    pub internal_port_start: u16,
+    pub internal_port_end: u16,
 }
 
 impl Message for FloatingIpChanged {
@@ -282,6 +298,10 @@ pub struct NetworkInfo {
     /// The tunnel endpoints of the other hosts with ports on the network.
     #[serde(default)]
     pub tunnel_peers: Vec<String>,
+    /// Those hosts' tunnel endpoints by host (where each port's frames go:
+    /// the l2population forwarding and ARP entries).
+    #[serde(default)]
+    pub host_tunnels: std::collections::BTreeMap<String, String>,
 }
 
 /// service -> `network-agent.<host>` (cast): the ports of a network with a

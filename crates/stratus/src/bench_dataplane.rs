@@ -79,6 +79,7 @@ impl Stub {
             ports: list,
             dhcp_port: Some(self.dhcp.clone()),
             tunnel_peers: Vec::new(),
+            host_tunnels: Default::default(),
         }
     }
 }
@@ -211,6 +212,7 @@ pub async fn run(b: DataplaneBench) -> anyhow::Result<()> {
         availability_zone: "nova".into(),
         local_ip: None,
         bridge_mappings: BTreeMap::new(),
+        interface_mappings: BTreeMap::new(),
         state_dir: state_dir.clone(),
         dnsmasq: "dnsmasq".into(),
         firewall_table: Some(format!("sgbench{pid}")),

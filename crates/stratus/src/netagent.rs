@@ -45,12 +45,32 @@ pub fn options(cfg: &Config, host: &str) -> anyhow::Result<AgentOptions> {
             .ok_or_else(|| anyhow::anyhow!("network.agent.bridge_mappings: '{m}' is not physnet:bridge"))?;
         bridge_mappings.insert(net.to_string(), br.to_string());
     }
+    let mut interface_mappings = std::collections::BTreeMap::new();
+    for m in &a.physical_interface_mappings {
+        // 10 characters leave room for a VLAN device's `.<vid>`
+        let (net, iface) = m.split_once(':').filter(|(n, i)| !n.is_empty() && !i.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("network.agent.physical_interface_mappings: '{m}' is not physnet:interface")
+        })?;
+        if iface.len() > 10 {
+            anyhow::bail!(
+                "network.agent.physical_interface_mappings: interface '{iface}' is longer than 10 characters \
+                 (its VLAN devices are named <interface>.<vid>, 15 characters at most)"
+            );
+        }
+        if bridge_mappings.contains_key(net) {
+            anyhow::bail!(
+                "network.agent: physical network '{net}' is in both bridge_mappings and physical_interface_mappings"
+            );
+        }
+        interface_mappings.insert(net.to_string(), iface.to_string());
+    }
     Ok(AgentOptions {
         host: host.to_string(),
         report_interval: Duration::from_secs(cfg.network.agent_report_interval.max(1)),
         availability_zone: cfg.network.agent_availability_zone.clone(),
         local_ip,
         bridge_mappings,
+        interface_mappings,
         state_dir: cfg.data_dir.join("netagent").join(host),
         dnsmasq: a.dnsmasq.clone(),
         firewall_table: Some(a.firewall_table.clone()).filter(|t| !t.is_empty()),

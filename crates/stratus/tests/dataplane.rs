@@ -3,9 +3,11 @@
 //! pair and SSH allowed in the default group, a server on `private`, a
 //! floating IP from `public`; then from the host, through the external bridge
 //! only: `ssh root@FIP hostname` prints the server's name; the guest got its
-//! address and MTU by DHCP and reaches the external gateway through SNAT;
-//! disassociating the floating IP cuts it (status DOWN); an agent restarted
-//! (the cloud stopped and started) keeps the guest reachable; `stratus down`
+//! address and MTU by DHCP (its tap has the network's MTU too) and reaches
+//! the external gateway through SNAT; an agent restarted (the cloud stopped
+//! and started) keeps the guest reachable; disassociating the floating IP
+//! cuts it (status DOWN); a port forwarding of another floating IP's port
+//! 2222 reaches the guest's SSH, and its deletion cuts it; `stratus down`
 //! leaves no namespace, bridge or dnsmasq of the cloud behind.
 //!
 //! Every send to a cloud address is checked first with `ip route get`: it
@@ -128,10 +130,15 @@ fn guard(ip: &str) {
 }
 
 fn ssh(key: &Path, ip: &str, cmd: &str, timeout: u32) -> std::process::Output {
+    ssh_port(key, ip, 22, cmd, timeout)
+}
+
+fn ssh_port(key: &Path, ip: &str, port: u16, cmd: &str, timeout: u32) -> std::process::Output {
     guard(ip);
     Command::new("ssh")
         .arg("-i")
         .arg(key)
+        .args(["-p", &port.to_string()])
         .args([
             "-o",
             "StrictHostKeyChecking=no",
@@ -345,6 +352,10 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     let o = ssh(&key, &fip_ip, "cat /sys/class/net/eth0/mtu; ip route | grep default", 5);
     let said = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(said.starts_with(&format!("{}\n", private["mtu"])), "MTU from DHCP: {said}");
+    // the tap too has the network's MTU
+    let tap = format!("tap{}", port["id"].as_str().unwrap().chars().take(11).collect::<String>());
+    let tap_mtu = std::fs::read_to_string(format!("/sys/class/net/{tap}/mtu")).unwrap();
+    assert_eq!(tap_mtu.trim(), private["mtu"].to_string(), "{tap}'s MTU");
     assert!(said.contains("default via 10.0.0.1"), "gateway from DHCP: {said}");
     // SNAT: the guest reaches the external network's gateway (the host's bridge address)
     let o = ssh(&key, &fip_ip, &format!("ping -c1 -W3 {EXTERNAL_GATEWAY}"), 5);
@@ -439,6 +450,44 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     .await;
     let o = ssh(&key, &fip_ip, "hostname", 3);
     assert!(!o.status.success(), "a disassociated floating IP still reaches the guest");
+
+    // a port forwarding (the port has no floating IP now): a second floating
+    // IP's port 2222 to the guest's SSH
+    let fip2 = api
+        .post(&format!("{neutron}/floatingips"), json!({"floatingip": {"floating_network_id": public}}))
+        .await["floatingip"]
+        .clone();
+    let (fip2_id, fip2_ip) =
+        (fip2["id"].as_str().unwrap().to_string(), fip2["floating_ip_address"].as_str().unwrap().to_string());
+    let pf = api
+        .post(
+            &format!("{neutron}/floatingips/{fip2_id}/port_forwardings"),
+            json!({"port_forwarding": {"protocol": "tcp", "internal_ip_address": fixed, "internal_port": 22,
+                "internal_port_id": port["id"], "external_port": 2222}}),
+        )
+        .await["port_forwarding"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = eventually("ssh -p 2222 root@FIP2 hostname", 30, || {
+        let o = ssh_port(&key, &fip2_ip, 2222, "hostname", 3);
+        async move { o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string()) }
+    })
+    .await;
+    assert_eq!(name, "vm1");
+    let o = ssh(&key, &fip2_ip, "hostname", 3);
+    assert!(!o.status.success(), "a port forwarding of 2222 let port 22 through");
+    let (s, _) = api
+        .call(reqwest::Method::DELETE, &format!("{neutron}/floatingips/{fip2_id}/port_forwardings/{pf}"), None)
+        .await;
+    assert_eq!(s, 204);
+    eventually("the port forwarding's removal to hold", 30, || {
+        let o = ssh_port(&key, &fip2_ip, 2222, "hostname", 2);
+        async move { (!o.status.success()).then_some(()) }
+    })
+    .await;
+    let (s, _) = api.call(reqwest::Method::DELETE, &format!("{neutron}/floatingips/{fip2_id}"), None).await;
+    assert_eq!(s, 204);
 
     // everything the cloud made goes with `stratus down`
     let (s, _) = api.call(reqwest::Method::DELETE, &format!("{nova}/servers/{uuid}"), None).await;

@@ -112,6 +112,9 @@ pub struct GuestInterface {
     /// The port's fixed addresses (the config drive's network data).
     #[serde(default)]
     pub ips: Vec<String>,
+    /// The network's MTU: the tap's (None: the kernel's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 /// A volume connected to a guest (a block storage attachment).

@@ -185,7 +185,7 @@ pub fn network_data(interfaces: &[GuestInterface]) -> Value {
             "id": link,
             "vif_id": i.port_id,
             "type": "bridge",
-            "mtu": null,
+            "mtu": i.mtu,
             "ethernet_mac_address": i.mac_address,
         }));
         let has_v6 = i.ips.iter().any(|ip| ip.contains(':'));

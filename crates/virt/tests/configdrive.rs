@@ -35,6 +35,7 @@ fn spec() -> GuestSpec {
                 mac_address: "fa:16:3e:00:00:01".into(),
                 tag: Some("frontend".into()),
                 ips: vec!["10.0.0.5".into(), "fd00::5".into()],
+                mtu: Some(1450),
             },
             GuestInterface {
                 port_id: PORT_B.into(),
@@ -42,6 +43,7 @@ fn spec() -> GuestSpec {
                 mac_address: "fa:16:3e:00:00:02".into(),
                 tag: None,
                 ips: vec!["192.168.1.7".into()],
+                mtu: None,
             },
         ],
         ..Default::default()
@@ -92,7 +94,7 @@ fn files_hold_nova_metadata() {
     assert_eq!(
         nd["links"],
         json!([
-            {"id": "tapa1b2c3d4e5f", "vif_id": PORT_A, "type": "bridge", "mtu": null,
+            {"id": "tapa1b2c3d4e5f", "vif_id": PORT_A, "type": "bridge", "mtu": 1450,
              "ethernet_mac_address": "fa:16:3e:00:00:01"},
             {"id": "tapb1b2c3d4e5f", "vif_id": PORT_B, "type": "bridge", "mtu": null,
              "ethernet_mac_address": "fa:16:3e:00:00:02"},

@@ -252,6 +252,7 @@ async fn volumes_and_interfaces_hot_plug() {
         port_id: port.clone(),
         network_id: "net".into(),
         mac_address: "fa:16:3e:00:00:01".into(),
+        mtu: Some(1450),
         ..Default::default()
     }];
     let id = s.uuid.clone();
@@ -259,6 +260,9 @@ async fn volumes_and_interfaces_hot_plug() {
     let tap = tap_name(&port);
     let master = std::fs::read_link(format!("/sys/class/net/{tap}/master")).unwrap();
     assert!(master.ends_with("br-stratus-t2"), "{tap} is on {master:?}");
+    // the network's MTU (a VXLAN network's 1450), as the guest's DHCP says
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{tap}/mtu")).unwrap();
+    assert_eq!(mtu.trim(), "1450", "{tap}'s MTU");
 
     // plugged and unplugged while the guest still boots (as Tempest does
     // right after ACTIVE): the unplug request is repeated until it is heard

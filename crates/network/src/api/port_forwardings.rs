@@ -282,24 +282,18 @@ async fn check<C: ConnectionTrait>(
 
 /// Run `pf` through [`check`], then write it (insert or update) with the
 /// floating IP's `router_id` and a bumped revision, retrying a lost race.
-async fn store_pf(
-    svc: &NetworkService,
-    ctx: &AuthContext,
-    fip: &str,
-    rule: &str,
-    pf: &PortForwarding,
-    new: bool,
-) -> Result<()> {
+async fn store_pf(svc: &State, ctx: &AuthContext, fip: &str, rule: &str, pf: &PortForwarding, new: bool) -> Result<()> {
     let retries = svc.cfg.network.allocation_retries.max(1);
     for _ in 0..=retries {
         let attempt = async {
             let txn = svc.db.write.begin().await?;
             let mut f = fip_for(&txn, svc, ctx, fip, rule).await?;
+            let before = f.clone();
             let router = check(&txn, svc, ctx, &f, pf).await?;
             f.router_id = Some(router);
             f.updated_at = st::now();
             if !floatingips::save(&txn, &f).await? {
-                return Ok(false);
+                return Ok(None);
             }
             if new {
                 store::insert(&txn, pf.clone()).await?;
@@ -307,11 +301,14 @@ async fn store_pf(
                 store::save(&txn, pf).await?;
             }
             txn.commit().await?;
-            Ok::<_, NetworkError>(true)
+            Ok::<_, NetworkError>(Some((before, f)))
         };
         match attempt.await {
-            Ok(true) => return Ok(()),
-            Ok(false) => continue,
+            Ok(Some((before, after))) => {
+                crate::l3::forwardings_changed(svc, &before, &after);
+                return Ok(());
+            }
+            Ok(None) => continue,
             Err(e) if routers::retryable(&e) => continue,
             Err(e) => return Err(e),
         }
@@ -434,6 +431,7 @@ async fn delete(
         let attempt = async {
             let txn = svc.db.write.begin().await?;
             let mut f = fip_for(&txn, &svc, &ctx, &fip, "delete_floatingip_port_forwarding").await?;
+            let before = f.clone();
             if store::get(&txn, &fip, &id).await?.is_none() || !store::delete(&txn, &id).await? {
                 return Err(pf_not_found(&id));
             }
@@ -442,14 +440,17 @@ async fn delete(
             }
             f.updated_at = st::now();
             if !floatingips::save(&txn, &f).await? {
-                return Ok(false);
+                return Ok(None);
             }
             txn.commit().await?;
-            Ok::<_, NetworkError>(true)
+            Ok::<_, NetworkError>(Some((before, f)))
         };
         match attempt.await {
-            Ok(true) => return Ok(no_content()),
-            Ok(false) => continue,
+            Ok(Some((before, after))) => {
+                crate::l3::forwardings_changed(&svc, &before, &after);
+                return Ok(no_content());
+            }
+            Ok(None) => continue,
             Err(e) if routers::retryable(&e) => continue,
             Err(e) => return Err(e),
         }

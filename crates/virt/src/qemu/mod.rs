@@ -346,7 +346,13 @@ impl QemuDriver {
         if !Path::new("/sys/class/net").join(&tap).exists() {
             run("ip", &["tuntap", "add", "dev", &tap, "mode", "tap"]).await?;
         }
-        run("ip", &["link", "set", &tap, "master", &br, "up"]).await?;
+        let mtu = iface.mtu.map(|m| m.to_string());
+        let mut args = vec!["link", "set", &tap, "master", &br];
+        if let Some(m) = &mtu {
+            args.extend(["mtu", m.as_str()]);
+        }
+        args.push("up");
+        run("ip", &args).await?;
         Ok(tap)
     }
 
