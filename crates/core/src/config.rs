@@ -239,6 +239,8 @@ pub struct NetworkAgentConfig {
     pub physical_interface_mappings: Vec<String>,
     /// The dnsmasq binary.
     pub dnsmasq: String,
+    /// The radvd binary (routers' IPv6 router advertisements).
+    pub radvd: String,
     /// The nftables tables of the security groups (`bridge` and `inet`): one
     /// per agent on a machine (a second cloud on the same machine, as a test
     /// makes, takes another).
@@ -253,6 +255,7 @@ impl Default for NetworkAgentConfig {
             bridge_mappings: vec!["public:br-ex".into()],
             physical_interface_mappings: Vec::new(),
             dnsmasq: "dnsmasq".into(),
+            radvd: "radvd".into(),
             firewall_table: "stratus-sg".into(),
         }
     }

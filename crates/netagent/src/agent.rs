@@ -56,6 +56,8 @@ pub struct AgentOptions {
     /// dnsmasq's files, per network.
     pub state_dir: PathBuf,
     pub dnsmasq: String,
+    /// The radvd binary (routers' IPv6 advertisements).
+    pub radvd: String,
     /// The nftables tables of the security groups (None: no filtering).
     pub firewall_table: Option<String>,
     /// The compute metadata API and the proxies' shared secret (None: no
@@ -79,6 +81,7 @@ impl Default for AgentOptions {
             interface_mappings: BTreeMap::new(),
             state_dir: std::env::temp_dir().join("stratus-netagent"),
             dnsmasq: "dnsmasq".into(),
+            radvd: "radvd".into(),
             firewall_table: Some(crate::sg::DEFAULT_TABLE.into()),
             metadata: None,
             host_namespace: None,
@@ -96,14 +99,12 @@ pub async fn teardown_host(
     mapped: &[String],
     firewall_table: Option<&str>,
 ) -> anyhow::Result<usize> {
-    if let Ok(d) = std::fs::read_dir(state_dir.join("dhcp")) {
-        for e in d.flatten() {
-            if let Some(pid) =
-                std::fs::read_to_string(e.path().join("pid")).ok().and_then(|s| s.trim().parse::<i32>().ok())
-                && let Some(p) = rustix::process::Pid::from_raw(pid)
-            {
-                let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
-            }
+    // dnsmasq (per network) and radvd (per router) left running
+    for e in ["dhcp", "ra"].iter().filter_map(|d| std::fs::read_dir(state_dir.join(d)).ok()).flatten().flatten() {
+        if let Some(pid) = std::fs::read_to_string(e.path().join("pid")).ok().and_then(|s| s.trim().parse::<i32>().ok())
+            && let Some(p) = rustix::process::Pid::from_raw(pid)
+        {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
         }
     }
     let owned: BTreeSet<String> =
@@ -186,6 +187,8 @@ struct Plane {
     /// not make its namespace again (its gateway address, handed out anew as a
     /// floating IP, would answer there).
     routers_gone: BTreeSet<String>,
+    /// The radvd of each router advertising IPv6 prefixes.
+    radvd: BTreeMap<String, crate::ra::Radvd>,
 }
 
 impl Plane {
@@ -316,6 +319,11 @@ impl Agent {
         self.inner.dhcp_ns(network)
     }
 
+    /// The name of `router`'s namespace on this host.
+    pub fn router_namespace(&self, router: &str) -> String {
+        self.inner.router_ns(router)
+    }
+
     /// Converge again (what a reconnect does).
     pub async fn sync(&self) -> anyhow::Result<()> {
         self.inner.sync().await
@@ -329,6 +337,9 @@ impl Agent {
             if let Some(d) = n.dnsmasq {
                 d.stop().await;
             }
+        }
+        for (_, r) in std::mem::take(&mut p.radvd) {
+            r.stop().await;
         }
         p.ports.clear();
         p.routers.clear();
@@ -782,6 +793,9 @@ impl Inner {
         }
         if m.deleted {
             let old = p.routers.remove(&m.router_id);
+            if let Some(r) = p.radvd.remove(&m.router_id) {
+                r.stop().await;
+            }
             self.stop_proxy(&ns);
             self.remove_namespace(&ns).await?;
             if let Some(old) = old {
@@ -799,11 +813,14 @@ impl Inner {
         let nsl = Netlink::in_namespace(&ns).await?;
         let old = p.routers.insert(m.router_id.clone(), m.clone());
         let mut keep = BTreeSet::new();
+        let mut adverts = Vec::new();
         for rp in &m.interfaces {
             let dev = format!("qr-{}", short(&rp.port_id));
             self.plug_router_port(&nsl, &ns, rp, &dev).await?;
+            adverts.extend(crate::ra::adverts(&dev, rp));
             keep.insert(dev);
         }
+        self.advertise(p, &m.router_id, &ns, adverts).await?;
         if let Some(gw) = &m.gateway {
             let dev = format!("qg-{}", short(&gw.port_id));
             self.plug_router_port(&nsl, &ns, gw, &dev).await?;
@@ -852,6 +869,33 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// A router's IPv6 advertisements in step with `adverts` (its radvd
+    /// started, told, or stopped when there are none).
+    async fn advertise(
+        &self,
+        p: &mut Plane,
+        router_id: &str,
+        ns: &str,
+        adverts: Vec<crate::ra::Advert>,
+    ) -> anyhow::Result<()> {
+        if adverts.is_empty() {
+            if let Some(r) = p.radvd.remove(router_id) {
+                r.stop().await;
+            }
+            return Ok(());
+        }
+        kernel::sysctl_in(ns, "net.ipv6.conf.all.forwarding", "1").await?;
+        match p.radvd.get_mut(router_id) {
+            Some(r) => r.reload(adverts).await,
+            None => {
+                let dir = self.opts.state_dir.join("ra").join(router_id);
+                let r = crate::ra::Radvd::start(&self.opts.radvd, ns, dir, adverts).await?;
+                p.radvd.insert(router_id.to_string(), r);
+                Ok(())
+            }
+        }
     }
 
     /// A router port: a veth, the namespace end `dev` with the port's

@@ -7,33 +7,19 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use stratus_network::rpc::{NetworkInfo, NetworkPort, SubnetInfo};
 
+use crate::supervise::{Supervised, signal};
+
 /// The metadata service's address, answered in DHCP and router namespaces.
 pub const METADATA_IP: &str = "169.254.169.254";
 
-/// A supervised dnsmasq.
+/// A supervised dnsmasq (dropped, it stops).
 pub struct Dnsmasq {
     pub dir: PathBuf,
-    pid: Arc<AtomicI32>,
-    stopped: Arc<AtomicBool>,
-    /// The supervisor (None once stopped).
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-/// A dropped supervisor (its agent stopped) stops, and its dnsmasq with it:
-/// it would otherwise go on restarting dnsmasq beside the next agent's.
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
+    process: Supervised,
 }
 
 /// The files of a network's dnsmasq under `dir`.
@@ -185,74 +171,28 @@ impl Dnsmasq {
         {
             signal(pid, rustix::process::Signal::TERM);
         }
-        let mut cmd = vec!["netns".to_string(), "exec".into(), ns.to_string(), binary.to_string()];
-        cmd.extend(arguments(info, &dir, iface));
-        let pid = Arc::new(AtomicI32::new(0));
-        let stopped = Arc::new(AtomicBool::new(false));
-        let (p, st, ns_name) = (pid.clone(), stopped.clone(), ns.to_string());
-        let log = dir.join("log");
-        let task = tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            while !st.load(Ordering::SeqCst) {
-                let err = std::fs::OpenOptions::new().create(true).append(true).open(&log).ok();
-                let mut c = tokio::process::Command::new("ip");
-                c.args(&cmd).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).kill_on_drop(true);
-                if let Some(f) = err {
-                    c.stderr(f);
-                }
-                match c.spawn() {
-                    Ok(mut child) => {
-                        p.store(child.id().map(|x| x as i32).unwrap_or(0), Ordering::SeqCst);
-                        let status = child.wait().await;
-                        p.store(0, Ordering::SeqCst);
-                        if st.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        tracing::warn!(namespace = %ns_name, ?status, "dnsmasq exited: restarting it");
-                    }
-                    Err(e) => tracing::warn!(namespace = %ns_name, error = %e, "could not start dnsmasq"),
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        });
-        Ok(Dnsmasq { dir, pid, stopped, task: Some(task) })
+        let mut argv = vec![binary.to_string()];
+        argv.extend(arguments(info, &dir, iface));
+        let process = Supervised::start("dnsmasq", ns, argv, dir.join("log"));
+        Ok(Dnsmasq { dir, process })
     }
 
     /// New ports or options: rewrite the files, SIGHUP (no restart).
     pub async fn reload(&self, info: &NetworkInfo, dhcp: Option<&NetworkPort>) -> anyhow::Result<()> {
         write_files(&self.dir, info, dhcp).await?;
-        let pid = self.pid.load(Ordering::SeqCst);
-        if pid > 0 {
-            signal(pid, rustix::process::Signal::HUP);
-        }
+        self.process.signal(rustix::process::Signal::HUP);
         Ok(())
     }
 
     /// The running process, if any.
     pub fn pid(&self) -> Option<i32> {
-        Some(self.pid.load(Ordering::SeqCst)).filter(|p| *p > 0)
+        self.process.pid()
     }
 
     /// Stop it for good.
-    pub async fn stop(mut self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        if let Some(pid) = self.pid() {
-            signal(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout_at(deadline, &mut task).await.is_err()
-        {
-            task.abort();
-        }
+    pub async fn stop(self) {
+        self.process.stop().await;
         let _ = tokio::fs::remove_dir_all(&self.dir).await;
-    }
-}
-
-fn signal(pid: i32, sig: rustix::process::Signal) {
-    if let Some(p) = rustix::process::Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process(p, sig);
     }
 }
 

@@ -7,4 +7,6 @@ pub mod dhcp;
 pub mod kernel;
 pub mod metadata;
 pub mod nat;
+pub mod ra;
 pub mod sg;
+pub mod supervise;

@@ -17,12 +17,16 @@
 //!   that half says loudly it skipped); guests on both hosts ping each
 //!   other, no tunnel is made, and deleting them removes the VLAN device and
 //!   releases the wire.
+//! - A router advertises its interfaces' IPv6 prefixes (radvd in its
+//!   namespace, for a subnet in `slaac` mode): a guest on its network
+//!   configures exactly the port's address by SLAAC and reaches the router;
+//!   the router's removal stops radvd.
 //! - A router's new address is announced by gratuitous ARP: a neighbour
 //!   that accepts them learns it unasked.
 //! - An agent restarted keeps the guests connected, and removes what was
 //!   deleted while it was down (security group chains, a network's bridge).
 //!
-//! Needs root, `ip`, `nft`, `conntrack`, `dnsmasq`, `ping`, `arping`: without them it
+//! Needs root, `ip`, `nft`, `conntrack`, `dnsmasq`, `ping`, `arping`, `radvd`: without them it
 //! fails, unless STRATUS_SKIP_KERNEL_TESTS=1 (then it says loudly that it
 //! skipped). Every name carries the process id; a guard removes the
 //! namespaces (and with them every link and table made in them) and the
@@ -59,7 +63,7 @@ fn have(program: &str) -> bool {
 fn kernel_tests_possible() -> bool {
     let root = rustix::process::geteuid().is_root();
     let missing: Vec<&str> =
-        ["ip", "nft", "conntrack", "dnsmasq", "ping", "arping"].into_iter().filter(|p| !have(p)).collect();
+        ["ip", "nft", "conntrack", "dnsmasq", "ping", "arping", "radvd"].into_iter().filter(|p| !have(p)).collect();
     if root && missing.is_empty() {
         return true;
     }
@@ -69,7 +73,7 @@ fn kernel_tests_possible() -> bool {
         return false;
     }
     panic!(
-        "the two-host network test needs root, ip, nft, conntrack, dnsmasq, ping and arping ({why}); STRATUS_SKIP_KERNEL_TESTS=1 skips it"
+        "the two-host network test needs root, ip, nft, conntrack, dnsmasq, ping, arping and radvd ({why}); STRATUS_SKIP_KERNEL_TESTS=1 skips it"
     );
 }
 
@@ -695,4 +699,84 @@ async fn a_new_floating_address_is_announced_by_gratuitous_arp() {
     assert!(!learned(), "the neighbour knew the address before it was announced");
     stratus_netagent::nat::announce(&a, "qg-garp", "198.18.140.77".parse().unwrap());
     eventually("the neighbour learns the announced address", 10, learned).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_advertises_its_ipv6_prefix_and_a_guest_takes_its_port_address_by_slaac() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let lab = Lab::new().await;
+    let (_, _, tok) = lab.cloud.user_with_role(&lab.admin, "member").await;
+    let n = lab.neutron(Method::POST, "/networks", &tok, Some(json!({"network": {"name": "v6"}}))).await;
+    let net = n["network"]["id"].as_str().unwrap().to_string();
+    let body = json!({"subnet": {"network_id": net, "cidr": "2001:db8:77::/64", "ip_version": 6,
+        "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}});
+    let sub =
+        lab.neutron(Method::POST, "/subnets", &tok, Some(body)).await["subnet"]["id"].as_str().unwrap().to_string();
+    let r = lab.neutron(Method::POST, "/routers", &tok, Some(json!({"router": {"name": "r6"}}))).await;
+    let router = r["router"]["id"].as_str().unwrap().to_string();
+    lab.neutron(Method::PUT, &format!("/routers/{router}/add_router_interface"), &tok, Some(json!({"subnet_id": sub})))
+        .await;
+    let agents = lab.neutron(Method::GET, &format!("/routers/{router}/l3-agents"), &lab.admin, None).await;
+    let host = agents["agents"][0]["host"].as_str().unwrap().to_string();
+    let h = lab.hosts.iter().position(|x| x.opts.host == host).unwrap();
+    let ns = lab.hosts[h].agent.as_ref().unwrap().router_namespace(&router);
+    let pidfile = lab.hosts[h].opts.state_dir.join("ra").join(&router).join("pid");
+    eventually("radvd runs for the router", 10, || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| Path::new(&format!("/proc/{}", p.trim())).exists())
+    })
+    .await;
+    let radvd = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+
+    // a guest of the network on the router's host, its address left to SLAAC
+    let body = json!({"port": {"network_id": net, "device_owner": "compute:nova",
+        "device_id": uuid::Uuid::new_v4().to_string(), "binding:host_id": host}});
+    let p = lab.neutron(Method::POST, "/ports", &lab.admin, Some(body)).await;
+    let port = p["port"]["id"].as_str().unwrap().to_string();
+    let mac = p["port"]["mac_address"].as_str().unwrap().to_string();
+    let want = p["port"]["fixed_ips"][0]["ip_address"].as_str().unwrap().to_string();
+    let (hns, br, tap) = (lab.host(h).to_string(), bridge_name(&net), tap_name(&port));
+    eventually(&format!("bridge {br} in {hns}"), 20, || link_in(&hns, &br)).await;
+    let g = format!("g6{}", lab.tag);
+    must(&["ip", "netns", "add", &g]);
+    must(&["ip", "link", "add", &tap, "netns", &hns, "type", "veth", "peer", "name", "eth0", "netns", &g]);
+    must(&["ip", "-n", &hns, "link", "set", &tap, "master", &br, "up"]);
+    must(&["ip", "netns", "exec", &g, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=2"]);
+    must(&["ip", "-n", &g, "link", "set", "eth0", "address", &mac, "mtu", "1450"]);
+    must(&["ip", "-n", &g, "link", "set", "eth0", "up"]);
+    let global = || -> Vec<String> {
+        let a: Value = serde_json::from_str(&must(&[
+            "ip", "-j", "-6", "-n", &g, "addr", "show", "dev", "eth0", "scope", "global",
+        ]))
+        .unwrap();
+        a[0]["addr_info"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["local"].as_str().map(str::to_string))
+            .collect()
+    };
+    eventually("the guest's SLAAC address", 20, || !global().is_empty()).await;
+    let want: std::net::Ipv6Addr = want.parse().unwrap();
+    assert_eq!(global(), vec![want.to_string()], "SLAAC from the advertised prefix gives the port's address");
+    // the router's address on the subnet answers (its advertisement is the route)
+    let route = must(&["ip", "-6", "-n", &g, "route", "get", "2001:db8:77::1"]);
+    assert!(route.contains("dev eth0"), "{route}");
+    let ok =
+        || run(&["ip", "netns", "exec", &g, "ping", "-6", "-c", "1", "-W", "1", "2001:db8:77::1"]).status.success();
+    eventually("the guest pings the router over IPv6", 15, ok).await;
+    assert!(Path::new(&format!("/run/netns/{ns}")).exists());
+
+    // the interface goes: no prefix left, radvd stops
+    lab.neutron(
+        Method::PUT,
+        &format!("/routers/{router}/remove_router_interface"),
+        &tok,
+        Some(json!({"subnet_id": sub})),
+    )
+    .await;
+    eventually("radvd stops", 10, || !Path::new(&format!("/proc/{radvd}")).exists()).await;
+    must(&["ip", "-n", &hns, "link", "delete", &tap]);
+    must(&["ip", "netns", "delete", &g]);
 }

@@ -66,11 +66,13 @@ async fn router_ports<Cn: ConnectionTrait>(conn: &Cn, ports: &[Port]) -> Result<
         let sub = |a: &crate::entity::ipallocation::Model| subs.iter().find(|s| s.id == a.subnet_id);
         let cidrs = ips.iter().map(|a| sub(a).map(|s| s.cidr.clone()).unwrap_or_default()).collect();
         let gateway_ips = ips.iter().map(|a| sub(a).map(|s| s.gateway_ip.clone()).unwrap_or_default()).collect();
+        let ra_modes = ips.iter().map(|a| sub(a).map(|s| s.ipv6_ra_mode.clone()).unwrap_or_default()).collect();
         out.push(RouterPort {
             port_id: p.id.clone(),
             mac_address: p.mac_address.clone(),
             cidrs,
             gateway_ips,
+            ra_modes,
             fixed_ips: ips.into_iter().map(|a| FixedIp { subnet_id: a.subnet_id, ip_address: a.ip_address }).collect(),
             segment: segment_of(conn, &p.network_id).await?,
         });

@@ -117,6 +117,10 @@ pub struct RouterPort {
     /// The subnets' gateway addresses ('' for none), in the order of `fixed_ips`.
     #[serde(default)]
     pub gateway_ips: Vec<String>,
+    /// The subnets' `ipv6_ra_mode` ('' for none: no router advertisements),
+    /// in the order of `fixed_ips`.
+    #[serde(default)]
+    pub ra_modes: Vec<String>,
     pub segment: Segment,
 }
 

@@ -215,6 +215,7 @@ pub async fn run(b: DataplaneBench) -> anyhow::Result<()> {
         interface_mappings: BTreeMap::new(),
         state_dir: state_dir.clone(),
         dnsmasq: "dnsmasq".into(),
+        radvd: "radvd".into(),
         firewall_table: Some(format!("sgbench{pid}")),
         metadata: None,
         host_namespace: None,

@@ -73,6 +73,7 @@ pub fn options(cfg: &Config, host: &str) -> anyhow::Result<AgentOptions> {
         interface_mappings,
         state_dir: cfg.data_dir.join("netagent").join(host),
         dnsmasq: a.dnsmasq.clone(),
+        radvd: a.radvd.clone(),
         firewall_table: Some(a.firewall_table.clone()).filter(|t| !t.is_empty()),
         metadata: Some((cfg.metadata_url(), stratus_core::metadata_proxy::shared_secret(cfg)?)),
         host_namespace: None,
