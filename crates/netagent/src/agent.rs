@@ -791,7 +791,9 @@ impl Inner {
             tracing::debug!(router_id = %m.router_id, "update of a deleted router ignored");
             return Ok(());
         }
-        if m.deleted {
+        // deleted, or administratively down (Neutron's L3 agent removes it
+        // from the host: no forwarding, no NAT; up again, it is rebuilt)
+        if m.deleted || !m.admin_state_up {
             let old = p.routers.remove(&m.router_id);
             if let Some(r) = p.radvd.remove(&m.router_id) {
                 r.stop().await;
@@ -1090,7 +1092,7 @@ impl Inner {
         for f in st.floating_ips.clone() {
             self.floating_ip_changed(&mut p, f).await?;
         }
-        for m in &st.ports {
+        for m in st.ports.iter().filter(|m| m.admin_state_up) {
             self.wired(&m.port_id).await;
         }
         let (used_nets, routers, dhcp_ports) = in_use(&p);
@@ -1230,11 +1232,14 @@ impl Handler for Serve {
                 if m.host != i.opts.host {
                     return Err(RemoteError::new("WrongHost", format!("port {} is bound to {}", m.port_id, m.host)));
                 }
-                let id = m.port_id.clone();
+                let (id, up) = (m.port_id.clone(), m.admin_state_up);
                 let mut p = i.plane.lock().await;
                 i.port_bound(&mut p, m).await.map_err(failed)?;
                 drop(p);
-                i.wired(&id).await;
+                // an administratively down port stays DOWN (its traffic is dropped)
+                if up {
+                    i.wired(&id).await;
+                }
                 serde_json::to_value(PortWired { port_id: id, host: i.opts.host.clone() })
                     .map_err(|e| RemoteError::new("BadReply", e.to_string()))
             }

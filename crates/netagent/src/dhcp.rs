@@ -49,7 +49,11 @@ pub fn hosts(info: &NetworkInfo) -> String {
             let Some(s) = info.subnets.iter().find(|s| s.id == ip.subnet_id && s.enable_dhcp) else { continue };
             let name = format!("host-{}", ip.ip_address.replace(['.', ':'], "-"));
             let addr = if s.ip_version == 6 { format!("[{}]", ip.ip_address) } else { ip.ip_address.clone() };
-            let _ = writeln!(out, "{},set:port-{},{name},{addr}", p.mac_address, p.id);
+            // the port's tag only where its extra options need it: dnsmasq
+            // 2.90 aborts or crashes (in libc) re-reading a hosts file with
+            // `set:` tags on SIGHUP while guests ask for leases
+            let tag = if p.extra_dhcp_opts.is_empty() { String::new() } else { format!("set:port-{},", p.id) };
+            let _ = writeln!(out, "{},{tag}{name},{addr}", p.mac_address);
         }
     }
     out
@@ -142,12 +146,16 @@ pub fn arguments(info: &NetworkInfo, dir: &Path, iface: &str) -> Vec<String> {
         if s.ip_version == 4 {
             a.push(format!("--dhcp-range=set:{},{},static,{},{LEASE}s", tag(s), net.network(), net.netmask()));
         } else {
-            let mode = match s.ipv6_address_mode.as_str() {
-                "slaac" => "ra-only",
-                "dhcpv6-stateless" => "ra-stateless",
-                _ => "static",
-            };
-            a.push(format!("--dhcp-range=set:{},{},{mode},{},{LEASE}s", tag(s), net.network(), net.prefix_len()));
+            // as Neutron's DHCP agent: SLAAC needs no DHCPv6; stateless and
+            // stateful DHCPv6 are served `static` (options, and the ports'
+            // addresses). Router advertisements are the router's (radvd):
+            // dnsmasq's `ra-*` modes would advertise this namespace as a
+            // router, and dnsmasq 2.90 crashed (SIGSEGV in libc) on networks
+            // with them.
+            if s.ipv6_address_mode == "slaac" {
+                continue;
+            }
+            a.push(format!("--dhcp-range=set:{},{},static,{},{LEASE}s", tag(s), net.network(), net.prefix_len()));
         }
     }
     a
@@ -173,14 +181,22 @@ impl Dnsmasq {
         }
         let mut argv = vec![binary.to_string()];
         argv.extend(arguments(info, &dir, iface));
-        let process = Supervised::start("dnsmasq", ns, argv, dir.join("log"));
+        let process = Supervised::start("dnsmasq", ns, argv, dir.join("log"), dir.join("pid"));
         Ok(Dnsmasq { dir, process })
     }
 
     /// New ports or options: rewrite the files, SIGHUP (no restart).
     pub async fn reload(&self, info: &NetworkInfo, dhcp: Option<&NetworkPort>) -> anyhow::Result<()> {
         write_files(&self.dir, info, dhcp).await?;
-        self.process.signal(rustix::process::Signal::HUP);
+        if info.ports.iter().any(|p| !p.extra_dhcp_opts.is_empty()) {
+            // dnsmasq 2.90 aborts (or crashes in libc) re-reading a hosts
+            // file with `set:` tags while it serves leases (reproduced: a
+            // few SIGHUPs under a stream of requests); the per-port tags of
+            // extra options are read by a fresh process instead
+            self.process.restart();
+        } else {
+            self.process.signal(rustix::process::Signal::HUP);
+        }
         Ok(())
     }
 
@@ -249,6 +265,16 @@ mod tests {
     fn hosts_have_a_static_lease_per_port_but_not_the_dhcp_port() {
         let h = hosts(&info());
         assert_eq!(h, "fa:16:3e:00:00:01,set:port-p1,host-198-18-1-5,198.18.1.5\n");
+        // a port without extra options has no tag
+        let mut i = info();
+        i.ports.push(NetworkPort {
+            id: "p3".into(),
+            mac_address: "fa:16:3e:00:00:03".into(),
+            fixed_ips: vec![FixedIp { subnet_id: "s1".into(), ip_address: "198.18.1.7".into() }],
+            device_owner: "compute:nova".into(),
+            ..Default::default()
+        });
+        assert!(hosts(&i).ends_with("\nfa:16:3e:00:00:03,host-198-18-1-7,198.18.1.7\n"), "{}", hosts(&i));
     }
 
     #[test]
@@ -280,5 +306,32 @@ mod tests {
         assert!(a.contains(&"--dhcp-hostsfile=/d/host".to_string()));
         // the files are in a private dir: dnsmasq must not drop to nobody
         assert!(a.contains(&"--user=root".to_string()));
+    }
+
+    #[test]
+    fn ipv6_subnets_get_dhcpv6_but_never_router_advertisements() {
+        let mut i = info();
+        for (id, cidr, mode) in [("s6a", "2001:db8:a::/64", "slaac"), ("s6b", "2001:db8:b::/64", "dhcpv6-stateless")] {
+            i.subnets.push(SubnetInfo {
+                id: id.into(),
+                cidr: cidr.into(),
+                ip_version: 6,
+                enable_dhcp: true,
+                ipv6_address_mode: mode.into(),
+                ipv6_ra_mode: mode.into(),
+                ..Default::default()
+            });
+        }
+        let a = arguments(&i, Path::new("/d"), "ns-x");
+        let ranges: Vec<&String> = a.iter().filter(|x| x.starts_with("--dhcp-range=")).collect();
+        assert_eq!(
+            ranges,
+            [
+                "--dhcp-range=set:subnet-s1,198.18.1.0,static,255.255.255.0,86400s",
+                "--dhcp-range=set:subnet-s6b,2001:db8:b::,static,64,86400s"
+            ],
+            "SLAAC needs no DHCPv6; the router (radvd) advertises"
+        );
+        assert!(!a.iter().any(|x| x.contains("ra-") || x.contains("enable-ra")), "{a:?}");
     }
 }

@@ -88,7 +88,7 @@ impl Radvd {
             format!("--pidfile={}", d(dir.join("pid"))),
             "--logmethod=stderr".into(),
         ];
-        let process = Supervised::start("radvd", ns, argv, dir.join("log"));
+        let process = Supervised::start("radvd", ns, argv, dir.join("log"), dir.join("pid"));
         Ok(Radvd { dir, process, adverts })
     }
 

@@ -101,6 +101,7 @@ const PRIO_ZONE: i32 = -300;
 const PRIO_CT_EXPORT: i32 = -150;
 
 const COMMENT_DISABLED: &str = "port security disabled";
+const COMMENT_ADMIN_DOWN: &str = "port administratively down";
 const COMMENT_SPOOF_MAC: &str = "anti-spoofing: source MAC";
 const COMMENT_SPOOF_V4: &str = "anti-spoofing: IPv4 source";
 const COMMENT_SPOOF_V6: &str = "anti-spoofing: IPv6 source";
@@ -493,6 +494,18 @@ pub fn port_plan(table: &str, port: &PortBound, tap: &str) -> Result<PortPlan> {
         }
     }
 
+    if !port.admin_state_up {
+        // administratively down: nothing in or out, whatever its security
+        // (Neutron's agent takes the tap down); its flows are cut
+        for chain in [&spoof, &egress, &ingress] {
+            cmds.push(add_rule(BRIDGE, table, chain, COMMENT_ADMIN_DOWN, vec![drop_()]));
+        }
+        for (map, chain) in [(SPOOF_MAP, &spoof), (EGRESS_MAP, &egress), (INGRESS_MAP, &ingress)] {
+            cmds.extend(set_vmap(BRIDGE, table, map, tap, chain));
+        }
+        plan.secured = true;
+        return Ok(plan);
+    }
     if !port.port_security_enabled {
         for chain in [&spoof, &egress, &ingress] {
             cmds.push(add_rule(BRIDGE, table, chain, COMMENT_DISABLED, vec![ret()]));
@@ -1417,6 +1430,7 @@ mod tests {
                 FixedIp { subnet_id: "s4".into(), ip_address: "198.18.0.5".into() },
                 FixedIp { subnet_id: "s6".into(), ip_address: "2001:db8::5".into() },
             ],
+            admin_state_up: true,
             port_security_enabled: true,
             security_group_rules: rules,
             ..Default::default()
@@ -1788,6 +1802,19 @@ mod tests {
 
     fn plan_of(p: &PortBound) -> PortPlan {
         plan(p)
+    }
+
+    #[test]
+    fn an_administratively_down_port_passes_nothing() {
+        let mut p = port(vec![rule("ingress", "IPv4", Some("tcp"), Some(22), Some(22))]);
+        p.admin_state_up = false;
+        p.port_security_enabled = false;
+        let plan = port_plan("t", &p, "tapx").unwrap();
+        let drops = plan.commands.iter().filter(|c| c.to_string().contains(COMMENT_ADMIN_DOWN)).count();
+        assert_eq!(drops, 3, "{:?}", plan.commands);
+        assert!(plan.commands.iter().all(|c| !c.to_string().contains("\"accept\"")));
+        assert!(plan.secured, "the verdict maps point at the dropping chains");
+        assert!(plan.rule_keys.is_empty(), "no rule admits anything: established flows are cut");
     }
 
     #[test]

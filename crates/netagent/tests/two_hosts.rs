@@ -21,6 +21,8 @@
 //!   namespace, for a subnet in `slaac` mode): a guest on its network
 //!   configures exactly the port's address by SLAAC and reaches the router;
 //!   the router's removal stops radvd.
+//! - dnsmasq keeps serving (the same process) while its hosts file is
+//!   reloaded again and again under a stream of DHCP requests.
 //! - A router's new address is announced by gratuitous ARP: a neighbour
 //!   that accepts them learns it unasked.
 //! - An agent restarted keeps the guests connected, and removes what was
@@ -779,4 +781,132 @@ async fn a_router_advertises_its_ipv6_prefix_and_a_guest_takes_its_port_address_
     eventually("radvd stops", 10, || !Path::new(&format!("/proc/{radvd}")).exists()).await;
     must(&["ip", "-n", &hns, "link", "delete", &tap]);
     must(&["ip", "netns", "delete", &g]);
+}
+
+/// A DHCP exchange (DISCOVER, then REQUEST of what was offered) from `mac`
+/// on the socket's interface: the address acknowledged, if any.
+fn dhcp_lease(sock: &std::net::UdpSocket, mac: [u8; 6]) -> Option<std::net::Ipv4Addr> {
+    let xid: u32 = rand_xid();
+    let packet = |kind: u8, want: Option<std::net::Ipv4Addr>| {
+        let mut p = vec![0u8; 236];
+        p[0] = 1; // BOOTREQUEST
+        p[1] = 1; // Ethernet
+        p[2] = 6;
+        p[4..8].copy_from_slice(&xid.to_be_bytes());
+        p[10] = 0x80; // broadcast replies
+        p[28..34].copy_from_slice(&mac);
+        p.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, kind]);
+        if let Some(ip) = want {
+            p.extend_from_slice(&[50, 4]);
+            p.extend_from_slice(&ip.octets());
+        }
+        p.extend_from_slice(&[55, 3, 1, 3, 26, 255]);
+        p
+    };
+    let to = "255.255.255.255:67";
+    let mut buf = [0u8; 1500];
+    sock.send_to(&packet(1, None), to).ok()?;
+    let n = sock.recv(&mut buf).ok()?;
+    let offered = std::net::Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]);
+    if n < 240 || buf[4..8] != xid.to_be_bytes() {
+        return None;
+    }
+    sock.send_to(&packet(3, Some(offered)), to).ok()?;
+    let n = sock.recv(&mut buf).ok()?;
+    // option 53 = 5: ACK
+    (n > 242 && buf[4..8] == xid.to_be_bytes() && buf[240..243] == [53, 1, 5]).then_some(offered)
+}
+
+fn rand_xid() -> u32 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(7)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnsmasq_keeps_serving_while_its_hosts_are_reloaded_under_load() {
+    use stratus_network::rpc::{FixedIp, NetworkInfo, NetworkPort, Segment, SubnetInfo};
+    if !kernel_tests_possible() {
+        return;
+    }
+    let tag = format!("-{}", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let _guard = Guard { tag: tag.clone(), state_dirs: vec![state.path().to_path_buf()] };
+    let (srv, cli) = (format!("dhs{tag}"), format!("dhc{tag}"));
+    for n in [&srv, &cli] {
+        must(&["ip", "netns", "add", n]);
+    }
+    must(&["ip", "link", "add", "ns-dhcp", "netns", &srv, "type", "veth", "peer", "name", "eth0", "netns", &cli]);
+    must(&["ip", "-n", &cli, "link", "set", "eth0", "address", "fa:16:3e:00:00:01"]);
+    must(&["ip", "-n", &srv, "addr", "add", "198.18.142.2/24", "dev", "ns-dhcp"]);
+    for (n, dev) in [(&srv, "ns-dhcp"), (&cli, "eth0")] {
+        must(&["ip", "-n", n, "link", "set", dev, "up"]);
+    }
+    let port = |i: u8| NetworkPort {
+        id: format!("p{i}"),
+        mac_address: format!("fa:16:3e:00:00:{i:02x}"),
+        fixed_ips: vec![FixedIp { subnet_id: "s".into(), ip_address: format!("198.18.142.{}", 10 + i) }],
+        device_owner: "compute:nova".into(),
+        ..Default::default()
+    };
+    let dhcp = NetworkPort {
+        id: "d".into(),
+        mac_address: "fa:16:3e:00:00:fe".into(),
+        fixed_ips: vec![FixedIp { subnet_id: "s".into(), ip_address: "198.18.142.2".into() }],
+        device_owner: "network:dhcp".into(),
+        ..Default::default()
+    };
+    let mut info = NetworkInfo {
+        exists: true,
+        segment: Segment { network_id: "n".into(), network_type: "vxlan".into(), mtu: 1450, ..Default::default() },
+        subnets: vec![SubnetInfo {
+            id: "s".into(),
+            cidr: "198.18.142.0/24".into(),
+            ip_version: 4,
+            gateway_ip: Some("198.18.142.1".into()),
+            enable_dhcp: true,
+            ..Default::default()
+        }],
+        ports: vec![port(1), dhcp.clone()],
+        dhcp_port: Some(dhcp.clone()),
+        ..Default::default()
+    };
+    let dir = state.path().join("dhcp").join("n");
+    let d = stratus_netagent::dhcp::Dnsmasq::start("dnsmasq", &srv, "ns-dhcp", dir.clone(), &info, Some(&dhcp))
+        .await
+        .unwrap();
+    eventually("dnsmasq up", 10, || dnsmasq_in(&dir, &srv).is_some()).await;
+    let pid = dnsmasq_in(&dir, &srv).unwrap();
+
+    // a client asking for leases as fast as it gets them, for 6 s
+    let client = stratus_netagent::kernel::run_in_namespace(&cli, || -> std::io::Result<std::net::UdpSocket> {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+        s.set_broadcast(true)?;
+        s.set_reuse_address(true)?;
+        s.bind_device(Some(b"eth0"))?;
+        s.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], 68)).into())?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        Ok(s.into())
+    })
+    .unwrap()
+    .unwrap();
+    let asking = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(6);
+        let mut leases = 0;
+        while Instant::now() < until {
+            if dhcp_lease(&client, [0xfa, 0x16, 0x3e, 0, 0, 1]) == Some("198.18.142.11".parse().unwrap()) {
+                leases += 1;
+            }
+        }
+        leases
+    });
+    // meanwhile ports come and go (the hosts file rewritten, dnsmasq told)
+    for k in 0..80u8 {
+        info.ports = (1..=1 + k % 5).map(port).chain(std::iter::once(dhcp.clone())).collect();
+        d.reload(&info, Some(&dhcp)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let leases = tokio::task::spawn_blocking(move || asking.join().unwrap()).await.unwrap();
+    assert!(leases > 10, "only {leases} leases while reloading");
+    assert_eq!(dnsmasq_in(&dir, &srv), Some(pid), "dnsmasq died (and was restarted) while reloading under load");
+    d.stop().await;
 }

@@ -12,9 +12,13 @@
 //!    groups) ping each other every 20 ms: packets lost across the restart.
 //! 3. TCP from one stand-in guest to the other through the bridge and both
 //!    ports' security groups for --seconds: MB/s, and the host's CPU meanwhile.
+//! 4. The same across VXLAN: two hosts simulated as namespaces on a veth
+//!    underlay, each with its own real agent (tunnel endpoint, l2population
+//!    entries), a stand-in guest on each.
 //!
 //! Needs root, nft and dnsmasq. Uses its own names (bench<pid>) and the
-//! range 198.18.252.0/22; removes all it made.
+//! ranges 198.18.252.0/22 (guests) and 198.18.248.0/24 (the underlay and the
+//! two-host guests); removes all it made.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -49,16 +53,19 @@ pub struct DataplaneBench {
 
 /// The stand-in network service: one network, its ports, the wired reports.
 struct Stub {
-    host: String,
     segment: Segment,
     subnet: SubnetInfo,
-    dhcp: NetworkPort,
+    /// The network's DHCP port (None: no DHCP).
+    dhcp: Option<NetworkPort>,
     ports: Mutex<Vec<PortBound>>,
+    /// The hosts' tunnel endpoints.
+    tunnels: BTreeMap<String, String>,
     wired: tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
 }
 
 impl Stub {
-    fn info(&self) -> NetworkInfo {
+    /// The network as `host` sees it (the other hosts with ports are its peers).
+    fn info(&self, host: &str) -> NetworkInfo {
         let ports = self.ports.lock().map(|p| p.clone()).unwrap_or_default();
         let mut list: Vec<NetworkPort> = ports
             .iter()
@@ -66,20 +73,26 @@ impl Stub {
                 id: p.port_id.clone(),
                 mac_address: p.mac_address.clone(),
                 fixed_ips: p.fixed_ips.clone(),
-                host: self.host.clone(),
+                host: p.host.clone(),
                 device_owner: "compute:nova".into(),
                 extra_dhcp_opts: Vec::new(),
             })
             .collect();
-        list.push(self.dhcp.clone());
+        list.extend(self.dhcp.clone());
+        let host_tunnels: BTreeMap<String, String> = self
+            .tunnels
+            .iter()
+            .filter(|(h, _)| h.as_str() != host && ports.iter().any(|p| &p.host == *h))
+            .map(|(h, ip)| (h.clone(), ip.clone()))
+            .collect();
         NetworkInfo {
             exists: true,
             segment: self.segment.clone(),
             subnets: vec![self.subnet.clone()],
             ports: list,
-            dhcp_port: Some(self.dhcp.clone()),
-            tunnel_peers: Vec::new(),
-            host_tunnels: Default::default(),
+            dhcp_port: self.dhcp.clone(),
+            tunnel_peers: host_tunnels.values().cloned().collect(),
+            host_tunnels,
         }
     }
 }
@@ -95,9 +108,14 @@ impl Handler for Stub {
                 let _ = self.wired.send((m.port_id, Instant::now()));
                 Ok(Value::Null)
             }
-            GetNetwork::NAME => serde_json::to_value(self.info()).map_err(bad),
+            GetNetwork::NAME => {
+                let m: GetNetwork = env.decode()?;
+                serde_json::to_value(self.info(&m.host)).map_err(bad)
+            }
             SyncHost::NAME => {
-                let ports = self.ports.lock().map(|p| p.clone()).unwrap_or_default();
+                let m: SyncHost = env.decode()?;
+                let mut ports = self.ports.lock().map(|p| p.clone()).unwrap_or_default();
+                ports.retain(|p| p.host == m.host);
                 serde_json::to_value(HostState { ports, ..Default::default() }).map_err(bad)
             }
             FloatingIpStatus::NAME => Ok(Value::Null),
@@ -126,6 +144,10 @@ fn rules() -> Vec<SecurityGroupRule> {
 }
 
 fn address(i: usize) -> String {
+    if i >= 1 << 16 {
+        // the two-host guests
+        return format!("198.18.248.{}", 10 + (i & 0xff));
+    }
     // 198.18.252.10 upward, in the /22
     let n = 10 + i as u32;
     format!("198.18.{}.{}", 252 + n / 256, n % 256)
@@ -152,10 +174,11 @@ fn req() -> String {
     format!("req-{}", uuid::Uuid::new_v4())
 }
 
-/// A stand-in guest: namespace `ns`, its veth's host end the port's tap on `bridge`.
-async fn guest(ns: &str, p: &PortBound, bridge: &str) -> anyhow::Result<()> {
+/// A stand-in guest: namespace `ns`, its veth's host end the port's tap on
+/// `bridge` in host namespace `host` (None: this one).
+async fn guest(host: Option<&str>, ns: &str, p: &PortBound, bridge: &str) -> anyhow::Result<()> {
     kernel::ensure_namespace(ns).await?;
-    let root = kernel::Netlink::root()?;
+    let root = kernel::Netlink::of(host).await?;
     let tap = tap_name(&p.port_id);
     let inner = format!("g{}", &tap[3..]);
     root.ensure_veth(&tap, &inner, Some(1450)).await?;
@@ -165,8 +188,52 @@ async fn guest(ns: &str, p: &PortBound, bridge: &str) -> anyhow::Result<()> {
     let nl = kernel::Netlink::in_namespace(ns).await?;
     nl.set_mac(&inner, kernel::parse_mac(&p.mac_address)?).await?;
     nl.set_up(&inner, None, Some(1450)).await?;
-    nl.set_addresses(&inner, &[(p.fixed_ips[0].ip_address.parse()?, 22)]).await?;
+    let prefix = if p.fixed_ips[0].ip_address.starts_with("198.18.248.") { 24 } else { 22 };
+    nl.set_addresses(&inner, &[(p.fixed_ips[0].ip_address.parse()?, prefix)]).await?;
     Ok(())
+}
+
+/// TCP from the guest in `from` to `to_ip`:5001 in `to` for `secs`: MB/s and
+/// the host's CPU busy meanwhile (percent of all cores).
+fn tcp(from: &str, to: &str, to_ip: &str, secs: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let listen: std::net::SocketAddr = format!("{to_ip}:5001").parse()?;
+    let listener = kernel::run_in_namespace(to, move || std::net::TcpListener::bind(listen))??;
+    let server = std::thread::spawn(move || -> std::io::Result<u64> {
+        let (mut s, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        loop {
+            match s.read(&mut buf)? {
+                0 => return Ok(n),
+                k => n += k as u64,
+            }
+        }
+    });
+    let (busy0, all0) = cpu_busy();
+    let t = Instant::now();
+    let sent = kernel::run_in_namespace(from, move || -> std::io::Result<u64> {
+        let mut s = std::net::TcpStream::connect_timeout(&listen, Duration::from_secs(5))?;
+        let buf = vec![0x5au8; 1 << 16];
+        let mut n = 0u64;
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until {
+            s.write_all(&buf)?;
+            n += buf.len() as u64;
+        }
+        Ok(n)
+    })??;
+    let got = server.join().map_err(|_| anyhow::anyhow!("server thread"))??;
+    let el = t.elapsed().as_secs_f64();
+    let (busy1, all1) = cpu_busy();
+    let cpu = (busy1 - busy0) as f64 / (all1 - all0).max(1) as f64 * 100.0;
+    if got != sent {
+        bail!("sent {sent} bytes, received {got}");
+    }
+    Ok((got as f64 / el / 1e6, el, cpu))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn cpu_busy() -> (u64, u64) {
@@ -223,11 +290,11 @@ pub async fn run(b: DataplaneBench) -> anyhow::Result<()> {
     let bus = Bus::new(Arc::new(stratus_bus::inproc::InProcess::new())).await?;
     let (tx, mut wired) = tokio::sync::mpsc::unbounded_channel();
     let stub = Arc::new(Stub {
-        host: host.clone(),
         segment: segment.clone(),
         subnet,
-        dhcp,
+        dhcp: Some(dhcp),
         ports: Mutex::new(Vec::new()),
+        tunnels: BTreeMap::new(),
         wired: tx,
     });
     let _plugin = bus.serve(rpc::PLUGIN, stub.clone()).await?;
@@ -288,8 +355,8 @@ pub async fn run(b: DataplaneBench) -> anyhow::Result<()> {
             (p[0].clone(), p[1].clone())
         };
         let bridge = bridge_name(&network);
-        guest(&ns_a, &pa, &bridge).await?;
-        guest(&ns_b, &pb, &bridge).await?;
+        guest(None, &ns_a, &pa, &bridge).await?;
+        guest(None, &ns_b, &pb, &bridge).await?;
         let ip_b = pb.fixed_ips[0].ip_address.clone();
         let pinger = tokio::process::Command::new("ip")
             .args(["netns", "exec", &ns_a, "ping", "-i", "0.02", "-W", "1", "-w", "600", &ip_b])
@@ -316,44 +383,10 @@ pub async fn run(b: DataplaneBench) -> anyhow::Result<()> {
         );
 
         // 3. TCP between the stand-in guests, through the bridge and both ports' security groups
-        let listen: std::net::SocketAddr = format!("{ip_b}:5001").parse()?;
-        let listener = kernel::run_in_namespace(&ns_b, move || std::net::TcpListener::bind(listen))??;
-        let secs = b.seconds;
-        let server = std::thread::spawn(move || -> std::io::Result<u64> {
-            let (mut s, _) = listener.accept()?;
-            let mut buf = vec![0u8; 1 << 16];
-            let mut n = 0u64;
-            loop {
-                match s.read(&mut buf)? {
-                    0 => return Ok(n),
-                    k => n += k as u64,
-                }
-            }
-        });
-        let (busy0, all0) = cpu_busy();
-        let t = Instant::now();
-        let sent = kernel::run_in_namespace(&ns_a, move || -> std::io::Result<u64> {
-            let mut s = std::net::TcpStream::connect_timeout(&listen, Duration::from_secs(5))?;
-            let buf = vec![0x5au8; 1 << 16];
-            let mut n = 0u64;
-            let until = Instant::now() + Duration::from_secs(secs);
-            while Instant::now() < until {
-                s.write_all(&buf)?;
-                n += buf.len() as u64;
-            }
-            Ok(n)
-        })??;
-        let got = server.join().map_err(|_| anyhow::anyhow!("server thread"))??;
-        let el = t.elapsed().as_secs_f64();
-        let (busy1, all1) = cpu_busy();
-        let cpu = (busy1 - busy0) as f64 / (all1 - all0).max(1) as f64 * 100.0;
-        if got != sent {
-            bail!("sent {sent} bytes, received {got}");
-        }
+        let (mbs, el, cpu) = tcp(&ns_a, &ns_b, &ip_b, b.seconds)?;
         println!(
-            "dataplane: TCP guest to guest on one host (veth, bridge, both ports' security groups, conntrack): {:.0} MB/s over {el:.1} s; the host's CPU meanwhile {cpu:.0}% of {} cores (sender and receiver included)",
-            got as f64 / el / 1e6,
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            "dataplane: TCP guest to guest on one host (veth, bridge, both ports' security groups, conntrack): {mbs:.0} MB/s over {el:.1} s; the host's CPU meanwhile {cpu:.0}% of {} cores (sender and receiver included)",
+            cores()
         );
         agent2.teardown().await?;
         Ok(())
@@ -367,6 +400,122 @@ pub async fn run(b: DataplaneBench) -> anyhow::Result<()> {
     let _ = fw.clear().await;
     let root = kernel::Netlink::root()?;
     let _ = root.delete(&bridge_name(&network)).await;
+    result?;
+    across_vxlan(b.seconds, pid).await
+}
+
+/// Step 4: TCP between stand-in guests on two hosts (namespaces on a veth
+/// underlay, each with its own agent) across the agents' VXLAN tunnel.
+async fn across_vxlan(secs: u64, pid: u32) -> anyhow::Result<()> {
+    let (h1, h2) = (format!("benchh1{pid}"), format!("benchh2{pid}"));
+    let (g1, g2) = (format!("benchg1{pid}"), format!("benchg2{pid}"));
+    let state = std::env::temp_dir().join(format!("stratus-bench-vxlan-{pid}"));
+    let mut agents = Vec::new();
+    let result: anyhow::Result<()> = async {
+        let ips = ["198.18.248.1", "198.18.248.2"];
+        for h in [&h1, &h2] {
+            kernel::ensure_namespace(h).await?;
+        }
+        let n1 = kernel::Netlink::in_namespace(&h1).await?;
+        n1.ensure_veth("ul0", "ul1", None).await?;
+        n1.move_to("ul1", &h2).await?;
+        let n2 = kernel::Netlink::in_namespace(&h2).await?;
+        for (nl, dev, ip) in [(&n1, "ul0", ips[0]), (&n2, "ul1", ips[1])] {
+            nl.set_up("lo", None, None).await?;
+            nl.set_up(dev, None, None).await?;
+            nl.set_addresses(dev, &[(ip.parse()?, 30)]).await?;
+        }
+        let hosts = [format!("benchvx1-{pid}"), format!("benchvx2-{pid}")];
+        let network = uuid::Uuid::new_v4().to_string();
+        let segment = Segment {
+            network_id: network.clone(),
+            network_type: "vxlan".into(),
+            physical_network: String::new(),
+            segmentation_id: Some(4001),
+            mtu: 1450,
+        };
+        let subnet = SubnetInfo {
+            id: "bench-subnet".into(),
+            cidr: "198.18.248.0/24".into(),
+            ip_version: 4,
+            enable_dhcp: false,
+            ..Default::default()
+        };
+        let (tx, mut wired) = tokio::sync::mpsc::unbounded_channel();
+        let stub = Arc::new(Stub {
+            segment: segment.clone(),
+            subnet,
+            dhcp: None,
+            ports: Mutex::new(Vec::new()),
+            tunnels: hosts.iter().cloned().zip(ips.iter().map(|s| s.to_string())).collect(),
+            wired: tx,
+        });
+        let bus = Bus::new(Arc::new(stratus_bus::inproc::InProcess::new())).await?;
+        let _plugin = bus.serve(rpc::PLUGIN, stub.clone()).await?;
+        for (i, h) in hosts.iter().enumerate() {
+            let opts = AgentOptions {
+                host: h.clone(),
+                local_ip: Some(ips[i].parse()?),
+                bridge_mappings: BTreeMap::new(),
+                state_dir: state.join(h),
+                firewall_table: Some(format!("sgbenchvx{pid}")),
+                host_namespace: Some(if i == 0 { h1.clone() } else { h2.clone() }),
+                ..Default::default()
+            };
+            agents.push(Agent::start(bus.clone(), opts).await?);
+        }
+        let mut ports = Vec::new();
+        for (i, h) in hosts.iter().enumerate() {
+            let p = port((1 << 16) + i, h, &segment);
+            stub.ports.lock().map_err(|_| anyhow::anyhow!("lock"))?.push(p.clone());
+            bus.cast(&rpc::agent_topic(h), &p, &req()).await?;
+            loop {
+                let (id, _) = tokio::time::timeout(Duration::from_secs(30), wired.recv()).await.context("wiring")?.context("bus")?;
+                if id == p.port_id {
+                    break;
+                }
+            }
+            ports.push(p);
+        }
+        // both ports exist: each host learns the other (as the service tells them)
+        for h in &hosts {
+            bus.cast(&rpc::agent_topic(h), &rpc::NetworkChanged { network_id: network.clone() }, &req()).await?;
+        }
+        let bridge = bridge_name(&network);
+        guest(Some(&h1), &g1, &ports[0], &bridge).await?;
+        guest(Some(&h2), &g2, &ports[1], &bridge).await?;
+        let to = ports[1].fixed_ips[0].ip_address.clone();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let ok = tokio::process::Command::new("ip")
+                .args(["netns", "exec", &g1, "ping", "-c", "1", "-W", "1", &to])
+                .output()
+                .await?
+                .status
+                .success();
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the guests on two hosts never reached each other over VXLAN");
+            }
+        }
+        let (mbs, el, cpu) = tcp(&g1, &g2, &to, secs)?;
+        println!(
+            "dataplane: TCP guest to guest across VXLAN between two hosts (namespaces on a veth underlay; both ports' security groups, encapsulation both ways, on this one machine): {mbs:.0} MB/s over {el:.1} s; the machine's CPU meanwhile {cpu:.0}% of {} cores (both hosts, sender and receiver included)",
+            cores()
+        );
+        for a in &agents {
+            a.teardown().await?;
+        }
+        Ok(())
+    }
+    .await;
+    drop(agents);
+    for ns in [&g1, &g2, &h1, &h2] {
+        let _ = kernel::delete_namespace(ns).await;
+    }
+    let _ = std::fs::remove_dir_all(&state);
     result
 }
 

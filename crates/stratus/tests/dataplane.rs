@@ -2,11 +2,14 @@
 //! `stratus up` (real network agent, QEMU under TCG, the tiny guest), a key
 //! pair and SSH allowed in the default group, a server on `private`, a
 //! floating IP from `public`; then from the host, through the external bridge
-//! only: `ssh root@FIP hostname` prints the server's name; the guest got its
-//! address and MTU by DHCP (its tap has the network's MTU too) and reaches
+//! only: `ssh root@FIP hostname` prints the server's name, and it pings a
+//! second server booted after the network's dnsmasq started (its lease came
+//! from dnsmasq re-reading its hosts); the guest got its address and MTU by
+//! DHCP (its tap has the network's MTU too) and reaches
 //! the external gateway through SNAT; an agent restarted (the cloud stopped
 //! and started) keeps the guest reachable; disassociating the floating IP
-//! cuts it (status DOWN); a port forwarding of another floating IP's port
+//! cuts it (status DOWN); the port or the router administratively down
+//! cuts it too; a port forwarding of another floating IP's port
 //! 2222 reaches the guest's SSH, and its deletion cuts it; `stratus down`
 //! leaves no namespace, bridge or dnsmasq of the cloud behind.
 //!
@@ -326,6 +329,36 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     .await;
     assert!(console.contains(&format!("STRATUS-IP eth0 {fixed}/24")), "the lease is the port's address: {console}");
 
+    // a second guest on the network: its lease comes from the running dnsmasq
+    // re-reading its hosts file (the data dir is private, 0700, as a
+    // newcomer's /root is: dnsmasq must read it as root)
+    let server2 = api
+        .post(
+            &format!("{nova}/servers"),
+            json!({"server": {"name": "vm2", "imageRef": img, "flavorRef": flavor, "key_name": "k",
+                "networks": [{"uuid": private["id"]}]}}),
+        )
+        .await;
+    let uuid2 = server2["server"]["id"].as_str().unwrap().to_string();
+    let fixed2 = eventually("vm2's port", 60, || {
+        let (api, u) = (&api, format!("{neutron}/ports?device_id={uuid2}"));
+        async move {
+            let p = api.call(reqwest::Method::GET, &u, None).await.1;
+            p["ports"][0]["fixed_ips"][0]["ip_address"].as_str().map(str::to_string)
+        }
+    })
+    .await;
+    let console2 = eventually("vm2's DHCP lease", 120, || {
+        let (api, u) = (&api, format!("{nova}/servers/{uuid2}/action"));
+        async move {
+            let v = api.call(reqwest::Method::POST, &u, Some(json!({"os-getConsoleOutput": {"length": 200}}))).await.1;
+            let out = v["output"].as_str()?.to_string();
+            out.contains("STRATUS-IP eth0").then_some(out)
+        }
+    })
+    .await;
+    assert!(console2.contains(&format!("STRATUS-IP eth0 {fixed2}/24")), "vm2's lease: {console2}");
+
     let fip = api
         .post(
             &format!("{neutron}/floatingips"),
@@ -349,6 +382,9 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     .await;
     assert_eq!(name, "vm1");
     eprintln!("server create to ssh: {:?}", t0.elapsed());
+    // east-west: vm1 reaches vm2 on their network
+    let o = ssh(&key, &fip_ip, &format!("ping -c1 -W3 {fixed2}"), 5);
+    assert!(o.status.success(), "vm1 cannot ping vm2: {}", String::from_utf8_lossy(&o.stdout));
     let o = ssh(&key, &fip_ip, "cat /sys/class/net/eth0/mtu; ip route | grep default", 5);
     let said = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(said.starts_with(&format!("{}\n", private["mtu"])), "MTU from DHCP: {said}");
@@ -409,6 +445,35 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
         async move { o.status.success().then_some(()) }
     })
     .await;
+
+    // administratively down, the guest's port passes nothing (and is DOWN);
+    // so does its router; both up again, it is reachable again
+    let port_id = port["id"].as_str().unwrap().to_string();
+    for (what, url, body) in [
+        ("port", format!("{neutron}/ports/{port_id}"), "port"),
+        ("router", format!("{neutron}/routers/{router}"), "router"),
+    ] {
+        let (s, v) = api.call(reqwest::Method::PUT, &url, Some(json!({body: {"admin_state_up": false}}))).await;
+        assert_eq!(s, 200, "{v}");
+        eventually(&format!("ssh cut with the {what} down"), 30, || {
+            let o = ssh(&key, &fip_ip, "hostname", 2);
+            async move { (!o.status.success()).then_some(()) }
+        })
+        .await;
+        if what == "port" {
+            let p = api.get(&url).await;
+            assert_eq!(p["port"]["status"], "DOWN", "{p}");
+        }
+        let (s, v) = api.call(reqwest::Method::PUT, &url, Some(json!({body: {"admin_state_up": true}}))).await;
+        assert_eq!(s, 200, "{v}");
+        eventually(&format!("ssh back with the {what} up"), 60, || {
+            let o = ssh(&key, &fip_ip, "hostname", 3);
+            async move { o.status.success().then_some(()) }
+        })
+        .await;
+    }
+    let p = api.get(&format!("{neutron}/ports/{port_id}")).await;
+    assert_eq!(p["port"]["status"], "ACTIVE", "{p}");
 
     // the agent restarted (the whole cloud): the guest stays reachable
     let mut c = guard_.up.take().unwrap();
@@ -490,8 +555,10 @@ async fn a_guest_is_reached_over_ssh_through_its_floating_ip_and_nothing_is_left
     assert_eq!(s, 204);
 
     // everything the cloud made goes with `stratus down`
-    let (s, _) = api.call(reqwest::Method::DELETE, &format!("{nova}/servers/{uuid}"), None).await;
-    assert_eq!(s, 204);
+    for id in [&uuid, &uuid2] {
+        let (s, _) = api.call(reqwest::Method::DELETE, &format!("{nova}/servers/{id}"), None).await;
+        assert_eq!(s, 204);
+    }
     let mut c = guard_.up.take().unwrap();
     let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
     let _ = c.wait();
