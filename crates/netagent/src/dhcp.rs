@@ -20,6 +20,8 @@ pub const METADATA_IP: &str = "169.254.169.254";
 pub struct Dnsmasq {
     pub dir: PathBuf,
     process: Supervised,
+    /// The host file's lines as last written.
+    hosts: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The files of a network's dnsmasq under `dir`.
@@ -182,17 +184,31 @@ impl Dnsmasq {
         let mut argv = vec![binary.to_string()];
         argv.extend(arguments(info, &dir, iface));
         let process = Supervised::start("dnsmasq", ns, argv, dir.join("log"), dir.join("pid"));
-        Ok(Dnsmasq { dir, process })
+        let hosts = std::sync::Mutex::new(hosts(info).lines().map(str::to_string).collect());
+        Ok(Dnsmasq { dir, process, hosts })
     }
 
-    /// New ports or options: rewrite the files, SIGHUP (no restart).
+    /// New ports or options: rewrite the files, then SIGHUP (dnsmasq
+    /// rereads them). A lease that went (a port deleted or changed) or a
+    /// port's tag restarts dnsmasq instead:
+    /// - its leases live in memory (`--leasefile-ro`) and a SIGHUP keeps
+    ///   them: a deleted port's address, handed to a new port, would stay
+    ///   leased to the old MAC for a day ("not using configured address");
+    ///   Neutron runs `dhcp_release` for it, a fresh process forgets it;
+    /// - dnsmasq 2.90 aborts (or crashes in libc) re-reading a hosts file
+    ///   with `set:` tags while it serves leases (reproduced in a test).
     pub async fn reload(&self, info: &NetworkInfo, dhcp: Option<&NetworkPort>) -> anyhow::Result<()> {
         write_files(&self.dir, info, dhcp).await?;
-        if info.ports.iter().any(|p| !p.extra_dhcp_opts.is_empty()) {
-            // dnsmasq 2.90 aborts (or crashes in libc) re-reading a hosts
-            // file with `set:` tags while it serves leases (reproduced: a
-            // few SIGHUPs under a stream of requests); the per-port tags of
-            // extra options are read by a fresh process instead
+        let now: std::collections::BTreeSet<String> = hosts(info).lines().map(str::to_string).collect();
+        let gone = match self.hosts.lock() {
+            Ok(mut h) => {
+                let gone = !h.is_subset(&now);
+                *h = now;
+                gone
+            }
+            Err(_) => true,
+        };
+        if gone || info.ports.iter().any(|p| !p.extra_dhcp_opts.is_empty()) {
             self.process.restart();
         } else {
             self.process.signal(rustix::process::Signal::HUP);

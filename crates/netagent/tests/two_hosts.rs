@@ -22,7 +22,8 @@
 //!   configures exactly the port's address by SLAAC and reaches the router;
 //!   the router's removal stops radvd.
 //! - dnsmasq keeps serving (the same process) while its hosts file is
-//!   reloaded again and again under a stream of DHCP requests.
+//!   reloaded again and again under a stream of DHCP requests; a deleted
+//!   port's address goes to the next port that gets it, with its MAC.
 //! - A router's new address is announced by gratuitous ARP: a neighbour
 //!   that accepts them learns it unasked.
 //! - An agent restarted keeps the guests connected, and removes what was
@@ -899,14 +900,41 @@ async fn dnsmasq_keeps_serving_while_its_hosts_are_reloaded_under_load() {
         }
         leases
     });
-    // meanwhile ports come and go (the hosts file rewritten, dnsmasq told)
+    // meanwhile ports come (the hosts file rewritten, dnsmasq told by SIGHUP)
     for k in 0..80u8 {
-        info.ports = (1..=1 + k % 5).map(port).chain(std::iter::once(dhcp.clone())).collect();
+        info.ports = (1..=2 + k).map(port).chain(std::iter::once(dhcp.clone())).collect();
         d.reload(&info, Some(&dhcp)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let leases = tokio::task::spawn_blocking(move || asking.join().unwrap()).await.unwrap();
     assert!(leases > 10, "only {leases} leases while reloading");
     assert_eq!(dnsmasq_in(&dir, &srv), Some(pid), "dnsmasq died (and was restarted) while reloading under load");
+
+    // a port goes and its address comes back with another MAC: dnsmasq is
+    // restarted (a SIGHUP would keep the old lease), and the new port's
+    // guest gets the address
+    let mut moved = port(1);
+    moved.id = "p1b".into();
+    moved.mac_address = "fa:16:3e:00:01:01".into();
+    info.ports = vec![moved, dhcp.clone()];
+    d.reload(&info, Some(&dhcp)).await.unwrap();
+    eventually("a new dnsmasq", 10, || dnsmasq_in(&dir, &srv).is_some_and(|p| p != pid)).await;
+    must(&["ip", "-n", &cli, "link", "set", "eth0", "address", "fa:16:3e:00:01:01"]);
+    let client = stratus_netagent::kernel::run_in_namespace(&cli, || -> std::io::Result<std::net::UdpSocket> {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+        s.set_broadcast(true)?;
+        s.set_reuse_address(true)?;
+        s.bind_device(Some(b"eth0"))?;
+        s.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], 68)).into())?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        Ok(s.into())
+    })
+    .unwrap()
+    .unwrap();
+    let got =
+        tokio::task::spawn_blocking(move || (0..20).find_map(|_| dhcp_lease(&client, [0xfa, 0x16, 0x3e, 0, 1, 1])))
+            .await
+            .unwrap();
+    assert_eq!(got, Some("198.18.142.11".parse().unwrap()), "the address of a deleted port, to its new owner");
     d.stop().await;
 }
