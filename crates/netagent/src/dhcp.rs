@@ -49,6 +49,11 @@ pub fn hosts(info: &NetworkInfo) -> String {
         }
         for ip in &p.fixed_ips {
             let Some(s) = info.subnets.iter().find(|s| s.id == ip.subnet_id && s.enable_dhcp) else { continue };
+            // as Neutron: dnsmasq hands out IPv6 addresses only in stateful
+            // mode (SLAAC and stateless addresses come from the prefix)
+            if s.ip_version == 6 && s.ipv6_address_mode != "dhcpv6-stateful" {
+                continue;
+            }
             let name = format!("host-{}", ip.ip_address.replace(['.', ':'], "-"));
             let addr = if s.ip_version == 6 { format!("[{}]", ip.ip_address) } else { ip.ip_address.clone() };
             // the port's tag only where its extra options need it: dnsmasq
@@ -349,5 +354,11 @@ mod tests {
             "SLAAC needs no DHCPv6; the router (radvd) advertises"
         );
         assert!(!a.iter().any(|x| x.contains("ra-") || x.contains("enable-ra")), "{a:?}");
+        // the port's SLAAC or stateless address is not dnsmasq's to give
+        i.ports[0].fixed_ips.push(FixedIp { subnet_id: "s6a".into(), ip_address: "2001:db8:a::5".into() });
+        i.ports[0].fixed_ips.push(FixedIp { subnet_id: "s6b".into(), ip_address: "2001:db8:b::5".into() });
+        assert!(!hosts(&i).contains("2001:"), "{}", hosts(&i));
+        i.subnets[2].ipv6_address_mode = "dhcpv6-stateful".into();
+        assert!(hosts(&i).contains("[2001:db8:b::5]"), "{}", hosts(&i));
     }
 }
